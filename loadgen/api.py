@@ -1,0 +1,82 @@
+"""Facts of the SageMaker InvokeEndpoint API that the loader, the mock and both transports share.
+
+Limits and patterns follow botocore's sagemaker-runtime service model.
+"""
+
+from __future__ import annotations
+
+import re
+
+SIGNING_NAME = "sagemaker"
+SERVICE = "sagemaker-runtime"
+
+H_CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+H_TARGET_VARIANT = "X-Amzn-SageMaker-Target-Variant"
+H_TARGET_MODEL = "X-Amzn-SageMaker-Target-Model"
+H_TARGET_CONTAINER = "X-Amzn-SageMaker-Target-Container-Hostname"
+H_INFERENCE_COMPONENT = "X-Amzn-SageMaker-Inference-Component"
+H_INFERENCE_ID = "X-Amzn-SageMaker-Inference-Id"
+H_INVOKED_VARIANT = "X-Amzn-Invoked-Production-Variant"
+H_ERROR_TYPE = "x-amzn-ErrorType"
+
+MAX_CUSTOM_ATTRIBUTES = 1024
+MAX_BODY_BYTES = 6 * 1024 * 1024
+
+ENDPOINT_NAME_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
+INFERENCE_COMPONENT_RE = re.compile(r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?")
+MAX_NAME = 63
+
+# Error codes and the HTTP status AWS sends them with.
+ERROR_STATUS = {
+    "ValidationError": 400,
+    "ThrottlingException": 400,
+    "InvalidSignatureException": 403,
+    "ModelError": 424,
+    "ModelNotReadyException": 429,
+    "InternalFailure": 500,
+    "ServiceUnavailable": 503,
+    "InternalDependencyException": 530,
+}
+
+# Outcome classes for failures that never produced an AWS error code.
+TIMEOUT = "Timeout"
+CONNECTION_ERROR = "ConnectionError"
+PROTOCOL_ERROR = "ProtocolError"
+
+
+def invocation_path(endpoint_name: str) -> str:
+    return f"/endpoints/{endpoint_name}/invocations"
+
+
+def name_problem(value: str, pattern: re.Pattern[str] = ENDPOINT_NAME_RE) -> str | None:
+    """Why `value` is not a valid endpoint/variant/container name, or None."""
+    if not value:
+        return "must not be empty"
+    if len(value) > MAX_NAME:
+        return f"must be at most {MAX_NAME} characters (got {len(value)})"
+    if not pattern.fullmatch(value):
+        return (
+            "must be letters, digits and single hyphens, starting and ending with a letter or digit"
+        )
+    return None
+
+
+def custom_attributes_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as CustomAttributes, or None.
+
+    The API takes at most 1024 visible US-ASCII characters (RFC 7230 field-value: space allowed).
+    """
+    if len(value) > MAX_CUSTOM_ATTRIBUTES:
+        return f"must be at most {MAX_CUSTOM_ATTRIBUTES} characters (got {len(value)})"
+    for index, char in enumerate(value):
+        if not " " <= char <= "~":
+            return f"character {index} ({char!r}) is not visible US-ASCII"
+    return None
+
+
+def error_code_from(header_value: str | None, body_code: str | None) -> str | None:
+    """The AWS error code as botocore derives it: the header first, then the body; text after ':' stripped."""
+    raw = header_value or body_code
+    if not raw:
+        return None
+    return raw.split(":", 1)[0].strip() or None

@@ -1,0 +1,81 @@
+"""Trace IDs and the check that the endpoint echoed the right one back."""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+from dataclasses import dataclass
+
+TRACE_ID_PLACEHOLDER = "{trace_id}"
+# run (8 hex) - worker (3 hex) - counter (12 hex): fixed width, so no ID is a prefix of another
+# and "contains" can never match trace 1 inside trace 10.
+TRACE_ID_LENGTH = 8 + 1 + 3 + 1 + 12
+MAX_SAMPLES = 10
+
+
+def new_run_id() -> str:
+    """Eight random hex digits: trace IDs of different runs never collide."""
+    return os.urandom(4).hex()
+
+
+class TraceIds:
+    """Unique trace IDs from a counter: unique across runs (run id) and processes (worker)."""
+
+    __slots__ = ("_prefix", "_counter")
+
+    def __init__(self, run_id: str, worker: int = 0) -> None:
+        if len(run_id) != 8 or not 0 <= worker < 0x1000:
+            raise ValueError("run_id must be 8 characters and worker < 4096")
+        self._prefix = f"{run_id}-{worker:03x}-"
+        self._counter = 0
+
+    def next(self) -> str:
+        self._counter += 1
+        return f"{self._prefix}{self._counter:012x}"
+
+
+def sample_trace_id() -> str:
+    return "00000000-000-000000000000"
+
+
+class Echo(enum.Enum):
+    MATCHED = "matched"
+    MISMATCHED = "mismatched"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class MismatchSample:
+    trace_id: str
+    sent: str
+    received: str
+
+
+class Correlator:
+    """Classifies one echoed CustomAttributes value against what was sent.
+
+    exact: the echo equals the sent CustomAttributes; contains: the echo contains the trace ID;
+    regex:<p>: group 1 of the first match equals the trace ID.
+    """
+
+    __slots__ = ("mode", "_regex")
+
+    def __init__(self, mode: str) -> None:
+        self.mode = "regex" if mode.startswith("regex:") else mode
+        self._regex = re.compile(mode[6:]) if self.mode == "regex" else None
+        if self.mode not in ("exact", "contains", "regex"):
+            raise ValueError(f"unknown correlation mode {mode!r}")
+
+    def check(self, trace_id: str, sent: str, echoed: str | None) -> Echo:
+        if not echoed:
+            return Echo.MISSING
+        if self.mode == "contains":
+            ok = trace_id in echoed
+        elif self.mode == "exact":
+            ok = echoed == sent
+        else:
+            assert self._regex is not None
+            match = self._regex.search(echoed)
+            ok = match is not None and match.group(1) == trace_id
+        return Echo.MATCHED if ok else Echo.MISMATCHED

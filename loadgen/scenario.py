@@ -1,0 +1,375 @@
+"""Scenario files: YAML -> typed, validated models. Every problem is reported with its field path."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from loadgen import api
+from loadgen.correlate import TRACE_ID_PLACEHOLDER, sample_trace_id
+from loadgen.durations import parse_duration
+from loadgen.errors import ScenarioError
+from loadgen.mock.config import MockConfig
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+PositiveSeconds = Annotated[Seconds, Field(gt=0)]
+
+
+def _name(pattern: re.Pattern[str]) -> Any:
+    def check(value: str) -> str:
+        problem = api.name_problem(value, pattern)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+EndpointName = Annotated[str, _name(api.ENDPOINT_NAME_RE)]
+ComponentName = Annotated[str, _name(api.INFERENCE_COMPONENT_RE)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EndpointConfig(Strict):
+    name: EndpointName
+    target_variant: EndpointName | None = None
+    target_model: (
+        Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^\S[ -~]*$")] | None
+    ) = None
+    target_container_hostname: EndpointName | None = None
+    inference_component: ComponentName | None = None
+
+    @property
+    def label(self) -> str:
+        """Results key: the endpoint name, or name/variant when a variant is targeted."""
+        suffix = self.target_variant or self.inference_component
+        return f"{self.name}/{suffix}" if suffix else self.name
+
+
+class RequestConfig(Strict):
+    content_type: str = "application/json"
+    accept: str | None = "application/json"
+    body: str | None = None
+    body_file: Path | None = None
+    dataset: Path | None = None
+    custom_attributes: str = TRACE_ID_PLACEHOLDER
+
+    @model_validator(mode="after")
+    def _one_body_source(self) -> RequestConfig:
+        given = [k for k in ("body", "body_file", "dataset") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of body, body_file, dataset (got {len(given)})")
+        return self
+
+    @field_validator("custom_attributes")
+    @classmethod
+    def _renders_within_limits(cls, value: str) -> str:
+        if TRACE_ID_PLACEHOLDER not in value:
+            raise ValueError(f"must contain {TRACE_ID_PLACEHOLDER}")
+        problem = api.custom_attributes_problem(
+            value.replace(TRACE_ID_PLACEHOLDER, sample_trace_id())
+        )
+        if problem:
+            raise ValueError(f"rendered value {problem}")
+        return value
+
+
+def _check_correlation(value: str) -> str:
+    if value in ("exact", "contains"):
+        return value
+    if value.startswith("regex:"):
+        try:
+            groups = re.compile(value[6:]).groups
+        except re.error as exc:
+            raise ValueError(f"invalid regex: {exc}") from None
+        if groups != 1:
+            raise ValueError(
+                f"regex must have exactly one group capturing the trace ID (has {groups})"
+            )
+        return value
+    raise ValueError("must be exact, contains or regex:<pattern>")
+
+
+class LoadBase(Strict):
+    timeout: PositiveSeconds = 10.0
+    connect_timeout: PositiveSeconds = 5.0
+
+
+class FixedLength(LoadBase):
+    duration: PositiveSeconds | None = None
+    requests: Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _duration_or_requests(self) -> FixedLength:
+        if self.duration is None and self.requests is None:
+            raise ValueError("give duration or requests")
+        return self
+
+
+class ConstantConcurrency(FixedLength):
+    """Closed loop: N callers, each starts its next request when the last one ends."""
+
+    executor: Literal["constant-concurrency"]
+    concurrency: Annotated[int, Field(gt=0)]
+
+    @property
+    def max_connections(self) -> int:
+        return self.concurrency
+
+
+class ConstantArrivalRate(FixedLength):
+    """Open loop: requests start at a fixed rate whatever the endpoint does."""
+
+    executor: Literal["constant-arrival-rate"]
+    rate: Annotated[float, Field(gt=0)]
+    max_in_flight: Annotated[int, Field(gt=0)] = 256
+
+    @property
+    def max_connections(self) -> int:
+        return self.max_in_flight
+
+
+class Stage(Strict):
+    duration: PositiveSeconds
+    target: Annotated[float, Field(ge=0)]
+
+
+class RampingArrivalRate(LoadBase):
+    """Open loop: the rate moves linearly from stage to stage."""
+
+    executor: Literal["ramping-arrival-rate"]
+    start_rate: Annotated[float, Field(ge=0)] = 0.0
+    stages: Annotated[list[Stage], Field(min_length=1)]
+    max_in_flight: Annotated[int, Field(gt=0)] = 256
+
+    @property
+    def duration(self) -> float:
+        return sum(stage.duration for stage in self.stages)
+
+    @property
+    def requests(self) -> None:
+        return None
+
+    @property
+    def max_connections(self) -> int:
+        return self.max_in_flight
+
+    @model_validator(mode="after")
+    def _some_traffic(self) -> RampingArrivalRate:
+        if self.start_rate == 0 and all(stage.target == 0 for stage in self.stages):
+            raise ValueError("every stage has target 0: nothing would be sent")
+        return self
+
+
+LoadConfig = Annotated[
+    ConstantConcurrency | ConstantArrivalRate | RampingArrivalRate,
+    Field(discriminator="executor"),
+]
+EXECUTORS = ("constant-concurrency", "constant-arrival-rate", "ramping-arrival-rate")
+
+PercentileKey = Literal["p50", "p90", "p95", "p99", "p999", "max", "mean"]
+PositiveMs = Annotated[float, Field(gt=0)]
+
+
+class Thresholds(Strict):
+    latency_ms: dict[PercentileKey, PositiveMs] = {}
+    service_time_ms: dict[PercentileKey, PositiveMs] = {}
+    error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
+
+
+class Scenario(Strict):
+    name: Annotated[
+        str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    ]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] = "us-east-1"
+    endpoint_url: str | None = None
+    transport: Literal["botocore"] = "botocore"
+    endpoints: Annotated[list[EndpointConfig], Field(min_length=1)]
+    request: RequestConfig
+    correlation: Annotated[str, AfterValidator(_check_correlation)] = "contains"
+    load: LoadConfig
+    thresholds: Thresholds = Thresholds()
+    mock: MockConfig = MockConfig()
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _mock_or_http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "mock" or re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            return value
+        raise ValueError('must be "mock" or an http(s):// URL')
+
+    @field_validator("endpoints")
+    @classmethod
+    def _unique_labels(cls, endpoints: list[EndpointConfig]) -> list[EndpointConfig]:
+        labels = [endpoint.label for endpoint in endpoints]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate endpoint {', '.join(duplicates)}")
+        return endpoints
+
+    @property
+    def uses_mock(self) -> bool:
+        return self.endpoint_url == "mock"
+
+
+# --- loading --------------------------------------------------------------------------------
+
+# Command-line overrides: flag -> path in the scenario.
+OVERRIDE_PATHS: dict[str, tuple[str, ...]] = {
+    "--endpoint-url": ("endpoint_url",),
+    "--transport": ("transport",),
+    "--duration": ("load", "duration"),
+    "--requests": ("load", "requests"),
+    "--rate": ("load", "rate"),
+    "--concurrency": ("load", "concurrency"),
+}
+
+_MESSAGES = {
+    "missing": "field required",
+    "extra_forbidden": "unknown field",
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than_equal": "must be <= {le}",
+    "too_short": "must have at least {min_length} item(s)",
+    "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
+    "literal_error": "must be one of {expected}",
+    "union_tag_invalid": "must be one of {expected_tags}",
+    "union_tag_not_found": "field required (one of " + ", ".join(EXECUTORS) + ")",
+    "string_pattern_mismatch": "does not match {pattern}",
+}
+
+
+def load_scenario(
+    path: str | os.PathLike[str], overrides: Mapping[str, object] | None = None
+) -> Scenario:
+    """Read, override and validate a scenario file; ScenarioError lists every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not UTF-8 text") from None
+    raw = parse_yaml(text, str(path))
+    return scenario_from_dict(raw, overrides, base_dir=path.parent, source=str(path))
+
+
+def parse_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        raise ScenarioError(
+            f"{source}: YAML syntax error at {where}: {exc.problem or exc}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{source}: YAML error: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ScenarioError(
+            f"{source}: must be a mapping of scenario fields, got {type(raw).__name__}"
+        )
+    return raw
+
+
+def scenario_from_dict(
+    raw: dict[str, Any],
+    overrides: Mapping[str, object] | None = None,
+    base_dir: Path = Path("."),
+    source: str = "scenario",
+) -> Scenario:
+    data = _apply_overrides(raw, overrides or {})
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_format_errors(exc, overrides or {})) from None
+    return _resolve_files(scenario, base_dir)
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, object]) -> dict[str, Any]:
+    data = dict(raw)
+    for flag, value in overrides.items():
+        if value is None:
+            continue
+        *parents, leaf = OVERRIDE_PATHS[flag]
+        node = data
+        for key in parents:
+            child = node.get(key)
+            node[key] = dict(child) if isinstance(child, dict) else {}
+            node = node[key]
+        node[leaf] = value
+        if leaf in ("duration", "requests"):  # one length replaces the other
+            node.pop("requests" if leaf == "duration" else "duration", None)
+    return data
+
+
+def _format_errors(exc: ValidationError, overrides: Mapping[str, object]) -> list[str]:
+    flags = {OVERRIDE_PATHS[f]: f for f, v in overrides.items() if v is not None}
+    problems = []
+    for error in exc.errors():
+        loc = tuple(part for part in error["loc"] if part not in EXECUTORS)
+        if error["type"].startswith("union_tag"):
+            loc += (str(error["ctx"]["discriminator"]).strip("'"),)
+        path = _format_loc(loc)
+        ctx = {k: _plain(v) for k, v in (error.get("ctx") or {}).items()}
+        try:
+            message = _MESSAGES[error["type"]].format(**ctx)
+        except KeyError:  # no template, or pydantic gave other context: its own words
+            message = error["msg"].removeprefix("Value error, ")
+        flag = flags.get(tuple(str(p) for p in loc))
+        where = f"{flag} ({path})" if flag else (path or "scenario")
+        problems.append(f"{where}: {message}")
+    return sorted(dict.fromkeys(problems), key=problems.index)
+
+
+def _plain(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _resolve_files(scenario: Scenario, base_dir: Path) -> Scenario:
+    """Body files are relative to the scenario file; a missing one is an error before any request."""
+    request = scenario.request
+    updates: dict[str, Path] = {}
+    problems = []
+    for key in ("body_file", "dataset"):
+        given: Path | None = getattr(request, key)
+        if given is None:
+            continue
+        resolved = given if given.is_absolute() else base_dir / given
+        if not resolved.is_file():
+            problems.append(f"request.{key}: file not found: {resolved}")
+        updates[key] = resolved
+    if problems:
+        raise ScenarioError(problems)
+    if not updates:
+        return scenario
+    return scenario.model_copy(update={"request": request.model_copy(update=updates)})

@@ -1,0 +1,75 @@
+"""The transport contract: one Request in, one Outcome out, endpoint faults never raised."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from loadgen import api
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One configured endpoint: everything its requests share, built once per run."""
+
+    label: str  # results key: endpoint name, or name/variant
+    endpoint_name: str
+    content_type: str = "application/json"
+    accept: str | None = None
+    target_variant: str | None = None
+    target_model: str | None = None
+    target_container_hostname: str | None = None
+    inference_component: str | None = None
+
+    def optional_headers(self) -> dict[str, str]:
+        """The X-Amzn-SageMaker-* routing headers this target sends."""
+        pairs = (
+            (api.H_TARGET_VARIANT, self.target_variant),
+            (api.H_TARGET_MODEL, self.target_model),
+            (api.H_TARGET_CONTAINER, self.target_container_hostname),
+            (api.H_INFERENCE_COMPONENT, self.inference_component),
+        )
+        return {name: value for name, value in pairs if value is not None}
+
+
+@dataclass(slots=True)
+class Request:
+    target: Target
+    body: bytes
+    trace_id: str
+    custom_attributes: str  # rendered, contains trace_id
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one call produced. `error` is None on success, else an AWS code or api.TIMEOUT etc."""
+
+    status: int = 0  # HTTP status; 0 when no response arrived
+    error: str | None = None
+    variant: str | None = None  # X-Amzn-Invoked-Production-Variant
+    echoed: str | None = None  # X-Amzn-SageMaker-Custom-Attributes of the response
+    original_status: int | None = None  # ModelError's OriginalStatusCode
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def error_for_status(status: int, code: str | None) -> str:
+    """The error key for an HTTP error response: its AWS code, else HTTP<status>."""
+    return code or f"HTTP{status}"
+
+
+class Transport(abc.ABC):
+    """Sends InvokeEndpoint calls. `invoke` returns an Outcome for every endpoint fault."""
+
+    name: str
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Open pools or clients; called once before the first invoke."""
+
+    @abc.abstractmethod
+    async def invoke(self, request: Request) -> Outcome: ...
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; called once after the last invoke."""
