@@ -1,0 +1,108 @@
+"""The Engine: issues one request, times it, correlates the echo and records it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from loadgen.correlate import Correlator, Echo, MismatchSample
+from loadgen.engine.requests import RequestFactory
+from loadgen.metrics import Recorder
+from loadgen.transport.base import Outcome, Transport
+
+LATE_NS = 1_000_000  # a start more than 1 ms after its intended time counts as late
+
+CLIENT_FAILURE = "ClientFailure"
+
+Clock = Callable[[], int]
+
+
+class Engine:
+    """Runs requests as tasks and keeps them in one set, so a stop can drain or cancel them."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        factory: RequestFactory,
+        correlator: Correlator,
+        recorder: Recorder,
+        max_in_flight: int,
+        clock: Clock = time.monotonic_ns,
+    ) -> None:
+        self.transport = transport
+        self.factory = factory
+        self.correlator = correlator
+        self.recorder = recorder
+        self.clock = clock
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.interrupted = 0  # requests cancelled at the end of a stop's grace period
+        self.slots = asyncio.Semaphore(max_in_flight)
+        self.client_failure: str | None = None  # first unexpected transport exception
+        self.remaining: int | None = (
+            None  # requests left to start, when the run is bounded by count
+        )
+
+    def claim(self) -> bool:
+        """Take one request from the run's budget; False once it is spent."""
+        if self.remaining is None:
+            return True
+        if self.remaining <= 0:
+            return False
+        self.remaining -= 1
+        return True
+
+    async def start(self, intended_ns: int) -> asyncio.Task[None]:
+        """Wait for a free slot (the wait counts in latency), then run one request as a task."""
+        await self.slots.acquire()
+        task = asyncio.get_running_loop().create_task(self.issue(intended_ns))
+        self.in_flight.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.slots.release()
+
+    async def issue(self, intended_ns: int) -> None:
+        request = self.factory.next()
+        clock = self.clock
+        sent_ns = clock()
+        try:
+            outcome = await self.transport.invoke(request)
+        except Exception as exc:  # a transport bug: counted, shown once at the end, never fatal
+            outcome = Outcome(error=CLIENT_FAILURE)
+            self.client_failure = self.client_failure or f"{type(exc).__name__}: {exc}"
+        done_ns = clock()
+        echo = None
+        if outcome.error is None:
+            echo = self.correlator.check(
+                request.trace_id, request.custom_attributes, outcome.echoed
+            )
+        label = request.target.label
+        self.recorder.record(
+            label,
+            outcome,
+            echo,
+            (done_ns - intended_ns) // 1000,
+            (done_ns - sent_ns) // 1000,
+            sent_ns - intended_ns > LATE_NS,
+            request.trace_id,
+            done_ns,
+        )
+        if echo is Echo.MISMATCHED:
+            sample = MismatchSample(
+                request.trace_id, request.custom_attributes, outcome.echoed or ""
+            )
+            self.recorder.add_mismatch(label, outcome.variant, sample)
+
+    async def drain(self, grace_s: float) -> None:
+        """Let in-flight requests finish for up to `grace_s`, then cancel the rest."""
+        if self.in_flight:
+            await asyncio.wait(set(self.in_flight), timeout=grace_s)
+        leftovers = set(self.in_flight)
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.gather(*leftovers, return_exceptions=True)
+        self.interrupted += len(leftovers)

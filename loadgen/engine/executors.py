@@ -1,0 +1,107 @@
+"""Executors decide when each request starts: one small class per load model.
+
+Cancelling `run` stops new starts only; requests already started live on in the Engine,
+which the runner drains.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Iterator
+from typing import ClassVar
+
+from loadgen.engine.core import Engine
+from loadgen.engine.schedule import constant_offsets, ramping_offsets, take_share
+from loadgen.scenario import ConstantArrivalRate, ConstantConcurrency, RampingArrivalRate
+
+NS_PER_S = 1_000_000_000
+
+
+class Executor(abc.ABC):
+    registry: ClassVar[dict[str, type[Executor]]] = {}
+    name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            Executor.registry[cls.name] = cls
+
+    def __init__(self, share: int = 0, shares: int = 1) -> None:
+        """This process runs `share` of `shares` equal parts of the load (worker processes)."""
+        self.share = share
+        self.shares = shares
+
+    @abc.abstractmethod
+    async def run(self, engine: Engine, start_ns: int) -> None: ...
+
+
+class OpenLoop(Executor):
+    """Starts requests at scheduled times whatever the endpoint does; latency counts from then."""
+
+    @abc.abstractmethod
+    def offsets(self) -> Iterator[float]: ...
+
+    async def run(self, engine: Engine, start_ns: int) -> None:
+        clock = engine.clock
+        for offset in take_share(self.offsets(), self.share, self.shares):
+            intended_ns = start_ns + int(offset * NS_PER_S)
+            delay_ns = intended_ns - clock()
+            if delay_ns > 0:
+                await asyncio.sleep(delay_ns / NS_PER_S)
+            await engine.start(intended_ns)
+
+
+class ConstantArrivalRateExecutor(OpenLoop):
+    name = "constant-arrival-rate"
+
+    def __init__(self, config: ConstantArrivalRate, share: int = 0, shares: int = 1) -> None:
+        super().__init__(share, shares)
+        self.config = config
+
+    def offsets(self) -> Iterator[float]:
+        return constant_offsets(self.config.rate, self.config.duration, self.config.requests)
+
+
+class RampingArrivalRateExecutor(OpenLoop):
+    name = "ramping-arrival-rate"
+
+    def __init__(self, config: RampingArrivalRate, share: int = 0, shares: int = 1) -> None:
+        super().__init__(share, shares)
+        self.config = config
+
+    def offsets(self) -> Iterator[float]:
+        stages = [(stage.duration, stage.target) for stage in self.config.stages]
+        return ramping_offsets(self.config.start_rate, stages)
+
+
+class ConstantConcurrencyExecutor(Executor):
+    """Closed loop: each of N callers starts its next request when its last one ends."""
+
+    name = "constant-concurrency"
+
+    def __init__(self, config: ConstantConcurrency, share: int = 0, shares: int = 1) -> None:
+        super().__init__(share, shares)
+        self.config = config
+
+    def callers(self) -> int:
+        base, extra = divmod(self.config.concurrency, self.shares)
+        return base + (1 if self.share < extra else 0)
+
+    async def run(self, engine: Engine, start_ns: int) -> None:
+        config = self.config
+        if config.requests is not None:
+            base, extra = divmod(config.requests, self.shares)
+            engine.remaining = base + (1 if self.share < extra else 0)
+        end_ns = None if config.duration is None else start_ns + int(config.duration * NS_PER_S)
+        await asyncio.gather(*(self._caller(engine, end_ns) for _ in range(self.callers())))
+
+    @staticmethod
+    async def _caller(engine: Engine, end_ns: int | None) -> None:
+        clock = engine.clock
+        while engine.claim():
+            now = clock()
+            if end_ns is not None and now >= end_ns:
+                return
+            # shield: cancelling the executor stops new starts, not the request under way
+            await asyncio.shield(await engine.start(now))

@@ -1,0 +1,87 @@
+"""RequestFactory: the next request's target, body, trace ID and CustomAttributes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loadgen import api
+from loadgen.correlate import TRACE_ID_PLACEHOLDER, TraceIds
+from loadgen.errors import ScenarioError
+from loadgen.scenario import Scenario
+from loadgen.transport.base import Request, Target
+
+
+def targets_of(scenario: Scenario) -> list[Target]:
+    request = scenario.request
+    return [
+        Target(
+            label=endpoint.label,
+            endpoint_name=endpoint.name,
+            content_type=request.content_type,
+            accept=request.accept,
+            target_variant=endpoint.target_variant,
+            target_model=endpoint.target_model,
+            target_container_hostname=endpoint.target_container_hostname,
+            inference_component=endpoint.inference_component,
+        )
+        for endpoint in scenario.endpoints
+    ]
+
+
+def load_bodies(scenario: Scenario) -> list[bytes]:
+    """All bodies the run sends, read before it starts; each checked against the 6 MiB limit."""
+    request = scenario.request
+    if request.body is not None:
+        bodies = [request.body.encode("utf-8")]
+        source = "request.body"
+    elif request.body_file is not None:
+        bodies = [_read(request.body_file, "request.body_file")]
+        source = "request.body_file"
+    else:
+        assert request.dataset is not None
+        lines = _read(request.dataset, "request.dataset").splitlines()
+        bodies = [line for line in lines if line.strip()]
+        source = "request.dataset"
+        if not bodies:
+            raise ScenarioError(f"{source}: {request.dataset} has no non-empty lines")
+    for number, body in enumerate(bodies, 1):
+        if len(body) > api.MAX_BODY_BYTES:
+            where = f" line {number}" if request.dataset is not None else ""
+            raise ScenarioError(
+                f"{source}{where}: body is {len(body)} bytes, the API allows at most {api.MAX_BODY_BYTES}"
+            )
+    return bodies
+
+
+def _read(path: Path, field: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"{field}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+class RequestFactory:
+    """Round-robins targets and bodies, so several endpoints see the same interleaved traffic."""
+
+    __slots__ = ("targets", "_bodies", "_trace_ids", "_template", "_count")
+
+    def __init__(
+        self, targets: list[Target], bodies: list[bytes], template: str, trace_ids: TraceIds
+    ) -> None:
+        self.targets = targets
+        self._bodies = bodies
+        self._trace_ids = trace_ids
+        self._template = template
+        self._count = 0
+
+    def next(self) -> Request:
+        count = self._count
+        self._count = count + 1
+        trace_id = self._trace_ids.next()
+        rounds, target_index = divmod(count, len(self.targets))
+        return Request(
+            target=self.targets[target_index],
+            body=self._bodies[rounds % len(self._bodies)],  # each body goes to every target in turn
+            trace_id=trace_id,
+            custom_attributes=self._template.replace(TRACE_ID_PLACEHOLDER, trace_id),
+        )

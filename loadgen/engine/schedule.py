@@ -1,0 +1,69 @@
+"""When each open-loop request should start, as offsets in seconds from the run's start.
+
+Offsets come from arithmetic on the request's index, never from chained sleeps, so the
+schedule cannot drift however late the tester runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+
+def constant_offsets(rate: float, duration: float | None, requests: int | None) -> Iterator[float]:
+    """Request i starts at i / rate; stops before `duration` or after `requests`."""
+    index = 0
+    while requests is None or index < requests:
+        offset = index / rate
+        if duration is not None and offset >= duration:
+            return
+        yield offset
+        index += 1
+
+
+@dataclass(frozen=True, slots=True)
+class Ramp:
+    """The rate moves linearly from `start` to `end` requests/s over `duration` seconds."""
+
+    start: float
+    end: float
+    duration: float
+
+    @property
+    def count(self) -> float:
+        return (self.start + self.end) / 2 * self.duration
+
+    def time_of(self, n: float) -> float:
+        """Seconds into the ramp at which `n` requests (n <= count) have been due."""
+        slope = (self.end - self.start) / self.duration
+        if abs(slope) < 1e-12:
+            return n / self.start
+        # start*t + slope/2 * t^2 = n; the root in [0, duration]
+        discriminant = max(self.start * self.start + 2 * slope * n, 0.0)
+        return (math.sqrt(discriminant) - self.start) / slope
+
+
+def ramping_offsets(start_rate: float, stages: Sequence[tuple[float, float]]) -> Iterator[float]:
+    """Piecewise-linear rate: (duration, target) stages; request i starts when i requests are due."""
+    ramps = []
+    rate = start_rate
+    for duration, target in stages:
+        ramps.append(Ramp(rate, target, duration))
+        rate = target
+    index = 0
+    due_before = 0.0  # requests due before the current ramp
+    elapsed = 0.0
+    for ramp in ramps:
+        while index < due_before + ramp.count - 1e-9:
+            yield elapsed + min(ramp.time_of(index - due_before), ramp.duration)
+            index += 1
+        due_before += ramp.count
+        elapsed += ramp.duration
+
+
+def take_share(offsets: Iterator[float], share: int, shares: int) -> Iterator[float]:
+    """Every `shares`-th offset starting at `share`: how workers split one schedule exactly."""
+    for index, offset in enumerate(offsets):
+        if index % shares == share:
+            yield offset

@@ -1,0 +1,138 @@
+"""The reference transport: aiobotocore's sagemaker-runtime client, as users' own code calls it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore import exceptions as boto
+
+from loadgen import api
+from loadgen.errors import CannotRunError
+from loadgen.transport.base import Outcome, Request, Target, Transport, error_for_status
+
+PLACEHOLDER_KEYS = ("loadgen-mock", "loadgen-mock-secret")
+
+_TIMEOUTS = (boto.ReadTimeoutError, boto.ConnectTimeoutError, asyncio.TimeoutError)
+_CONNECTION_FAULTS = (
+    boto.ConnectionError,
+    boto.HTTPClientError,
+    aiohttp.ClientError,
+    ConnectionError,
+    OSError,
+)
+
+
+class BotocoreTransport(Transport):
+    name = "botocore"
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None,
+        region: str,
+        max_connections: int,
+        connect_timeout: float,
+        read_timeout: float,
+        verify: bool | str = True,
+        allow_placeholder_credentials: bool = False,
+    ) -> None:
+        self._endpoint_url = endpoint_url
+        self._region = region
+        self._verify = verify
+        self._allow_placeholder = allow_placeholder_credentials
+        self._config = AioConfig(
+            max_pool_connections=max_connections,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"total_max_attempts": 1, "mode": "standard"},
+        )
+        self._client_context: Any = None
+        self._client: Any = None
+        self._params: dict[Target, dict[str, str]] = {}
+
+    async def start(self) -> None:
+        session = get_session()
+        explicit: dict[str, str] = {}
+        if await session.get_credentials() is None:
+            if not self._allow_placeholder:
+                raise CannotRunError(
+                    "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
+                )
+            explicit = {
+                "aws_access_key_id": PLACEHOLDER_KEYS[0],
+                "aws_secret_access_key": PLACEHOLDER_KEYS[1],
+            }
+        self._client_context = session.create_client(
+            api.SERVICE,
+            region_name=self._region,
+            endpoint_url=self._endpoint_url,
+            verify=self._verify,
+            config=self._config,
+            **explicit,
+        )
+        self._client = await self._client_context.__aenter__()
+
+    def _params_for(self, target: Target) -> dict[str, str]:
+        params = self._params.get(target)
+        if params is None:
+            params = {"EndpointName": target.endpoint_name, "ContentType": target.content_type}
+            optional = {
+                "Accept": target.accept,
+                "TargetVariant": target.target_variant,
+                "TargetModel": target.target_model,
+                "TargetContainerHostname": target.target_container_hostname,
+                "InferenceComponentName": target.inference_component,
+            }
+            params.update({key: value for key, value in optional.items() if value is not None})
+            self._params[target] = params
+        return params
+
+    async def invoke(self, request: Request) -> Outcome:
+        params = self._params_for(request.target)
+        try:
+            response = await self._client.invoke_endpoint(
+                Body=request.body, CustomAttributes=request.custom_attributes, **params
+            )
+            async with response["Body"] as stream:
+                await stream.read()
+        except boto.ClientError as exc:
+            return _error_outcome(exc.response)
+        except _TIMEOUTS:
+            return Outcome(error=api.TIMEOUT)
+        except _CONNECTION_FAULTS:
+            return Outcome(error=api.CONNECTION_ERROR)
+        except (boto.BotoCoreError, ValueError):  # unparseable responses
+            return Outcome(error=api.PROTOCOL_ERROR)
+        metadata = response["ResponseMetadata"]
+        return Outcome(
+            status=metadata.get("HTTPStatusCode", 200),
+            variant=response.get("InvokedProductionVariant"),
+            echoed=response.get("CustomAttributes"),
+        )
+
+    async def close(self) -> None:
+        if self._client_context is not None:
+            await self._client_context.__aexit__(None, None, None)
+            self._client_context = self._client = None
+
+
+def _error_outcome(response: dict[str, Any]) -> Outcome:
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    code = api.error_code_from(None, response.get("Error", {}).get("Code"))
+    if code is not None and code.isdigit():  # botocore fills in the status when no code was sent
+        code = None
+    original = response.get("OriginalStatusCode")
+    return Outcome(
+        status=status,
+        error=error_for_status(status, code),
+        variant=response.get("ResponseMetadata", {})
+        .get("HTTPHeaders", {})
+        .get(api.H_INVOKED_VARIANT.lower()),
+        original_status=int(original)
+        if isinstance(original, int | str) and str(original).isdigit()
+        else None,
+    )
