@@ -1,0 +1,66 @@
+"""Small purpose-built HTTP servers on 127.0.0.1 that misbehave in known ways."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+
+from loadgen import api
+from loadgen.scenario import Scenario, scenario_from_dict
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@asynccontextmanager
+async def serve(handler: Handler) -> AsyncIterator[str]:
+    """Serve `handler` for POST /endpoints/{name}/invocations; yields the base URL."""
+    app = web.Application()
+    app.router.add_post("/endpoints/{name}/invocations", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def echo_response(request: web.Request, echo: str | None = None) -> web.Response:
+    attributes = request.headers.get(api.H_CUSTOM_ATTRIBUTES, "") if echo is None else echo
+    headers = {api.H_INVOKED_VARIANT: "AllTraffic"}
+    if attributes:
+        headers[api.H_CUSTOM_ATTRIBUTES] = attributes
+    return web.Response(body=b'{"ok": true}', content_type="application/json", headers=headers)
+
+
+class Counter:
+    """Counts requests as the server sees them, in arrival order."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = asyncio.Lock()
+
+    def next(self) -> int:
+        self.count += 1
+        return self.count
+
+
+def scenario(url: str, **load: Any) -> Scenario:
+    """A one-endpoint scenario against `url`; `load` overrides the load section."""
+    defaults: dict[str, Any] = {"executor": "constant-arrival-rate", "rate": 100, "timeout": "5s"}
+    if "duration" not in load:
+        defaults["requests"] = 10
+    raw: dict[str, Any] = {
+        "name": "test",
+        "endpoint_url": url,
+        "endpoints": [{"name": "ep"}],
+        "request": {"body": '{"x": 1}', "custom_attributes": "trace={trace_id}"},
+        "load": defaults | load,
+    }
+    return scenario_from_dict(raw)
