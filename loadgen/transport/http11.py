@@ -1,0 +1,321 @@
+"""One HTTP/1.1 client connection: request bytes out, httptools parser callbacks in.
+
+One request in flight per connection, no pipelining. The connection owns its state
+(NEW, ACTIVE, IDLE, CLOSED) and reports the move to CLOSED to its pool exactly once.
+Failures are this module's own exceptions, set on the request's future; the
+transport maps them to outcome codes in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable, Iterable
+
+import httptools
+
+# Error bodies are kept for their JSON error code; nothing legitimate is larger.
+MAX_ERROR_BODY = 64 * 1024
+
+
+class ConnectionState(enum.IntEnum):
+    NEW = 0  # opening, or open with no request sent yet
+    ACTIVE = 1  # a request is in flight, or the connection is checked out
+    IDLE = 2  # kept alive in the pool, waiting for the next request
+    CLOSED = 3  # closed or closing; never used again
+
+
+class HTTPError(Exception):
+    """A request on a connection failed without a complete response."""
+
+
+class ConnectionClosed(HTTPError):
+    """Refused, reset or closed before the response was complete."""
+
+    def __init__(self, retryable: bool) -> None:
+        super().__init__("connection closed before the response was complete")
+        # True when the request may be resent on a fresh connection: it was never sent, or it
+        # went out on a reused keep-alive connection that closed before one response byte
+        # arrived (the server ended keep-alive as we sent; every HTTP client resends then).
+        self.retryable = retryable
+
+
+class ReadTimeout(HTTPError):
+    """The response was not complete within the read timeout."""
+
+
+class ProtocolViolation(HTTPError):
+    """The server sent something that is not a valid HTTP/1.1 response."""
+
+
+class _ExtraBytes(Exception):
+    """Raised inside the parser to stop it at bytes beyond the response's end."""
+
+
+class Response:
+    """The parts of a response a load tester needs; header values are raw bytes."""
+
+    __slots__ = ("status", "variant", "echoed", "error_type", "body", "body_length")
+
+    def __init__(
+        self,
+        status: int,
+        variant: bytes | None,
+        echoed: bytes | None,
+        error_type: bytes | None,
+        body: bytes | None,
+        body_length: int,
+    ) -> None:
+        self.status = status
+        self.variant = variant  # X-Amzn-Invoked-Production-Variant
+        self.echoed = echoed  # X-Amzn-SageMaker-Custom-Attributes
+        self.error_type = error_type  # x-amzn-ErrorType
+        self.body = body  # kept for error responses only (status >= 300), truncated
+        self.body_length = body_length
+
+    def __repr__(self) -> str:
+        return f"<Response [{self.status}] {self.body_length} bytes>"
+
+
+def header_lines(headers: Iterable[tuple[str, str]]) -> str:
+    """`Name: value\\r\\n` lines for the request head (no validation: values are checked upstream)."""
+    return "".join([f"{name}: {value}\r\n" for name, value in headers])
+
+
+class HTTP11Connection(asyncio.Protocol):
+    """An asyncio protocol that sends one request at a time and parses its response.
+
+    Callbacks only parse and record; the request's future is resolved once per request,
+    after `feed_data` returns, so a response that arrives in one segment costs one wake-up.
+    """
+
+    __slots__ = (
+        "loop",
+        "transport",
+        "parser",
+        "state",
+        "requests",
+        "lost",
+        "_on_closed",
+        "waiter",
+        "timer",
+        "received",
+        "headers_done",
+        "complete",
+        "framed",
+        "keep_alive",
+        "status",
+        "variant",
+        "echoed",
+        "error_type",
+        "body_length",
+        "error_body",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_closed: Callable[[HTTP11Connection], None],
+    ) -> None:
+        # Connection state
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)  # reused for every response
+        self.state = ConnectionState.NEW
+        self.requests = 0  # sent on this connection; more than 1 means it was reused
+        self.lost = False  # connection_lost has run: the socket is gone
+        self._on_closed = on_closed  # the pool's bookkeeping, called once on CLOSED
+
+        # Per-request state
+        self.waiter: asyncio.Future[Response] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.received = False  # any response byte arrived
+        self.headers_done = False
+        self.complete = False
+        self.framed = False  # Content-Length or Transfer-Encoding seen; else the body ends at EOF
+        self.keep_alive = True
+
+        # Per-response values
+        self.status = 0
+        self.variant: bytes | None = None
+        self.echoed: bytes | None = None
+        self.error_type: bytes | None = None
+        self.body_length = 0
+        self.error_body: bytearray | None = None
+
+    def __repr__(self) -> str:
+        return f"<HTTP11Connection [{self.state.name}, requests={self.requests}]>"
+
+    # Predicates, for the pool and for tests
+
+    def is_idle(self) -> bool:
+        return self.state is ConnectionState.IDLE
+
+    def is_closed(self) -> bool:
+        return self.state is ConnectionState.CLOSED
+
+    def is_reused(self) -> bool:
+        return self.requests > 1
+
+    # The request
+
+    def request(
+        self, data: bytes, timeout: float, body: bytes | None = None
+    ) -> asyncio.Future[Response]:
+        """Send `data` (the request, or its head when `body` is given separately, as large
+        bodies are, to avoid copying them) and return the future of its response.
+
+        Raises ConnectionClosed at once when the connection is already closed.
+        """
+        if self.state is ConnectionState.CLOSED or self.transport is None:
+            raise ConnectionClosed(retryable=True)  # never sent
+        self.state = ConnectionState.ACTIVE
+        self.requests += 1
+        self.received = False
+        self.headers_done = False
+        self.complete = False
+        self.framed = False
+        self.keep_alive = True
+        self.status = 0
+        self.variant = None
+        self.echoed = None
+        self.error_type = None
+        self.body_length = 0
+        self.error_body = None
+        loop = self.loop
+        waiter = self.waiter = loop.create_future()
+        self.timer = loop.call_later(timeout, self._on_timeout)
+        self.transport.write(data)
+        if body is not None:
+            self.transport.write(body)
+        return waiter
+
+    def close(self) -> None:
+        """Close gracefully (pending writes are flushed); the pool forgets it now."""
+        if self.state is not ConnectionState.CLOSED:
+            if self.transport is not None:
+                self.transport.close()
+            self._mark_closed()
+
+    def abort(self) -> None:
+        """Close at once, discarding buffers: used after errors and timeouts."""
+        if self.state is not ConnectionState.CLOSED:
+            if self.transport is not None:
+                self.transport.abort()
+            self._mark_closed()
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.waiter is None:
+            # Bytes nobody asked for: the server is out of step with us. Never reuse this.
+            self.abort()
+            return
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if not self.complete:
+                self._fail(ProtocolViolation("unparseable HTTP response"))
+                return
+            # Bytes after the end of the response (a body longer than its Content-Length):
+            # answer with what was announced, and close so the next request cannot desync.
+            self.keep_alive = False
+        if self.complete:
+            self._finish()
+
+    def eof_received(self) -> bool | None:
+        return None  # let the transport close; connection_lost ends any EOF-delimited body
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.waiter is not None:
+            if self.headers_done and not self.framed:
+                self.keep_alive = False  # no length given: EOF is the end of the body
+                self._finish()
+            else:
+                retryable = self.requests > 1 and not self.received
+                self._fail(ConnectionClosed(retryable))
+        self._mark_closed()
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            raise _ExtraBytes
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"x-amzn-sagemaker-custom-attributes":
+            self.echoed = value
+        elif name == b"x-amzn-invoked-production-variant":
+            self.variant = value
+        elif name == b"content-length" or name == b"transfer-encoding":
+            self.framed = True
+        elif name == b"x-amzn-errortype":
+            self.error_type = value
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        self.status = status = parser.get_status_code()
+        self.keep_alive = parser.should_keep_alive()  # Connection: close, HTTP/1.0, ...
+        self.headers_done = True
+        if status >= 300:
+            self.error_body = bytearray()
+        elif status < 200 or status == 204 or status == 304:
+            self.framed = True  # no body by definition
+
+    def on_body(self, body: bytes) -> None:
+        self.body_length += len(body)
+        error_body = self.error_body
+        if error_body is not None and len(error_body) < MAX_ERROR_BODY:
+            error_body += body
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+    # Ending a request
+
+    def _finish(self) -> None:
+        waiter = self.waiter
+        self.waiter = None
+        timer = self.timer
+        if timer is not None:
+            timer.cancel()
+            self.timer = None
+        error_body = self.error_body
+        response = Response(
+            self.status,
+            self.variant,
+            self.echoed,
+            self.error_type,
+            None if error_body is None else bytes(error_body[:MAX_ERROR_BODY]),
+            self.body_length,
+        )
+        if not self.keep_alive:
+            self.close()  # before waking the caller, so the pool never sees it as reusable
+        if waiter is not None and not waiter.done():
+            waiter.set_result(response)
+
+    def _fail(self, exc: HTTPError) -> None:
+        waiter = self.waiter
+        self.waiter = None
+        timer = self.timer
+        if timer is not None:
+            timer.cancel()
+            self.timer = None
+        self.abort()
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+    def _on_timeout(self) -> None:
+        self.timer = None
+        self._fail(ReadTimeout("no complete response within the read timeout"))
+
+    def _mark_closed(self) -> None:
+        if self.state is not ConnectionState.CLOSED:
+            self.state = ConnectionState.CLOSED
+            self._on_closed(self)
