@@ -42,6 +42,7 @@ ERROR_STATUS = {
 TIMEOUT = "Timeout"
 CONNECTION_ERROR = "ConnectionError"
 PROTOCOL_ERROR = "ProtocolError"
+TLS_ERROR = "TLSError"  # handshake or certificate verification failed
 
 
 def invocation_path(endpoint_name: str) -> str:

@@ -42,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=_positive_float, help="requests per second (arrival-rate executors)"
     )
     run.add_argument("--concurrency", type=_positive_int, help="callers (constant-concurrency)")
-    run.add_argument("--transport", choices=("botocore",), help="transport (overrides transport)")
+    run.add_argument(
+        "--transport", choices=("fast", "botocore"), help="transport (overrides transport)"
+    )
+    run.add_argument("--workers", help='engine processes: a number or "auto" (CPU count)')
     run.add_argument(
         "--out", type=Path, default=Path("results"), help="parent folder of the run folder"
     )
@@ -80,6 +83,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "--requests": args.requests,
         "--rate": args.rate,
         "--concurrency": args.concurrency,
+        "--workers": args.workers,
     }
 
 

@@ -195,13 +195,23 @@ class Thresholds(Strict):
     error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
+class TLSConfig(Strict):
+    verify: bool = True  # off only when asked: real SageMaker is HTTPS
+    ca_file: Path | None = None
+
+
+Workers = Annotated[int, Field(ge=1, le=256)] | Literal["auto"]
+
+
 class Scenario(Strict):
     name: Annotated[
         str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     ]
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] = "us-east-1"
     endpoint_url: str | None = None
-    transport: Literal["botocore"] = "botocore"
+    transport: Literal["fast", "botocore"] = "fast"
+    workers: Workers = 1
+    tls: TLSConfig = TLSConfig()
     endpoints: Annotated[list[EndpointConfig], Field(min_length=1)]
     request: RequestConfig
     correlation: Annotated[str, AfterValidator(_check_correlation)] = "contains"
@@ -236,6 +246,7 @@ class Scenario(Strict):
 OVERRIDE_PATHS: dict[str, tuple[str, ...]] = {
     "--endpoint-url": ("endpoint_url",),
     "--transport": ("transport",),
+    "--workers": ("workers",),
     "--duration": ("load", "duration"),
     "--requests": ("load", "requests"),
     "--rate": ("load", "rate"),
@@ -357,19 +368,22 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
 
 def _resolve_files(scenario: Scenario, base_dir: Path) -> Scenario:
     """Body files are relative to the scenario file; a missing one is an error before any request."""
-    request = scenario.request
-    updates: dict[str, Path] = {}
-    problems = []
-    for key in ("body_file", "dataset"):
-        given: Path | None = getattr(request, key)
-        if given is None:
-            continue
-        resolved = given if given.is_absolute() else base_dir / given
-        if not resolved.is_file():
-            problems.append(f"request.{key}: file not found: {resolved}")
-        updates[key] = resolved
+    problems: list[str] = []
+
+    def resolve(section: str, model: BaseModel, keys: tuple[str, ...]) -> BaseModel:
+        updates = {}
+        for key in keys:
+            given: Path | None = getattr(model, key)
+            if given is None:
+                continue
+            resolved = given if given.is_absolute() else base_dir / given
+            if not resolved.is_file():
+                problems.append(f"{section}.{key}: file not found: {resolved}")
+            updates[key] = resolved
+        return model.model_copy(update=updates) if updates else model
+
+    request = resolve("request", scenario.request, ("body_file", "dataset"))
+    tls = resolve("tls", scenario.tls, ("ca_file",))
     if problems:
         raise ScenarioError(problems)
-    if not updates:
-        return scenario
-    return scenario.model_copy(update={"request": request.model_copy(update=updates)})
+    return scenario.model_copy(update={"request": request, "tls": tls})

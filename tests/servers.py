@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
+import yaml
 from aiohttp import web
 
 from loadgen import api
@@ -64,3 +69,29 @@ def scenario(url: str, **load: Any) -> Scenario:
         "load": defaults | load,
     }
     return scenario_from_dict(raw)
+
+
+@contextmanager
+def mock_process(tmp_path: Path, **mock: Any) -> Iterator[str]:
+    """`loadgen mock` in its own process (so it does not share the tester's CPU); yields its URL."""
+    config = tmp_path / "mock.yaml"
+    config.write_text(yaml.safe_dump({"mock": {"latency_ms": {"median": 0, "p99": 0}} | mock}))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loadgen", "mock", "--port", "0", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "listening on" in line, line
+        yield line.rsplit(" ", 1)[1].strip()
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -34,7 +34,9 @@ def test_state_round_trip_merges_like_one_recorder() -> None:
     for index in range(100):
         target = one if index % 2 else two
         outcome = Outcome(error="ModelError", original_status=500) if index % 10 == 0 else Outcome()
-        target.record(outcome, None if outcome.error else Echo.MATCHED, 1000 + index, 900, index % 3 == 0)
+        target.record(
+            outcome, None if outcome.error else Echo.MATCHED, 1000 + index, 900, index % 3 == 0
+        )
     one.add_sample(MismatchSample("t1", "a", "b"))
     merged.merge_state(one.to_state())
     merged.merge_state(two.to_state())
@@ -55,11 +57,16 @@ def test_recorder_closes_seconds_in_order_including_empty_ones() -> None:
     recorder.tick(4 * NS)
     recorder.flush()
     assert [(i.index, i.label, i.requests, i.errors) for i in closed] == [
-        (0, "a", 1, 0), (0, "b", 0, 0),
-        (1, "a", 1, 1), (1, "b", 0, 0),
-        (2, "a", 0, 0), (2, "b", 0, 0),
-        (3, "a", 0, 0), (3, "b", 0, 0),
-        (4, "a", 0, 0), (4, "b", 0, 0),
+        (0, "a", 1, 0),
+        (0, "b", 0, 0),
+        (1, "a", 1, 1),
+        (1, "b", 0, 0),
+        (2, "a", 0, 0),
+        (2, "b", 0, 0),
+        (3, "a", 0, 0),
+        (3, "b", 0, 0),
+        (4, "a", 0, 0),
+        (4, "b", 0, 0),
     ]
     assert recorder.endpoints["a"].variants["v1"].requests == 1
     assert recorder.totals().requests == 2

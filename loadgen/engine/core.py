@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from loadgen.correlate import Correlator, Echo, MismatchSample
 from loadgen.engine.requests import RequestFactory
-from loadgen.metrics import Recorder
+from loadgen.metrics import Recorder, new_histogram
 from loadgen.transport.base import Outcome, Transport
 
 LATE_NS = 1_000_000  # a start more than 1 ms after its intended time counts as late
@@ -38,6 +38,10 @@ class Engine:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.interrupted = 0  # requests cancelled at the end of a stop's grace period
         self.slots = asyncio.Semaphore(max_in_flight)
+        self.start_delay = new_histogram()  # sent minus intended: how well the tester kept up
+        self.sent = 0  # requests handed to the transport
+        self.first_sent_ns = 0
+        self.last_sent_ns = 0
         self.client_failure: str | None = None  # first unexpected transport exception
         self.remaining: int | None = (
             None  # requests left to start, when the run is bounded by count
@@ -52,7 +56,7 @@ class Engine:
         self.remaining -= 1
         return True
 
-    async def start(self, intended_ns: int) -> asyncio.Task[None]:
+    async def start(self, intended_ns: int | None) -> asyncio.Task[None]:
         """Wait for a free slot (the wait counts in latency), then run one request as a task."""
         await self.slots.acquire()
         task = asyncio.get_running_loop().create_task(self.issue(intended_ns))
@@ -64,10 +68,19 @@ class Engine:
         self.in_flight.discard(task)
         self.slots.release()
 
-    async def issue(self, intended_ns: int) -> None:
+    async def issue(self, intended_ns: int | None) -> None:
+        """One request; `intended_ns` None (closed loop) means it was meant to start when sent."""
         request = self.factory.next()
         clock = self.clock
         sent_ns = clock()
+        if intended_ns is None or intended_ns > sent_ns:  # closed loop, or woken a little early
+            intended_ns = sent_ns
+        else:
+            self.start_delay.record_value((sent_ns - intended_ns) // 1000)
+        if not self.sent:
+            self.first_sent_ns = sent_ns
+        self.sent += 1
+        self.last_sent_ns = sent_ns
         try:
             outcome = await self.transport.invoke(request)
         except Exception as exc:  # a transport bug: counted, shown once at the end, never fatal
@@ -95,6 +108,11 @@ class Engine:
                 request.trace_id, request.custom_attributes, outcome.echoed or ""
             )
             self.recorder.add_mismatch(label, outcome.variant, sample)
+
+    def achieved_rate(self) -> float:
+        """Requests sent per second between the first and the last send: the rate the tester kept."""
+        window_ns = self.last_sent_ns - self.first_sent_ns
+        return (self.sent - 1) * 1e9 / window_ns if self.sent > 1 and window_ns > 0 else 0.0
 
     async def drain(self, grace_s: float) -> None:
         """Let in-flight requests finish for up to `grace_s`, then cancel the rest."""

@@ -16,6 +16,8 @@ from loadgen.engine.schedule import constant_offsets, ramping_offsets, take_shar
 from loadgen.scenario import ConstantArrivalRate, ConstantConcurrency, RampingArrivalRate
 
 NS_PER_S = 1_000_000_000
+# Timers resolve to about a millisecond: wake this much early rather than late.
+EARLY_NS = 1_000_000
 
 
 class Executor(abc.ABC):
@@ -46,7 +48,7 @@ class OpenLoop(Executor):
         clock = engine.clock
         for offset in take_share(self.offsets(), self.share, self.shares):
             intended_ns = start_ns + int(offset * NS_PER_S)
-            delay_ns = intended_ns - clock()
+            delay_ns = intended_ns - clock() - EARLY_NS
             if delay_ns > 0:
                 await asyncio.sleep(delay_ns / NS_PER_S)
             await engine.start(intended_ns)
@@ -100,8 +102,7 @@ class ConstantConcurrencyExecutor(Executor):
     async def _caller(engine: Engine, end_ns: int | None) -> None:
         clock = engine.clock
         while engine.claim():
-            now = clock()
-            if end_ns is not None and now >= end_ns:
+            if end_ns is not None and clock() >= end_ns:
                 return
             # shield: cancelling the executor stops new starts, not the request under way
-            await asyncio.shield(await engine.start(now))
+            await asyncio.shield(await engine.start(None))

@@ -17,11 +17,13 @@ from loadgen.engine.core import Engine
 from loadgen.engine.executors import Executor
 from loadgen.engine.requests import RequestFactory, load_bodies, targets_of
 from loadgen.errors import CannotRunError
-from loadgen.metrics import NS_PER_S, Recorder, Stats
+from loadgen.metrics import NS_PER_S, Recorder, Stats, histogram_summary
 from loadgen.results.writer import ResultsWriter, run_folder
 from loadgen.scenario import Scenario
 from loadgen.transport.base import Transport
 from loadgen.transport.botocore import BotocoreTransport
+from loadgen.transport.credentials import CredentialSource
+from loadgen.transport.fast import FastTransport
 
 DEFAULT_RESULTS = Path("results")
 
@@ -65,16 +67,42 @@ def regional_url(region: str) -> str:
     return f"https://runtime.sagemaker.{region}.amazonaws.com"
 
 
-def create_transport(scenario: Scenario, endpoint_url: str | None) -> Transport:
+async def open_transport(
+    scenario: Scenario, endpoint_url: str | None, stack: AsyncExitStack
+) -> Transport:
+    """The scenario's transport, started; closed (with its credentials) when `stack` unwinds."""
     load = scenario.load
-    return BotocoreTransport(
-        endpoint_url=endpoint_url,
-        region=scenario.region,
-        max_connections=load.max_connections,
-        connect_timeout=load.connect_timeout,
-        read_timeout=load.timeout,
-        allow_placeholder_credentials=scenario.uses_mock,
-    )
+    tls = scenario.tls
+    transport: Transport
+    if scenario.transport == "botocore":
+        transport = BotocoreTransport(
+            endpoint_url=endpoint_url,
+            region=scenario.region,
+            max_connections=load.max_connections,
+            connect_timeout=load.connect_timeout,
+            read_timeout=load.timeout,
+            verify=str(tls.ca_file) if tls.ca_file and tls.verify else tls.verify,
+            allow_placeholder_credentials=scenario.uses_mock,
+        )
+    else:
+        credentials = await CredentialSource.from_chain(
+            scenario.region, allow_placeholder=scenario.uses_mock
+        )
+        await credentials.start()
+        stack.push_async_callback(credentials.close)
+        transport = FastTransport(
+            endpoint_url=endpoint_url or regional_url(scenario.region),
+            region=scenario.region,
+            credentials=credentials,
+            max_connections=load.max_connections,
+            connect_timeout=load.connect_timeout,
+            read_timeout=load.timeout,
+            verify=tls.verify,
+            ca_file=str(tls.ca_file) if tls.ca_file else None,
+        )
+    await transport.start()
+    stack.push_async_callback(transport.close)
+    return transport
 
 
 async def check_reachable(url: str, timeout: float) -> None:
@@ -111,9 +139,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
                 endpoint_url or regional_url(scenario.region), scenario.load.connect_timeout
             )
         ctx = RunContext(scenario, new_run_id(), endpoint_url, datetime.now(UTC))
-        transport = create_transport(scenario, endpoint_url)
-        await transport.start()
-        stack.push_async_callback(transport.close)
+        transport = await open_transport(scenario, endpoint_url, stack)
 
         folder = run_folder(options.out, scenario.name, ctx.started)
         writer = ResultsWriter(folder, labels, ctx.started.timestamp())
@@ -157,6 +183,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
             recorder.flush()
         writer.flush()
         summary = build_summary(ctx, recorder, engine, elapsed_s)
+        writer.write_histograms(encoded_histograms(recorder))
         writer.write_summary(summary)
     if not options.quiet:
         print_summary(summary, folder)
@@ -169,6 +196,29 @@ async def _tick(recorder: Recorder, status: Any, start_ns: int, every_s: float) 
         now = time.monotonic_ns()
         recorder.tick(now)
         status.update((now - start_ns) / NS_PER_S)
+
+
+def encoded_histograms(recorder: Recorder) -> dict[str, Any]:
+    """histograms.json: full latency and service-time histograms, HdrHistogram's encoded form."""
+
+    def pair(stats: Stats) -> dict[str, str]:
+        return {
+            "latency": stats.latency.encode().decode("ascii"),
+            "service_time": stats.service.encode().decode("ascii"),
+        }
+
+    return {
+        "unit": "microseconds",
+        "endpoints": {
+            label: pair(record.stats)
+            | {
+                "variants": {
+                    variant: pair(stats) for variant, stats in sorted(record.variants.items())
+                }
+            }
+            for label, record in recorder.endpoints.items()
+        },
+    }
 
 
 def _endpoint_summary(recorder: Recorder, label: str, elapsed_s: float) -> dict[str, Any]:
@@ -202,6 +252,8 @@ def build_summary(
         "transport": scenario.transport,
         "load": scenario.load.model_dump(mode="json"),
         "correlation_mode": scenario.correlation,
+        "achieved_rate_rps": round(engine.achieved_rate(), 3),
+        "start_delay_ms": histogram_summary(engine.start_delay),
         "interrupted_requests": engine.interrupted,
         "client_failure": engine.client_failure,
         "endpoints": endpoints,

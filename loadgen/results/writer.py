@@ -115,6 +115,11 @@ class ResultsWriter:
         write_json_atomic(path, summary)
         return path
 
+    def write_histograms(self, histograms: dict[str, Any]) -> Path:
+        path = self.folder / "histograms.json"
+        write_json_atomic(path, histograms)
+        return path
+
     def close(self) -> None:
         for handle, _ in self._logs.values():
             handle.close()

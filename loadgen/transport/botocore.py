@@ -101,6 +101,8 @@ class BotocoreTransport(Transport):
                 await stream.read()
         except boto.ClientError as exc:
             return _error_outcome(exc.response)
+        except boto.SSLError:
+            return Outcome(error=api.TLS_ERROR)
         except _TIMEOUTS:
             return Outcome(error=api.TIMEOUT)
         except _CONNECTION_FAULTS:

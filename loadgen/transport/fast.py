@@ -38,7 +38,7 @@ USER_AGENT = "loadgen/0.1"
 
 # The TLS handshake or certificate check failed: a configuration problem (wrong CA, a
 # self-signed endpoint), kept apart from refused/reset connections.
-TLS_ERROR = "TLSError"
+TLS_ERROR = api.TLS_ERROR
 
 # How long close() waits for connections to finish closing (TLS shutdown included).
 _CLOSE_GRACE_S = 1.0
