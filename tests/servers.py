@@ -56,7 +56,7 @@ class Counter:
         return self.count
 
 
-def scenario(url: str, **load: Any) -> Scenario:
+def scenario(url: str, transport: str = "fast", **load: Any) -> Scenario:
     """A one-endpoint scenario against `url`; `load` overrides the load section."""
     defaults: dict[str, Any] = {"executor": "constant-arrival-rate", "rate": 100, "timeout": "5s"}
     if "duration" not in load:
@@ -64,6 +64,7 @@ def scenario(url: str, **load: Any) -> Scenario:
     raw: dict[str, Any] = {
         "name": "test",
         "endpoint_url": url,
+        "transport": transport,
         "endpoints": [{"name": "ep"}],
         "request": {"body": '{"x": 1}', "custom_attributes": "trace={trace_id}"},
         "load": defaults | load,

@@ -27,7 +27,11 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
-async def test_counts_mismatched_and_missing_echoes_exactly(tmp_path: Path) -> None:
+TRANSPORTS = pytest.mark.parametrize("transport", ["fast", "botocore"])
+
+
+@TRANSPORTS
+async def test_counts_mismatched_and_missing_echoes_exactly(tmp_path: Path, transport: str) -> None:
     """Every 7th response has no echo, every 10th a wrong trace ID (no echo wins when both)."""
     seen = Counter()
 
@@ -41,7 +45,7 @@ async def test_counts_mismatched_and_missing_echoes_exactly(tmp_path: Path) -> N
 
     async with serve(handler) as url:
         result = await run_scenario(
-            scenario(url, rate=400, requests=140, max_in_flight=16),
+            scenario(url, transport, rate=400, requests=140, max_in_flight=16),
             RunOptions(out=tmp_path, quiet=True),
         )
     stats = result.summary["endpoints"]["ep"]
@@ -104,7 +108,10 @@ async def test_stall_shows_in_latency_not_in_service_time(tmp_path: Path) -> Non
     assert stats["late_starts"] >= 50
 
 
-async def test_errors_timeouts_and_refused_are_counted(tmp_path: Path) -> None:
+@TRANSPORTS
+async def test_errors_and_timeouts_are_counted_alike_by_both_transports(
+    tmp_path: Path, transport: str
+) -> None:
     seen = Counter()
 
     async def handler(request: web.Request) -> web.Response:
@@ -126,7 +133,7 @@ async def test_errors_timeouts_and_refused_are_counted(tmp_path: Path) -> None:
 
     async with serve(handler) as url:
         result = await run_scenario(
-            scenario(url, rate=100, requests=40, timeout="500ms"),
+            scenario(url, transport, rate=100, requests=40, timeout="500ms"),
             RunOptions(out=tmp_path, quiet=True),
         )
     stats = result.summary["endpoints"]["ep"]

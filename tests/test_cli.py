@@ -1,0 +1,172 @@
+"""The command line as a user meets it: exit codes, one line per problem, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+QUICKSTART = Path(__file__).parent.parent / "scenarios" / "quickstart.yaml"
+
+
+def loadgen(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadgen", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or fake_env(),
+    )
+
+
+def fake_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AWS_ACCESS_KEY_ID="AKIDCLITEST",
+        AWS_SECRET_ACCESS_KEY="cli-secret",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+def write(tmp_path: Path, data: object, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def quickstart() -> dict:
+    return yaml.safe_load(QUICKSTART.read_text())
+
+
+def test_validate_accepts_every_shipped_scenario() -> None:
+    for path in sorted((QUICKSTART.parent).glob("*.yaml")):
+        result = loadgen("validate", str(path))
+        assert result.returncode == 0, (path, result.stderr)
+        assert "ok" in result.stdout
+
+
+def test_invalid_scenario_names_every_field_and_exits_2(tmp_path: Path) -> None:
+    data = quickstart()
+    data["endpoints"][1] = {"target_variant": "canary"}
+    data["load"]["rate"] = 0
+    data["load"]["rat"] = 5
+    data["request"]["custom_attributes"] = "no placeholder"
+    data["endpoints"].append({"name": "bad_name!"})
+    result = loadgen("validate", str(write(tmp_path, data)))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert "error: endpoints[1].name: field required" in lines
+    assert "error: load.rate: must be > 0" in lines
+    assert "error: load.rat: unknown field" in lines
+    assert any(
+        line.startswith("error: request.custom_attributes: must contain {trace_id}")
+        for line in lines
+    )
+    assert any(line.startswith("error: endpoints[2].name: must be letters") for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    result = loadgen(
+        "validate", str(write(tmp_path, "name: x\nendpoints: [\n  {name: a\nload: 3\n"))
+    )
+    assert result.returncode == 2
+    assert "line 4" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_too_long_custom_attributes_rejected_before_sending(tmp_path: Path) -> None:
+    data = quickstart()
+    data["request"]["custom_attributes"] = "x" * 1000 + "{trace_id}"
+    result = loadgen("run", str(write(tmp_path, data)), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert (
+        "request.custom_attributes: rendered value must be at most 1024 characters" in result.stderr
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_body_file_and_wrong_flags_exit_2(tmp_path: Path) -> None:
+    data = quickstart()
+    del data["request"]["body"]
+    data["request"]["body_file"] = "nope.json"
+    result = loadgen("validate", str(write(tmp_path, data)))
+    assert result.returncode == 2 and "request.body_file: file not found" in result.stderr
+    result = loadgen("run", str(QUICKSTART), "--concurrency", "4")
+    assert result.returncode == 2
+    assert "--concurrency: applies to the constant-concurrency executor" in result.stderr
+    result = loadgen("run", str(QUICKSTART), "--duration", "soon")
+    assert (
+        result.returncode == 2 and "--duration (load.duration): invalid duration" in result.stderr
+    )
+    result = loadgen("run", str(QUICKSTART), "--rate", "-3")
+    assert result.returncode == 2 and "--rate" in result.stderr
+
+
+def test_unreachable_endpoint_exits_3_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = loadgen(
+        "run", str(QUICKSTART), "--endpoint-url", f"http://127.0.0.1:{port}", "--out", str(tmp_path)
+    )
+    assert result.returncode == 3
+    assert (
+        result.stderr.strip()
+        == f"error: cannot reach endpoint 127.0.0.1:{port}: Connection refused"
+    )
+
+
+def test_quickstart_runs_against_the_mock(tmp_path: Path) -> None:
+    result = loadgen("run", str(QUICKSTART), "--duration", "2s", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (folder,) = tmp_path.iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["complete"] is True
+    assert summary["total"]["requests"] == 400
+    assert summary["total"]["correlation"]["mismatched"] == 0
+    assert "churn-v2/canary" in result.stdout and "mismatched" in result.stdout
+    assert {p.name for p in folder.iterdir()} >= {"summary.json", "timeseries.csv", "churn-v1.hlog"}
+
+
+def test_sigint_mid_run_writes_results_and_exits_130(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadgen",
+            "run",
+            str(QUICKSTART),
+            "--duration",
+            "60s",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=fake_env(),
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any(tmp_path.glob("*/timeseries.csv")):
+        time.sleep(0.1)
+    time.sleep(1.5)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    (folder,) = tmp_path.iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["complete"] is False and summary["stop_reason"] == "SIGINT"
+    assert 0 < summary["total"]["requests"] < 60 * 200
+    assert summary["duration_s"] < 20
