@@ -130,7 +130,11 @@ def command_run(args: argparse.Namespace) -> int:
         _check_overrides(args, load["executor"])
     scenario = scenario_from_dict(raw, _overrides(args), base_dir=path.parent, source=str(path))
     result = uvloop.run(run_scenario(scenario, RunOptions(out=args.out, quiet=args.quiet)))
-    return errors.EXIT_INTERRUPTED if result.interrupted else errors.EXIT_OK
+    if result.exit_code == errors.EXIT_CANNOT_RUN:
+        print(
+            f"error: {result.stop_reason}; results so far are in {result.folder}", file=sys.stderr
+        )
+    return result.exit_code
 
 
 def command_mock(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from loadgen.metrics import Recorder, histogram_summary, new_histogram
+from loadgen.metrics import Interval, histogram_summary, new_histogram
 from loadgen.scenario import Scenario
 
 
@@ -20,17 +20,21 @@ def stderr_console() -> Console:
 
 
 class LiveStatus:
-    """elapsed / total, req/s, p50 / p99 of the last second, errors, mismatches; on a terminal only."""
+    """elapsed / total, req/s, p50 / p99 of the last second, errors, mismatches; on a terminal only.
 
-    def __init__(self, scenario: Scenario, recorder: Recorder, enabled: bool = True) -> None:
-        self._recorder = recorder
+    Fed closed one-second intervals (from one engine or merged from workers), so it shows the sum.
+    """
+
+    def __init__(self, scenario: Scenario, labels: list[str], enabled: bool = True) -> None:
         self._total_s = scenario.load.duration
         self._console = stderr_console()
         self._live: Live | None = None
-        self._cached_index = -1
-        self._cached: tuple[int, dict[str, float]] = (0, histogram_summary(new_histogram()))
         if enabled and self._console.is_terminal:
             self._live = Live(Text(""), console=self._console, refresh_per_second=4, transient=True)
+        self.requests = self.errors = self.mismatched = 0
+        self._second_index = -1
+        self._second: list[Interval] = []
+        self._last = (0, histogram_summary(new_histogram()))
 
     def __enter__(self) -> LiveStatus:
         if self._live is not None:
@@ -46,29 +50,35 @@ class LiveStatus:
         if self._live is not None:
             self._live.__exit__(kind, value, tb)
 
-    def _last_second(self) -> tuple[int, dict[str, float]]:
-        """Requests and percentiles of the last closed second, computed once per second."""
-        last = list(self._recorder.last_closed.values())
-        index = last[0].index if last else -1
-        if index != self._cached_index:
-            merged = new_histogram()
-            for interval in last:
-                merged.add(interval.latency)
-            self._cached = (sum(interval.requests for interval in last), histogram_summary(merged))
-            self._cached_index = index
-        return self._cached
+    def observe(self, interval: Interval) -> None:
+        self.requests += interval.requests
+        self.errors += interval.errors
+        self.mismatched += interval.mismatched
+        if interval.index != self._second_index:
+            self._close_second()
+            self._second_index = interval.index
+        self._second.append(interval)
+
+    def _close_second(self) -> None:
+        """Percentiles once per second, not per refresh: look-ups scan the histogram."""
+        if not self._second:
+            return
+        merged = new_histogram()
+        for interval in self._second:
+            merged.add(interval.latency)
+        self._last = (
+            sum(interval.requests for interval in self._second),
+            histogram_summary(merged),
+        )
+        self._second = []
 
     def line(self, elapsed_s: float) -> str:
-        recorder = self._recorder
-        rate, percentiles = self._last_second()
-        errors = sum(e.stats.requests - e.stats.ok for e in recorder.endpoints.values())
-        mismatched = sum(e.stats.correlation["mismatched"] for e in recorder.endpoints.values())
-        requests = sum(e.stats.requests for e in recorder.endpoints.values())
+        rate, percentiles = self._last
         total = f"{self._total_s:.0f}s" if self._total_s else "?"
         return (
             f"{elapsed_s:5.1f}s / {total}  {rate:>7,} req/s  "
             f"p50 {percentiles['p50']:.1f} ms  p99 {percentiles['p99']:.1f} ms  "
-            f"requests {requests:,}  errors {errors:,}  mismatches {mismatched:,}"
+            f"requests {self.requests:,}  errors {self.errors:,}  mismatches {self.mismatched:,}"
         )
 
     def update(self, elapsed_s: float) -> None:

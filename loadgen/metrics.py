@@ -279,6 +279,35 @@ class Recorder:
         self._interval_index = next_index
         self._interval_end_ns += NS_PER_S
 
+    def take_state(self) -> dict[str, Any]:
+        """Everything recorded since the last call, encoded for another process; then start afresh."""
+        state = {}
+        for label, endpoint in self.endpoints.items():
+            state[label] = {
+                "stats": endpoint.stats.to_state(),
+                "variants": {
+                    variant: stats.to_state() for variant, stats in endpoint.variants.items()
+                },
+                "slowest": list(endpoint.slowest),
+            }
+            endpoint.stats = Stats()
+            endpoint.variants = {}
+            endpoint.slowest = []
+        return state
+
+    def merge_state(self, state: dict[str, Any]) -> None:
+        """Add another recorder's `take_state()`: workers' deltas make one run's result."""
+        for label, part in state.items():
+            endpoint = self.endpoints[label]
+            endpoint.stats.merge_state(part["stats"])
+            for variant, variant_state in part["variants"].items():
+                endpoint.variants.setdefault(variant, Stats()).merge_state(variant_state)
+            for latency_us, trace_id, variant in part["slowest"]:
+                if len(endpoint.slowest) < SLOWEST_KEPT:
+                    heapq.heappush(endpoint.slowest, (latency_us, trace_id, variant))
+                elif latency_us > endpoint.slowest[0][0]:
+                    heapq.heapreplace(endpoint.slowest, (latency_us, trace_id, variant))
+
     def totals(self) -> Stats:
         total = Stats()
         for endpoint in self.endpoints.values():

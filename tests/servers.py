@@ -58,7 +58,9 @@ class Counter:
 
 def scenario(url: str, transport: str = "fast", **load: Any) -> Scenario:
     """A one-endpoint scenario against `url`; `load` overrides the load section."""
-    defaults: dict[str, Any] = {"executor": "constant-arrival-rate", "rate": 100, "timeout": "5s"}
+    defaults: dict[str, Any] = {"executor": "constant-arrival-rate", "timeout": "5s"}
+    if load.get("executor", "constant-arrival-rate") == "constant-arrival-rate":
+        defaults["rate"] = 100
     if "duration" not in load:
         defaults["requests"] = 10
     raw: dict[str, Any] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from loadgen.correlate import Correlator, Echo, MismatchSample
 from loadgen.engine.requests import RequestFactory
@@ -16,6 +17,45 @@ LATE_NS = 1_000_000  # a start more than 1 ms after its intended time counts as 
 CLIENT_FAILURE = "ClientFailure"
 
 Clock = Callable[[], int]
+
+
+class TesterStats:
+    """How well the tester itself kept up: sends, start delays, interrupted requests."""
+
+    def __init__(self) -> None:
+        self.start_delay = new_histogram()  # sent minus intended, open loop only
+        self.sent = 0
+        self.first_sent_ns = 0
+        self.last_sent_ns = 0
+        self.interrupted = 0  # requests cancelled at the end of a stop's grace period
+        self.client_failure: str | None = None  # first unexpected transport exception
+
+    def achieved_rate(self) -> float:
+        """Requests sent per second between the first and the last send: the rate the tester kept."""
+        window_ns = self.last_sent_ns - self.first_sent_ns
+        return (self.sent - 1) * 1e9 / window_ns if self.sent > 1 and window_ns > 0 else 0.0
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "start_delay": self.start_delay.encode().decode("ascii"),
+            "sent": self.sent,
+            "first_sent_ns": self.first_sent_ns,
+            "last_sent_ns": self.last_sent_ns,
+            "interrupted": self.interrupted,
+            "client_failure": self.client_failure,
+        }
+
+    def merge_state(self, state: dict[str, Any]) -> None:
+        """Monotonic clocks are shared by all processes on a machine, so windows combine."""
+        if state["sent"]:
+            self.start_delay.decode_and_add(state["start_delay"])
+            self.first_sent_ns = min(
+                self.first_sent_ns or state["first_sent_ns"], state["first_sent_ns"]
+            )
+            self.last_sent_ns = max(self.last_sent_ns, state["last_sent_ns"])
+        self.sent += state["sent"]
+        self.interrupted += state["interrupted"]
+        self.client_failure = self.client_failure or state["client_failure"]
 
 
 class Engine:
@@ -36,13 +76,8 @@ class Engine:
         self.recorder = recorder
         self.clock = clock
         self.in_flight: set[asyncio.Task[None]] = set()
-        self.interrupted = 0  # requests cancelled at the end of a stop's grace period
+        self.tester = TesterStats()
         self.slots = asyncio.Semaphore(max_in_flight)
-        self.start_delay = new_histogram()  # sent minus intended: how well the tester kept up
-        self.sent = 0  # requests handed to the transport
-        self.first_sent_ns = 0
-        self.last_sent_ns = 0
-        self.client_failure: str | None = None  # first unexpected transport exception
         self.remaining: int | None = (
             None  # requests left to start, when the run is bounded by count
         )
@@ -73,19 +108,20 @@ class Engine:
         request = self.factory.next()
         clock = self.clock
         sent_ns = clock()
+        tester = self.tester
         if intended_ns is None or intended_ns > sent_ns:  # closed loop, or woken a little early
             intended_ns = sent_ns
         else:
-            self.start_delay.record_value((sent_ns - intended_ns) // 1000)
-        if not self.sent:
-            self.first_sent_ns = sent_ns
-        self.sent += 1
-        self.last_sent_ns = sent_ns
+            tester.start_delay.record_value((sent_ns - intended_ns) // 1000)
+        if not tester.sent:
+            tester.first_sent_ns = sent_ns
+        tester.sent += 1
+        tester.last_sent_ns = sent_ns
         try:
             outcome = await self.transport.invoke(request)
         except Exception as exc:  # a transport bug: counted, shown once at the end, never fatal
             outcome = Outcome(error=CLIENT_FAILURE)
-            self.client_failure = self.client_failure or f"{type(exc).__name__}: {exc}"
+            tester.client_failure = tester.client_failure or f"{type(exc).__name__}: {exc}"
         done_ns = clock()
         echo = None
         if outcome.error is None:
@@ -109,11 +145,6 @@ class Engine:
             )
             self.recorder.add_mismatch(label, outcome.variant, sample)
 
-    def achieved_rate(self) -> float:
-        """Requests sent per second between the first and the last send: the rate the tester kept."""
-        window_ns = self.last_sent_ns - self.first_sent_ns
-        return (self.sent - 1) * 1e9 / window_ns if self.sent > 1 and window_ns > 0 else 0.0
-
     async def drain(self, grace_s: float) -> None:
         """Let in-flight requests finish for up to `grace_s`, then cancel the rest."""
         if self.in_flight:
@@ -123,4 +154,4 @@ class Engine:
             task.cancel()
         if leftovers:
             await asyncio.gather(*leftovers, return_exceptions=True)
-        self.interrupted += len(leftovers)
+        self.tester.interrupted += len(leftovers)

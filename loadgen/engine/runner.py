@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from contextlib import AsyncExitStack
@@ -12,12 +13,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from loadgen.correlate import Correlator, TraceIds, new_run_id
-from loadgen.engine.core import Engine
-from loadgen.engine.executors import Executor
-from loadgen.engine.requests import RequestFactory, load_bodies, targets_of
-from loadgen.errors import CannotRunError
-from loadgen.metrics import NS_PER_S, Recorder, Stats, histogram_summary
+from loadgen.console import stderr_console
+from loadgen.correlate import new_run_id
+from loadgen.engine.core import TesterStats
+from loadgen.engine.drive import Part, drive
+from loadgen.engine.requests import load_bodies, targets_of
+from loadgen.engine.workers import Merged, WorkerPool
+from loadgen.errors import EXIT_CANNOT_RUN, EXIT_INTERRUPTED, EXIT_OK, CannotRunError
+from loadgen.metrics import NS_PER_S, Interval, Recorder, Stats, histogram_summary
 from loadgen.results.writer import ResultsWriter, run_folder
 from loadgen.scenario import Scenario
 from loadgen.transport.base import Transport
@@ -42,8 +45,11 @@ class RunResult:
     stop_reason: str | None = None  # "SIGINT"/"SIGTERM" when interrupted
 
     @property
-    def interrupted(self) -> bool:
-        return self.stop_reason is not None
+    def exit_code(self) -> int:
+        """130 for a signal; 3 when a worker failure cut the run short; else 0."""
+        if self.stop_reason is None:
+            return EXIT_OK
+        return EXIT_INTERRUPTED if self.stop_reason in ("SIGINT", "SIGTERM") else EXIT_CANNOT_RUN
 
 
 @dataclass
@@ -68,17 +74,21 @@ def regional_url(region: str) -> str:
 
 
 async def open_transport(
-    scenario: Scenario, endpoint_url: str | None, stack: AsyncExitStack
+    scenario: Scenario,
+    endpoint_url: str | None,
+    stack: AsyncExitStack,
+    connections: int | None = None,
 ) -> Transport:
     """The scenario's transport, started; closed (with its credentials) when `stack` unwinds."""
     load = scenario.load
     tls = scenario.tls
+    connections = connections or load.max_connections
     transport: Transport
     if scenario.transport == "botocore":
         transport = BotocoreTransport(
             endpoint_url=endpoint_url,
             region=scenario.region,
-            max_connections=load.max_connections,
+            max_connections=connections,
             connect_timeout=load.connect_timeout,
             read_timeout=load.timeout,
             verify=str(tls.ca_file) if tls.ca_file and tls.verify else tls.verify,
@@ -94,7 +104,7 @@ async def open_transport(
             endpoint_url=endpoint_url or regional_url(scenario.region),
             region=scenario.region,
             credentials=credentials,
-            max_connections=load.max_connections,
+            max_connections=connections,
             connect_timeout=load.connect_timeout,
             read_timeout=load.timeout,
             verify=tls.verify,
@@ -120,12 +130,16 @@ async def check_reachable(url: str, timeout: float) -> None:
     writer.close()
 
 
+def worker_count(scenario: Scenario) -> int:
+    return (os.cpu_count() or 1) if scenario.workers == "auto" else scenario.workers
+
+
 async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -> RunResult:
     from loadgen.console import LiveStatus, print_summary
 
-    bodies = load_bodies(scenario)  # before anything is started: file problems are usage errors
-    targets = targets_of(scenario)
-    labels = [target.label for target in targets]
+    load_bodies(scenario)  # before anything starts: file problems are usage errors
+    labels = [target.label for target in targets_of(scenario)]
+    shares = worker_count(scenario)
     async with AsyncExitStack() as stack:
         endpoint_url = scenario.endpoint_url
         if scenario.uses_mock:
@@ -138,26 +152,28 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
             await check_reachable(
                 endpoint_url or regional_url(scenario.region), scenario.load.connect_timeout
             )
+        if not scenario.tls.verify:
+            stderr_console().print(
+                "[yellow]warning: TLS certificate verification is off (tls.verify: false)[/yellow]"
+            )
         ctx = RunContext(scenario, new_run_id(), endpoint_url, datetime.now(UTC))
-        transport = await open_transport(scenario, endpoint_url, stack)
+
+        pool = None
+        if shares > 1:
+            pool = WorkerPool(scenario, endpoint_url, ctx.run_id, shares)
+            stack.callback(pool.close)
+            await pool.wait_ready()
+        else:
+            transport = await open_transport(scenario, endpoint_url, stack)
 
         folder = run_folder(options.out, scenario.name, ctx.started)
         writer = ResultsWriter(folder, labels, ctx.started.timestamp())
         stack.callback(writer.close)
-        start_ns = time.monotonic_ns()
-        recorder = Recorder(labels, start_ns, writer.interval)
-        factory = RequestFactory(
-            targets, bodies, scenario.request.custom_attributes, TraceIds(ctx.run_id)
-        )
-        engine = Engine(
-            transport,
-            factory,
-            Correlator(scenario.correlation),
-            recorder,
-            scenario.load.max_connections,
-        )
-        executor = Executor.registry[scenario.load.executor](scenario.load)  # type: ignore[call-arg]
-        status = LiveStatus(scenario, recorder, enabled=not options.quiet)
+        status = LiveStatus(scenario, labels, enabled=not options.quiet)
+
+        def sink(interval: Interval) -> None:
+            writer.interval(interval)
+            status.observe(interval)
 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -165,24 +181,32 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
             stack.callback(loop.remove_signal_handler, signum)
 
         with status:
-            schedule = loop.create_task(executor.run(engine, start_ns))
-            ticker = loop.create_task(_tick(recorder, status, start_ns, options.status_interval_s))
-            stopper = loop.create_task(ctx.stop_event.wait())
-            await asyncio.wait({schedule, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if not schedule.done():
-                schedule.cancel()
-            await asyncio.gather(schedule, return_exceptions=True)
-            if not schedule.cancelled() and (failure := schedule.exception()) is not None:
-                raise failure
-            await engine.drain(scenario.load.timeout)
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
-            elapsed_s = (time.monotonic_ns() - start_ns) / NS_PER_S
-            recorder.tick(time.monotonic_ns())
-            recorder.flush()
+            if pool is None:
+                driven = await drive(
+                    scenario,
+                    transport,
+                    Part(ctx.run_id),
+                    time.monotonic_ns(),
+                    sink,
+                    ctx.stop_event,
+                    lambda _, elapsed: status.update(elapsed),
+                    options.status_interval_s,
+                )
+                recorder, tester, elapsed_s = driven.recorder, driven.tester, driven.elapsed_s
+            else:
+                start_ns = pool.start()
+                merged = Merged(Recorder(labels, start_ns))
+                ticker = loop.create_task(_show_status(status, start_ns, options.status_interval_s))
+                expected = scenario.load.duration or float("inf")
+                deadline = time.monotonic() + expected + scenario.load.timeout + 30
+                await pool.collect(merged, sink, ctx.stop_event, deadline)
+                ticker.cancel()
+                if merged.failure:
+                    ctx.stop(merged.failure)
+                recorder, tester = merged.recorder, merged.tester
+                elapsed_s = (time.monotonic_ns() - start_ns) / NS_PER_S
         writer.flush()
-        summary = build_summary(ctx, recorder, engine, elapsed_s)
+        summary = build_summary(ctx, recorder, tester, elapsed_s, shares)
         writer.write_histograms(encoded_histograms(recorder))
         writer.write_summary(summary)
     if not options.quiet:
@@ -190,12 +214,10 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
     return RunResult(folder, summary, ctx.stop_reason)
 
 
-async def _tick(recorder: Recorder, status: Any, start_ns: int, every_s: float) -> None:
+async def _show_status(status: Any, start_ns: int, every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
-        now = time.monotonic_ns()
-        recorder.tick(now)
-        status.update((now - start_ns) / NS_PER_S)
+        status.update((time.monotonic_ns() - start_ns) / NS_PER_S)
 
 
 def encoded_histograms(recorder: Recorder) -> dict[str, Any]:
@@ -235,7 +257,7 @@ def _endpoint_summary(recorder: Recorder, label: str, elapsed_s: float) -> dict[
 
 
 def build_summary(
-    ctx: RunContext, recorder: Recorder, engine: Engine, elapsed_s: float
+    ctx: RunContext, recorder: Recorder, tester: TesterStats, elapsed_s: float, workers: int
 ) -> dict[str, Any]:
     scenario = ctx.scenario
     endpoints = {
@@ -252,10 +274,11 @@ def build_summary(
         "transport": scenario.transport,
         "load": scenario.load.model_dump(mode="json"),
         "correlation_mode": scenario.correlation,
-        "achieved_rate_rps": round(engine.achieved_rate(), 3),
-        "start_delay_ms": histogram_summary(engine.start_delay),
-        "interrupted_requests": engine.interrupted,
-        "client_failure": engine.client_failure,
+        "workers": workers,
+        "achieved_rate_rps": round(tester.achieved_rate(), 3),
+        "start_delay_ms": histogram_summary(tester.start_delay),
+        "interrupted_requests": tester.interrupted,
+        "client_failure": tester.client_failure,
         "endpoints": endpoints,
         "total": total.summary(elapsed_s),
     }
