@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("results"), help="parent folder of the run folder"
     )
     run.add_argument("--quiet", action="store_true", help="no live status and no table")
+    run.add_argument(
+        "--json", action="store_true", help="print summary.json to stdout instead of the table"
+    )
 
     validate = commands.add_parser(
         "validate", help="check a scenario file without sending anything"
@@ -129,7 +133,11 @@ def command_run(args: argparse.Namespace) -> int:
     if isinstance(load, dict) and isinstance(load.get("executor"), str):
         _check_overrides(args, load["executor"])
     scenario = scenario_from_dict(raw, _overrides(args), base_dir=path.parent, source=str(path))
-    result = uvloop.run(run_scenario(scenario, RunOptions(out=args.out, quiet=args.quiet)))
+    result = uvloop.run(
+        run_scenario(scenario, RunOptions(out=args.out, quiet=args.quiet or args.json))
+    )
+    if args.json:
+        print(json.dumps(result.summary, indent=2))
     if result.exit_code == errors.EXIT_CANNOT_RUN:
         print(
             f"error: {result.stop_reason}; results so far are in {result.folder}", file=sys.stderr

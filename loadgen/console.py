@@ -139,6 +139,16 @@ def print_summary(summary: dict[str, Any], folder: Path, console: Console | None
         if stats["errors"]:
             codes = ", ".join(f"{code} {count:,}" for code, count in stats["errors"].items())
             console.print(f"errors {label}: {codes}")
+    thresholds = summary.get("thresholds", [])
+    if thresholds:
+        gate = Table(title="thresholds", title_justify="left")
+        for column in ("", "endpoint", "threshold", "observed"):
+            gate.add_column(column, justify="right" if column == "observed" else "left")
+        for threshold in thresholds:
+            mark = "[green]pass[/green]" if threshold["passed"] else "[red bold]FAIL[/red bold]"
+            limit = f"{threshold['metric']} {threshold['comparator']} {threshold['limit']:g}"
+            gate.add_row(mark, threshold["endpoint"], limit, f"{threshold['observed']:g}")
+        console.print(gate)
     if summary.get("client_failure"):
         console.print(
             f"[red]client failure (a loadgen bug, please report): {summary['client_failure']}[/red]"

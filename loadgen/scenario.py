@@ -92,6 +92,18 @@ class RequestConfig(Strict):
         return value
 
 
+def _check_percent(value: str) -> str:
+    """A regression limit such as "10%" (or 0.1)."""
+    text = str(value).strip()
+    try:
+        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ValueError(f"must be a percentage such as 10% (got {text!r})") from None
+    if not 0 <= number < 100:
+        raise ValueError("must be between 0% and 10000%")
+    return text
+
+
 def _check_correlation(value: str) -> str:
     if value in ("exact", "contains"):
         return value
@@ -187,12 +199,52 @@ EXECUTORS = ("constant-concurrency", "constant-arrival-rate", "ramping-arrival-r
 
 PercentileKey = Literal["p50", "p90", "p95", "p99", "p999", "max", "mean"]
 PositiveMs = Annotated[float, Field(gt=0)]
+Ratio = Annotated[float, Field(ge=0, le=1)]
 
 
-class Thresholds(Strict):
+class ThresholdSet(Strict):
+    """Limits a run must meet; each one becomes a pass/fail line, a junit testcase and exit code 1."""
+
     latency_ms: dict[PercentileKey, PositiveMs] = {}
     service_time_ms: dict[PercentileKey, PositiveMs] = {}
-    error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
+    error_rate: Ratio | None = None
+    error_rates: dict[Annotated[str, Field(min_length=1)], Ratio] = {}  # per error code
+    min_throughput_rps: Annotated[float, Field(gt=0)] | None = None
+    late_start_rate: Ratio | None = None
+    mismatch_rate: Ratio | None = (
+        None  # None here means: inherit (0 at the top: any mismatch fails)
+    )
+    missing_rate: Ratio | None = None
+
+
+class AbortOnFail(Strict):
+    """End the run early when a one-second window breaks these limits for `grace` in a row."""
+
+    error_rate: Ratio | None = None
+    latency_ms: dict[Literal["p50", "p90", "p99", "max"], PositiveMs] = {}
+    grace: Seconds = 10.0
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> AbortOnFail:
+        if self.error_rate is None and not self.latency_ms:
+            raise ValueError("give error_rate or latency_ms")
+        return self
+
+
+class Thresholds(ThresholdSet):
+    mismatch_rate: Ratio | None = 0.0
+    endpoints: dict[str, ThresholdSet] = {}  # per endpoint label, over the limits above
+    abort_on_fail: AbortOnFail | None = None
+
+
+class Comparison(Strict):
+    """Two endpoints or variants of this run compared; slower beyond the limits (not noise) fails."""
+
+    base: Annotated[str, Field(min_length=1)]
+    new: Annotated[str, Field(min_length=1)]
+    max_regression: dict[
+        Literal["p50", "p90", "p99", "p999", "mean"], Annotated[str, AfterValidator(_check_percent)]
+    ] = {}
 
 
 class TLSConfig(Strict):
@@ -217,6 +269,7 @@ class Scenario(Strict):
     correlation: Annotated[str, AfterValidator(_check_correlation)] = "contains"
     load: LoadConfig
     thresholds: Thresholds = Thresholds()
+    compare: list[Comparison] = []
     mock: MockConfig = MockConfig()
 
     @field_validator("endpoint_url")
@@ -313,7 +366,29 @@ def scenario_from_dict(
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_format_errors(exc, overrides or {})) from None
+    problems = _unknown_names(scenario)
+    if problems:
+        raise ScenarioError(problems)
     return _resolve_files(scenario, base_dir)
+
+
+def _unknown_names(scenario: Scenario) -> list[str]:
+    """Thresholds and comparisons may only name endpoints (or their variants) of this scenario."""
+    labels = {endpoint.label for endpoint in scenario.endpoints}
+    names = {endpoint.name for endpoint in scenario.endpoints}
+    problems = [
+        f"thresholds.endpoints.{label}: no such endpoint (have {', '.join(sorted(labels))})"
+        for label in scenario.thresholds.endpoints
+        if label not in labels
+    ]
+    for index, pair in enumerate(scenario.compare):
+        for side in ("base", "new"):
+            name = getattr(pair, side)
+            if name not in labels and name.split("/", 1)[0] not in names | labels:
+                problems.append(
+                    f"compare[{index}].{side}: no endpoint {name!r} (have {', '.join(sorted(labels))})"
+                )
+    return problems
 
 
 def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, object]) -> dict[str, Any]:

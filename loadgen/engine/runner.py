@@ -19,8 +19,10 @@ from loadgen.engine.core import TesterStats
 from loadgen.engine.drive import Part, drive
 from loadgen.engine.requests import load_bodies, targets_of
 from loadgen.engine.workers import Merged, WorkerPool
-from loadgen.errors import EXIT_CANNOT_RUN, EXIT_INTERRUPTED, EXIT_OK, CannotRunError
+from loadgen.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CannotRunError
+from loadgen.gates import AbortWatch, evaluate
 from loadgen.metrics import NS_PER_S, Interval, Recorder, Stats, histogram_summary
+from loadgen.results.ci import write_ci_outputs
 from loadgen.results.writer import ResultsWriter, run_folder
 from loadgen.scenario import Scenario
 from loadgen.transport.base import Transport
@@ -29,13 +31,14 @@ from loadgen.transport.credentials import CredentialSource
 from loadgen.transport.fast import FastTransport
 
 DEFAULT_RESULTS = Path("results")
+ABORT_PREFIX = "abort_on_fail"
 
 
 @dataclass(frozen=True)
 class RunOptions:
     out: Path = DEFAULT_RESULTS  # parent of the run folder
     quiet: bool = False
-    status_interval_s: float = 0.5
+    status_interval_s: float = 0.25  # also how soon a second is closed and judged
 
 
 @dataclass
@@ -46,10 +49,12 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """130 for a signal; 3 when a worker failure cut the run short; else 0."""
-        if self.stop_reason is None:
-            return EXIT_OK
-        return EXIT_INTERRUPTED if self.stop_reason in ("SIGINT", "SIGTERM") else EXIT_CANNOT_RUN
+        """130 for a signal; 3 when a worker failure cut the run short; 1 for a failed gate."""
+        if self.stop_reason in ("SIGINT", "SIGTERM"):
+            return EXIT_INTERRUPTED
+        if self.stop_reason is not None and not self.stop_reason.startswith(ABORT_PREFIX):
+            return EXIT_CANNOT_RUN
+        return EXIT_OK if self.summary.get("passed", True) else EXIT_FAILED
 
 
 @dataclass
@@ -171,9 +176,15 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
         stack.callback(writer.close)
         status = LiveStatus(scenario, labels, enabled=not options.quiet)
 
+        watch = None
+        if scenario.thresholds.abort_on_fail is not None:
+            watch = AbortWatch(scenario.thresholds.abort_on_fail, labels, ctx.stop)
+
         def sink(interval: Interval) -> None:
             writer.interval(interval)
             status.observe(interval)
+            if watch is not None:
+                watch.observe(interval)
 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -208,10 +219,20 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
         writer.flush()
         summary = build_summary(ctx, recorder, tester, elapsed_s, shares)
         writer.write_histograms(encoded_histograms(recorder))
+        apply_gates(scenario, summary, folder)
         writer.write_summary(summary)
+        write_ci_outputs(folder, summary)
     if not options.quiet:
         print_summary(summary, folder)
     return RunResult(folder, summary, ctx.stop_reason)
+
+
+def apply_gates(scenario: Scenario, summary: dict[str, Any], folder: Path) -> None:
+    """Thresholds into the summary; `passed` is False when any fails or the run was aborted."""
+    results = evaluate(scenario.thresholds, summary)
+    summary["thresholds"] = [result.to_json() for result in results]
+    aborted = (summary["stop_reason"] or "").startswith(ABORT_PREFIX)
+    summary["passed"] = all(result.passed for result in results) and not aborted
 
 
 async def _show_status(status: Any, start_ns: int, every_s: float) -> None:

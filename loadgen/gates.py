@@ -1,0 +1,143 @@
+"""Thresholds: each limit checked per endpoint after a run, and the early abort during one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from loadgen.metrics import Interval, histogram_summary, new_histogram
+from loadgen.scenario import AbortOnFail, Thresholds, ThresholdSet
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    endpoint: str
+    metric: str  # e.g. "latency_ms.p99", "error_rate", "error_rates.ThrottlingException"
+    comparator: str  # "<=" or ">="
+    limit: float
+    observed: float
+    passed: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.endpoint}: {self.metric} {self.comparator} {self.limit:g}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"name": self.name}
+
+
+def limits_for(thresholds: Thresholds, label: str) -> ThresholdSet:
+    """The top-level limits with this endpoint's own limits laid over them."""
+    own = thresholds.endpoints.get(label)
+    base = ThresholdSet.model_validate(
+        thresholds.model_dump(include=set(ThresholdSet.model_fields))
+    )
+    if own is None:
+        return base
+    merged = base.model_dump()
+    for key, value in own.model_dump(exclude_unset=True).items():
+        merged[key] = merged[key] | value if isinstance(value, dict) else value
+    return ThresholdSet.model_validate(merged)
+
+
+def _rate(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def check_endpoint(
+    label: str, limits: ThresholdSet, stats: dict[str, Any]
+) -> list[ThresholdResult]:
+    results: list[ThresholdResult] = []
+
+    def at_most(metric: str, limit: float, observed: float) -> None:
+        results.append(
+            ThresholdResult(label, metric, "<=", limit, round(observed, 6), observed <= limit)
+        )
+
+    for section in ("latency_ms", "service_time_ms"):
+        for key, limit in getattr(limits, section).items():
+            at_most(f"{section}.{key}", limit, stats[section][key])
+    requests = stats["requests"]
+    if limits.error_rate is not None:
+        at_most("error_rate", limits.error_rate, _rate(stats["error_count"], requests))
+    for code, limit in limits.error_rates.items():
+        at_most(f"error_rates.{code}", limit, _rate(stats["errors"].get(code, 0), requests))
+    if limits.late_start_rate is not None:
+        at_most("late_start_rate", limits.late_start_rate, _rate(stats["late_starts"], requests))
+    correlation = stats["correlation"]
+    if limits.mismatch_rate is not None:
+        at_most(
+            "mismatch_rate", limits.mismatch_rate, _rate(correlation["mismatched"], stats["ok"])
+        )
+    if limits.missing_rate is not None:
+        at_most("missing_rate", limits.missing_rate, _rate(correlation["missing"], stats["ok"]))
+    if limits.min_throughput_rps is not None:
+        observed = stats["throughput_rps"]
+        passed = observed >= limits.min_throughput_rps
+        results.append(
+            ThresholdResult(
+                label, "throughput_rps", ">=", limits.min_throughput_rps, observed, passed
+            )
+        )
+    return results
+
+
+def evaluate(thresholds: Thresholds, summary: dict[str, Any]) -> list[ThresholdResult]:
+    results = []
+    for label, stats in summary["endpoints"].items():
+        results.extend(check_endpoint(label, limits_for(thresholds, label), stats))
+    return results
+
+
+class AbortWatch:
+    """Watches closed seconds; calls `abort(reason)` once limits are broken for `grace` in a row.
+
+    Seconds without a single finished request keep the current streak as it is.
+    """
+
+    def __init__(self, rule: AbortOnFail, labels: list[str], abort: Callable[[str], None]) -> None:
+        self.rule = rule
+        self._labels = len(labels)
+        self._abort = abort
+        self._needed = max(1, math.ceil(rule.grace))
+        self._seconds: dict[int, list[Interval]] = {}
+        self._streak = 0
+        self._first_reason: str | None = None
+        self.fired = False
+
+    def observe(self, interval: Interval) -> None:
+        second = self._seconds.setdefault(interval.index, [])
+        second.append(interval)
+        if len(second) == self._labels:
+            del self._seconds[interval.index]
+            self._judge(second)
+
+    def _judge(self, second: list[Interval]) -> None:
+        requests = sum(interval.requests for interval in second)
+        if requests == 0 or self.fired:
+            return
+        reason = self._broken(second, requests)
+        if reason is None:
+            self._streak = 0
+            return
+        self._streak += 1
+        if self._streak >= self._needed:
+            self.fired = True
+            self._abort(f"abort_on_fail: {reason} for {self._streak}s (grace {self.rule.grace:g}s)")
+
+    def _broken(self, second: list[Interval], requests: int) -> str | None:
+        rule = self.rule
+        errors = sum(interval.errors for interval in second)
+        if rule.error_rate is not None and errors / requests > rule.error_rate:
+            return f"error rate {errors / requests:.1%} above {rule.error_rate:.1%}"
+        if rule.latency_ms:
+            merged = new_histogram()
+            for interval in second:
+                merged.add(interval.latency)
+            observed = histogram_summary(merged)
+            for key, limit in rule.latency_ms.items():
+                if observed[key] > limit:
+                    return f"latency {key} {observed[key]:.1f} ms above {limit:g} ms"
+        return None
