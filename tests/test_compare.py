@@ -1,0 +1,409 @@
+"""loadgen compare: the verdict, the limits, run folders and the command's output and exit codes."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from hdrh.log import HistogramLogWriter
+from rich.console import Console
+
+from loadgen.compare import (
+    Limit,
+    Verdict,
+    Version,
+    compare,
+    compare_command,
+    compare_within_run,
+    comparisons_failed,
+    load_versions,
+    parse_limit,
+    render_table,
+    to_json,
+    versions_in_run,
+)
+from loadgen.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from loadgen.metrics import histogram_summary
+from loadgen.results.writer import hlog_name
+from tests.test_stats import histogram_of, lognormal_samples
+
+TEN_PERCENT = [parse_limit("p99=10%"), parse_limit("p50=10%")]
+SAMPLES = 3000
+
+
+def version(name: str, samples: list[int], errors: int = 0) -> Version:
+    return Version(name, histogram_of(samples), None, len(samples), errors)
+
+
+def write_run(
+    folder: Path,
+    endpoints: dict[str, list[int]],
+    variants: dict[str, dict[str, list[int]]] | None = None,
+    errors: int = 0,
+) -> Path:
+    """A run folder as `loadgen run` writes it: summary.json, histograms.json, one .hlog each."""
+    folder.mkdir(parents=True)
+    variants = variants or {}
+    summary: dict = {"scenario": "test", "endpoints": {}}
+    encoded: dict = {"unit": "microseconds", "endpoints": {}}
+    for label, samples in endpoints.items():
+        histogram = histogram_of(samples)
+        stats = {
+            "requests": len(samples),
+            "ok": len(samples) - errors,
+            "error_count": errors,
+            "latency_ms": histogram_summary(histogram),
+            "service_time_ms": histogram_summary(histogram),
+        }
+        text = histogram.encode().decode("ascii")
+        summary["endpoints"][label] = stats | {"variants": {}}
+        encoded["endpoints"][label] = {"latency": text, "service_time": text, "variants": {}}
+        for variant, variant_samples in variants.get(label, {}).items():
+            variant_text = histogram_of(variant_samples).encode().decode("ascii")
+            summary["endpoints"][label]["variants"][variant] = {
+                "requests": len(variant_samples),
+                "ok": len(variant_samples),
+                "error_count": 0,
+            }
+            encoded["endpoints"][label]["variants"][variant] = {
+                "latency": variant_text,
+                "service_time": variant_text,
+            }
+        with (folder / hlog_name(label)).open("w", encoding="utf-8") as handle:
+            log = HistogramLogWriter(handle)
+            log.output_log_format_version()
+            log.output_legend()
+            half = len(samples) // 2
+            for second, part in enumerate((samples[:half], samples[half:])):
+                log.output_interval_histogram(
+                    histogram_of(part), float(second), float(second + 1), 1000.0
+                )
+    (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    (folder / "histograms.json").write_text(json.dumps(encoded), encoding="utf-8")
+    return folder
+
+
+# --- the issue's acceptance criterion ------------------------------------------------------
+
+
+def test_a_30_percent_slower_version_is_slower_and_fails_10_percent_limits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = lognormal_samples(0, SAMPLES)  # median 20 ms
+    new = lognormal_samples(1, SAMPLES, scale=1.3)
+    comparison = compare(version("ep", base), version("ep", new), TEN_PERCENT)
+    assert comparison.verdict is Verdict.SLOWER
+    assert [check.failed for check in comparison.limits] == [True, True]
+    assert comparison.change("p50").change == pytest.approx(0.3, abs=0.05)
+    write_run(tmp_path / "base", {"ep": base})
+    write_run(tmp_path / "new", {"ep": new})
+    status = compare_command(
+        tmp_path / "base", tmp_path / "new", ["p99=10%", "p50=10%"], endpoint=None, json_out=False
+    )
+    assert status == EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "verdict: slower" in out
+    assert "limit p99 <= +10.0%: FAILED" in out
+    assert "limit p50 <= +10.0%: FAILED" in out
+
+
+def test_no_false_alarm_in_20_repeated_comparisons_of_identical_setups() -> None:
+    verdicts = []
+    for seed in range(20):
+        base = version("ep", lognormal_samples(seed, SAMPLES))
+        new = version("ep", lognormal_samples(seed + 100, SAMPLES))
+        comparison = compare(base, new, TEN_PERCENT, seed=seed)
+        assert not comparison.failed
+        verdicts.append(comparison.verdict)
+    assert verdicts.count(Verdict.SAME) >= 19  # alpha 0.01 and a CI: about 0 expected
+
+
+def test_a_30_percent_difference_is_found_in_every_seed() -> None:
+    p99_failures = 0
+    for seed in range(10):
+        base = version("ep", lognormal_samples(seed, SAMPLES))
+        new = version("ep", lognormal_samples(seed + 100, SAMPLES, scale=1.3))
+        comparison = compare(base, new, TEN_PERCENT, seed=seed)
+        assert comparison.verdict is Verdict.SLOWER
+        p99, p50 = comparison.limits
+        assert p50.failed  # ~1500 samples either side of the median: always beyond 10%
+        p99_failures += p99.failed
+    # 30 samples above a p99 of 3000: the CI sometimes cannot rule out a mere 10% change
+    assert p99_failures >= 8
+
+
+def test_a_faster_version_is_faster_and_fails_no_limit() -> None:
+    base = version("ep", lognormal_samples(0, SAMPLES))
+    new = version("ep", lognormal_samples(1, SAMPLES, scale=0.7))
+    comparison = compare(base, new, [parse_limit("p99=0%")])
+    assert comparison.verdict is Verdict.FASTER
+    assert comparison.test.z < 0
+    assert not comparison.failed
+    assert comparison.change("p99").high is not None and comparison.change("p99").high < 0
+
+
+def test_a_slower_tail_outranks_a_faster_median() -> None:
+    """Gates exist to catch regressions: a worse p99 is "slower" even if most calls got faster."""
+    samples = sorted(lognormal_samples(1, SAMPLES))
+    tail = len(samples) * 97 // 100
+    new = [round(v * 0.8) for v in samples[:tail]] + [v * 2 for v in samples[tail:]]
+    comparison = compare(version("ep", lognormal_samples(0, SAMPLES)), version("ep", new), [])
+    assert comparison.test.p_value < 0.01 and comparison.test.z < 0  # most calls are faster
+    assert comparison.change("p50").high is not None and comparison.change("p50").high < 0
+    assert comparison.change("p99").low is not None and comparison.change("p99").low > 0
+    assert comparison.verdict is Verdict.SLOWER
+
+
+def test_a_significant_change_below_the_limit_passes_it() -> None:
+    base = version("ep", lognormal_samples(0, 20_000))
+    new = version("ep", lognormal_samples(1, 20_000, scale=1.05))
+    comparison = compare(base, new, [parse_limit("p50=10%"), parse_limit("p50=1%")])
+    assert comparison.verdict is Verdict.SLOWER
+    assert [check.failed for check in comparison.limits] == [False, True]
+
+
+def test_comparing_an_empty_version_is_a_usage_error() -> None:
+    empty = Version("ep", histogram_of([]), None, 0, 0)
+    with pytest.raises(UsageError, match="no recorded latencies"):
+        compare(empty, version("ep", [1000]), [])
+
+
+# --- limits -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("p99=10%", Limit("p99", 0.10)),
+        ("P50 = 2.5%", Limit("p50", 0.025)),
+        ("p99.9=20%", Limit("p999", 0.20)),
+        ("p999=0%", Limit("p999", 0.0)),
+        ("mean=100%", Limit("mean", 1.0)),
+    ],
+)
+def test_parse_limit(text: str, limit: Limit) -> None:
+    assert parse_limit(text) == limit
+
+
+@pytest.mark.parametrize("text", ["p99", "p99=10", "max=10%", "p99=-5%", "p99=ten%", ""])
+def test_parse_limit_rejects_bad_input_naming_the_flag(text: str) -> None:
+    with pytest.raises(UsageError, match="--max-regression") as caught:
+        parse_limit(text)
+    assert caught.value.exit_code == EXIT_USAGE
+
+
+# --- the command on run folders -------------------------------------------------------------
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> tuple[Path, Path]:
+    """Two runs of endpoints "same" (unchanged) and "slow" (30% slower in the new run)."""
+    base = write_run(
+        tmp_path / "base",
+        {"same": lognormal_samples(1, 2000), "slow": lognormal_samples(2, 2000)},
+        errors=3,
+    )
+    new = write_run(
+        tmp_path / "new",
+        {"same": lognormal_samples(3, 2000), "slow": lognormal_samples(4, 2000, scale=1.3)},
+    )
+    return base, new
+
+
+def test_the_table_shows_every_metric_and_the_verdict(
+    runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, new = runs
+    assert compare_command(base, new, [], endpoint=None, json_out=False) == EXIT_OK
+    out = capsys.readouterr().out
+    for metric in ("p50", "p90", "p99", "p999", "max", "mean"):
+        assert f"│ {metric} " in out
+    assert "same (base) vs same (new)" in out and "slow (base) vs slow (new)" in out
+    assert "verdict: no significant difference" in out
+    assert "verdict: slower" in out
+    assert "base 2000 (3 errors), new 2000 (0 errors)" in out
+
+
+def test_json_output_parses_and_fails_on_a_limit(
+    runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, new = runs
+    assert compare_command(base, new, ["p99=10%"], endpoint=None, json_out=True) == EXIT_FAILED
+    data = json.loads(capsys.readouterr().out)
+    assert data["failed"] is True
+    by_name = {entry["new"]: entry for entry in data["comparisons"]}
+    assert by_name["same"]["verdict"] == "no significant difference"
+    assert by_name["same"]["limits"] == [
+        {
+            "metric": "p99",
+            "max_increase": 0.1,
+            "change_low": by_name["same"]["metrics"]["p99"]["ci_low"],
+            "failed": False,
+        }
+    ]
+    slow = by_name["slow"]
+    assert slow["verdict"] == "slower" and slow["failed"] is True
+    assert slow["mann_whitney"]["p_value"] < 0.01 and slow["mann_whitney"]["effect"] > 0.5
+    assert set(slow["metrics"]) == {"p50", "p90", "p99", "p999", "max", "mean"}
+    assert slow["metrics"]["max"]["ci_low"] is None
+    assert slow["errors"] == {"base": 3, "new": 0}
+
+
+def test_endpoint_picks_one_pair(
+    runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, new = runs
+    status = compare_command(base, new, ["p99=10%"], endpoint="same", json_out=True)
+    assert status == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    assert [(c["base"], c["new"]) for c in data["comparisons"]] == [("same", "same")]
+    status = compare_command(base, new, ["p50=10%"], endpoint="slow", json_out=True)
+    assert status == EXIT_FAILED
+    with pytest.raises(UsageError, match="'nope'") as caught:
+        compare_command(base, new, [], endpoint="nope", json_out=False)
+    assert str(base) in str(caught.value)
+
+
+def test_a_missing_folder_is_a_usage_error_naming_it(
+    tmp_path: Path, runs: tuple[Path, Path]
+) -> None:
+    missing = tmp_path / "no-such-run"
+    with pytest.raises(UsageError) as caught:
+        compare_command(missing, runs[1], [], endpoint=None, json_out=False)
+    assert caught.value.problems == [f"{missing}: no such run folder or file"]
+    assert caught.value.exit_code == EXIT_USAGE
+
+
+def test_a_bad_limit_fails_before_anything_is_read(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--max-regression"):
+        compare_command(tmp_path / "x", tmp_path / "y", ["p99"], endpoint=None, json_out=False)
+
+
+def test_hlog_files_compare_whatever_their_names(
+    runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, new = runs
+    versions = load_versions(base / "slow.hlog")
+    assert list(versions) == ["slow"]
+    assert versions["slow"].latency.get_total_count() == 2000  # both intervals
+    assert versions["slow"].service_time is None
+    status = compare_command(
+        base / "same.hlog", new / "slow.hlog", ["p50=10%"], endpoint=None, json_out=True
+    )
+    assert status == EXIT_FAILED
+    # a folder against a .hlog: --endpoint picks the folder's side
+    status = compare_command(base, new / "same.hlog", ["p50=10%"], endpoint="same", json_out=True)
+    assert status == EXIT_OK
+    capsys.readouterr()
+
+
+def test_a_summary_json_path_reads_its_folder(runs: tuple[Path, Path]) -> None:
+    base, _ = runs
+    versions = load_versions(base / "summary.json")
+    assert list(versions) == ["same", "slow"]
+    assert (versions["same"].requests, versions["same"].errors) == (2000, 3)
+    assert versions["same"].service_time is not None
+
+
+def test_without_common_labels_several_versions_are_a_usage_error(tmp_path: Path) -> None:
+    base = write_run(tmp_path / "a", {"x": [1000] * 5, "y": [1000] * 5})
+    new = write_run(tmp_path / "b", {"z": [1000] * 5})
+    with pytest.raises(UsageError, match="no endpoint label in both"):
+        compare_command(base, new, [], endpoint=None, json_out=True)
+
+
+def test_one_version_each_side_pairs_regardless_of_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = write_run(tmp_path / "a", {"model-v1": lognormal_samples(1, 500)})
+    new = write_run(tmp_path / "b", {"model-v2": lognormal_samples(2, 500)})
+    assert compare_command(base, new, [], endpoint=None, json_out=True) == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    assert [(c["base"], c["new"]) for c in data["comparisons"]] == [("model-v1", "model-v2")]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("histograms.json", "{not json", "cannot read"),
+        ("histograms.json", "[1, 2]", "expected a JSON object"),
+        ("histograms.json", '{"endpoints": {"a": {"latency": "xyz"}}}', "not a loadgen"),
+        ("histograms.json", '{"unit": "ms", "endpoints": {}}', "expected microseconds"),
+        ("summary.json", '{"endpoints": {"a": {"ok": 1}}}', "not a loadgen summary.json"),
+        ("timeseries.csv", "second,endpoint\n", "no histograms.json or .hlog files"),
+    ],
+)
+def test_unreadable_run_folders_are_usage_errors_naming_the_file(
+    tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(UsageError, match=message) as caught:
+        load_versions(tmp_path)
+    assert str(tmp_path) in str(caught.value)
+    assert len(caught.value.problems) == 1
+
+
+@pytest.mark.parametrize("content", ["just some text\n", "0.0,1.0,2.0,HISTFAAAAgarbage\n", ""])
+def test_unreadable_hlog_files_are_usage_errors(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "ep.hlog"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(UsageError, match="ep.hlog"):
+        load_versions(path)
+
+
+def test_other_files_are_usage_errors(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("hello", encoding="utf-8")
+    with pytest.raises(UsageError, match="expected a run folder"):
+        load_versions(path)
+
+
+def test_a_folder_without_histograms_json_reads_its_hlogs(tmp_path: Path) -> None:
+    folder = write_run(tmp_path / "run", {"ep/canary": [1000] * 10, "other": [2000] * 4})
+    (folder / "histograms.json").unlink()
+    versions = load_versions(folder)
+    assert sorted(versions) == ["ep/canary", "other"]  # labels back from summary.json
+    assert versions["ep/canary"].latency.get_total_count() == 10
+    assert list(load_versions(folder / "ep.canary.hlog")) == ["ep/canary"]
+    (folder / "summary.json").write_text("{broken", encoding="utf-8")
+    assert list(load_versions(folder / "ep.canary.hlog")) == ["ep.canary"]
+
+
+# --- within one run -------------------------------------------------------------------------
+
+
+def test_versions_in_run_and_compare_within_run(tmp_path: Path) -> None:
+    folder = write_run(
+        tmp_path / "run",
+        {"ep": lognormal_samples(1, 4000)},
+        variants={
+            "ep": {"blue": lognormal_samples(2, 2000), "green": lognormal_samples(3, 2000, 1.3)}
+        },
+    )
+    versions = versions_in_run(folder)
+    assert list(versions) == ["ep", "ep/blue", "ep/green"]
+    assert versions["ep/green"].requests == 2000
+    assert list(load_versions(folder)) == ["ep"]
+    comparisons = compare_within_run(
+        folder, [("ep/blue", "ep/green"), ("ep/blue", "ep/blue")], [parse_limit("p50=10%")]
+    )
+    assert [c.verdict for c in comparisons] == [Verdict.SLOWER, Verdict.SAME]
+    assert comparisons_failed(comparisons)
+    assert not comparisons_failed(comparisons[1:])
+    with pytest.raises(UsageError, match="'ep/red'"):
+        compare_within_run(folder, [("ep/blue", "ep/red")], [])
+
+
+def test_failed_limits_are_red_and_to_json_is_plain_data() -> None:
+    base = version("ep", lognormal_samples(0, SAMPLES))
+    new = version("ep", lognormal_samples(1, SAMPLES, scale=1.3))
+    comparisons = [compare(base, new, [parse_limit("p50=10%")])]
+    buffer = io.StringIO()
+    render_table(
+        comparisons, Console(file=buffer, force_terminal=True, color_system="standard", width=120)
+    )
+    out = buffer.getvalue()
+    assert "\x1b[31mlimit p50 <= +10.0%: FAILED" in out
+    assert json.loads(json.dumps(to_json(comparisons))) == to_json(comparisons)
