@@ -75,6 +75,15 @@ def custom_attributes_problem(value: str) -> str | None:
     return None
 
 
+def logs_insights_query(endpoint_name: str, trace_ids: list[str]) -> dict[str, str]:
+    """A CloudWatch Logs Insights query that finds these trace IDs in the endpoint's own logs."""
+    pattern = "|".join(re.escape(trace_id) for trace_id in trace_ids)
+    return {
+        "log_group": f"/aws/sagemaker/Endpoints/{endpoint_name}",
+        "query": f"fields @timestamp, @logStream, @message | filter @message like /{pattern}/ | sort @timestamp desc",
+    }
+
+
 def error_code_from(header_value: str | None, body_code: str | None) -> str | None:
     """The AWS error code as botocore derives it: the header first, then the body; text after ':' stripped."""
     raw = header_value or body_code

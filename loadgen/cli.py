@@ -60,6 +60,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("scenario", type=Path)
 
+    compare = commands.add_parser(
+        "compare", help="compare two runs: is NEW slower than BASE beyond noise?"
+    )
+    compare.add_argument("base", type=Path, help="run folder, summary.json or .hlog")
+    compare.add_argument("new", type=Path, help="run folder, summary.json or .hlog")
+    compare.add_argument(
+        "--max-regression",
+        action="append",
+        default=[],
+        metavar="METRIC=PCT",
+        help="e.g. p99=10%% (repeatable)",
+    )
+    compare.add_argument("--endpoint", help="compare only this endpoint label (or label/variant)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
     mock = commands.add_parser("mock", help="serve the built-in mock SageMaker endpoint")
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, help="default 8080 with --container, else 8081")
@@ -178,7 +193,20 @@ def command_mock(args: argparse.Namespace) -> int:
     return errors.EXIT_OK
 
 
-COMMANDS = {"run": command_run, "validate": command_validate, "mock": command_mock}
+def command_compare(args: argparse.Namespace) -> int:
+    from loadgen.compare import compare_command
+
+    return compare_command(
+        args.base, args.new, args.max_regression, endpoint=args.endpoint, json_out=args.json
+    )
+
+
+COMMANDS = {
+    "run": command_run,
+    "validate": command_validate,
+    "mock": command_mock,
+    "compare": command_compare,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

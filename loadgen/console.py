@@ -139,6 +139,16 @@ def print_summary(summary: dict[str, Any], folder: Path, console: Console | None
         if stats["errors"]:
             codes = ", ".join(f"{code} {count:,}" for code, count in stats["errors"].items())
             console.print(f"errors {label}: {codes}")
+    for label, stats in summary["endpoints"].items():
+        slowest = stats.get("slowest", [])[:5]
+        if slowest:
+            listed = ", ".join(f"{s['trace_id']} {_ms(s['latency_ms'])} ms" for s in slowest)
+            console.print(f"slowest {label}: {listed}")
+            query = stats["slowest_query"]
+            console.print(
+                f"  find them: Logs Insights on {query['log_group']}: {query['query']}",
+                soft_wrap=True,
+            )
     thresholds = summary.get("thresholds", [])
     if thresholds:
         gate = Table(title="thresholds", title_justify="left")
@@ -149,6 +159,19 @@ def print_summary(summary: dict[str, Any], folder: Path, console: Console | None
             limit = f"{threshold['metric']} {threshold['comparator']} {threshold['limit']:g}"
             gate.add_row(mark, threshold["endpoint"], limit, f"{threshold['observed']:g}")
         console.print(gate)
+    for comparison in summary.get("comparisons", []):
+        metrics = comparison["metrics"]
+        changes = ", ".join(
+            f"{key} {metrics[key]['change']:+.1%} [{metrics[key]['ci_low']:+.1%}, {metrics[key]['ci_high']:+.1%}]"
+            for key in ("p50", "p99")
+            if key in metrics
+        )
+        p_value = comparison["mann_whitney"]["p_value"]
+        console.print(
+            f"compare {comparison['new']} vs {comparison['base']}: {comparison['verdict']} (p={p_value:.2g}); {changes}"
+        )
+        for failed in comparison["failed_limits"]:
+            console.print(f"  [red bold]FAIL[/red bold] {failed}")
     if summary.get("client_failure"):
         console.print(
             f"[red]client failure (a loadgen bug, please report): {summary['client_failure']}[/red]"

@@ -96,11 +96,11 @@ def _check_percent(value: str) -> str:
     """A regression limit such as "10%" (or 0.1)."""
     text = str(value).strip()
     try:
-        number = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        number = float(text.removesuffix("%"))
     except ValueError:
-        raise ValueError(f"must be a percentage such as 10% (got {text!r})") from None
-    if not 0 <= number < 100:
-        raise ValueError("must be between 0% and 10000%")
+        number = -1.0
+    if not text.endswith("%") or not 0 <= number < 10000:
+        raise ValueError(f"must be a percentage such as 10% (got {text!r})")
     return text
 
 

@@ -146,3 +146,36 @@ def test_abort_on_fail_stops_within_grace_plus_a_second(tmp_path: Path) -> None:
     assert summary["duration_s"] <= 3.0
     assert wall < 15
     assert "abort_on_fail" in result.stdout
+
+
+def test_in_run_variant_comparison_fails_a_30_percent_regression(tmp_path: Path) -> None:
+    ab = QUICKSTART.parent / "ab-variants.yaml"
+    out = tmp_path / "ab"
+    result = loadgen("run", str(ab), "--duration", "5s", "--out", str(out))
+    assert result.returncode == 1, result.stderr
+    assert "compare churn/green vs churn/blue: slower" in result.stdout
+    (folder,) = out.iterdir()
+    summary = json.loads((folder / "summary.json").read_text())
+    (comparison,) = summary["comparisons"]
+    assert comparison["verdict"] == "slower" and comparison["failed_limits"]
+    suite = ET.parse(folder / "junit.xml").getroot()
+    assert [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None] == [
+        "churn/green vs churn/blue"
+    ]
+
+
+def test_compare_command_on_two_runs_of_the_same_endpoint(tmp_path: Path) -> None:
+    for name in ("base", "new"):
+        result = loadgen(
+            "run", str(QUICKSTART), "--duration", "2s", "--out", str(tmp_path / name), "--quiet"
+        )
+        assert result.returncode == 0, result.stderr
+    (base,) = (tmp_path / "base").iterdir()
+    (new,) = (tmp_path / "new").iterdir()
+    result = loadgen("compare", str(base), str(new), "--max-regression", "p99=50%", "--json")
+    assert result.returncode == 0, result.stderr + result.stdout
+    data = json.loads(result.stdout)
+    assert {c["base"] for c in data["comparisons"]} == {"churn-v1", "churn-v2/canary"}
+    assert data["failed"] is False
+    result = loadgen("compare", str(base), str(tmp_path / "nope"))
+    assert result.returncode == 2 and "nope" in result.stderr and "Traceback" not in result.stderr

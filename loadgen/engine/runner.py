@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadgen import api
+from loadgen.compare import compare_within_run, parse_limit, to_json
 from loadgen.console import stderr_console
 from loadgen.correlate import new_run_id
 from loadgen.engine.core import TesterStats
@@ -231,8 +233,26 @@ def apply_gates(scenario: Scenario, summary: dict[str, Any], folder: Path) -> No
     """Thresholds into the summary; `passed` is False when any fails or the run was aborted."""
     results = evaluate(scenario.thresholds, summary)
     summary["thresholds"] = [result.to_json() for result in results]
+    comparisons = []
+    for pair in scenario.compare:
+        limits = [parse_limit(f"{metric}={limit}") for metric, limit in pair.max_regression.items()]
+        comparisons += compare_within_run(folder, [(pair.base, pair.new)], limits)
+    summary["comparisons"] = to_json(comparisons)["comparisons"]
+    for entry in summary["comparisons"]:
+        entry["failed_limits"] = [
+            f"{limit['metric']} at least {limit['change_low']:+.1%} (95% CI low end), limit +{limit['max_increase']:.0%}"
+            for limit in entry["limits"]
+            if limit["failed"]
+        ]
     aborted = (summary["stop_reason"] or "").startswith(ABORT_PREFIX)
-    summary["passed"] = all(result.passed for result in results) and not aborted
+    passed = all(result.passed for result in results) and not any(
+        c["failed"] for c in comparisons_json(summary)
+    )
+    summary["passed"] = passed and not aborted
+
+
+def comparisons_json(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return summary.get("comparisons", [])
 
 
 async def _show_status(status: Any, start_ns: int, every_s: float) -> None:
@@ -270,10 +290,15 @@ def _endpoint_summary(recorder: Recorder, label: str, elapsed_s: float) -> dict[
     summary["variants"] = {
         variant: stats.summary(elapsed_s) for variant, stats in sorted(record.variants.items())
     }
+    slowest = recorder.slowest(label)
     summary["slowest"] = [
         {"trace_id": slow.trace_id, "latency_ms": slow.latency_us / 1000.0, "variant": slow.variant}
-        for slow in recorder.slowest(label)
+        for slow in slowest
     ]
+    endpoint_name = label.split("/", 1)[0]
+    summary["slowest_query"] = api.logs_insights_query(
+        endpoint_name, [slow.trace_id for slow in slowest]
+    )
     return summary
 
 
