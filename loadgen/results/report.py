@@ -469,11 +469,6 @@ def _correlation_cell(stats: dict[str, Any]) -> str:
     return "<br>".join([f"{_num(corr.get('matched', 0))} matched", *bad])
 
 
-def _without(stats: dict[str, Any]) -> dict[str, Any]:
-    """An endpoint's stats as its only variant's would be: no variants, no slowest."""
-    return {k: v for k, v in stats.items() if k not in ("variants", "slowest")}
-
-
 def _stats_row(name: str, stats: dict[str, Any], variant: bool, only: str | None = None) -> str:
     latency = stats.get("latency_ms") or {}
     service = stats.get("service_time_ms") or {}
@@ -494,7 +489,7 @@ def _stats_row(name: str, stats: dict[str, Any], variant: bool, only: str | None
 
 def _stats_table(summary: dict[str, Any]) -> str:
     head = (
-        "<tr><th>endpoint / variant</th><th>requests</th><th>req/s</th>"
+        "<tr><th class='left'>endpoint / variant</th><th>requests</th><th>req/s</th>"
         '<th class="left">errors</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th>'
         '<th>max</th><th>mean</th><th>service p50 / p99</th><th class="left">correlation</th>'
         "<th>late starts</th></tr>"
@@ -502,7 +497,8 @@ def _stats_table(summary: dict[str, Any]) -> str:
     rows = []
     for label, stats in summary["endpoints"].items():
         variants = {k: v for k, v in (stats.get("variants") or {}).items() if isinstance(v, dict)}
-        if len(variants) == 1 and next(iter(variants.values())) == _without(stats):
+        only = next(iter(variants.values()), {}) if len(variants) == 1 else {}
+        if only.get("requests") == stats.get("requests"):  # one line would say it all
             rows.append(_stats_row(label, stats, variant=False, only=next(iter(variants))))
             continue
         rows.append(_stats_row(label, stats, variant=False))
@@ -760,8 +756,9 @@ th{font-size:12px;color:var(--muted);font-weight:600}
 .left{text-align:left}
 table.stats{width:100%}
 table th{white-space:normal}
-.stats th[scope=row]{text-align:left;color:var(--ink);font-size:14px;white-space:nowrap}
-.stats tr.sub th,.stats tr.sub td{color:#4b5563;font-size:13px;background:#fbfcfd}
+.stats{font-size:13px}.stats th,.stats td{padding:6px 6px}
+.stats th[scope=row]{text-align:left;color:var(--ink);font-size:14px;white-space:normal;min-width:120px;max-width:240px;overflow-wrap:anywhere}
+.stats tr.sub th,.stats tr.sub td{color:#4b5563;font-size:12.5px;background:#fbfcfd}
 .stats th.variant{padding-left:24px;font-weight:500}
 .stats tr.total th,.stats tr.total td{border-top:2px solid var(--line);font-weight:600}
 .bad{color:var(--bad)}.good{color:var(--good)}.muted{color:var(--muted)}
@@ -773,6 +770,8 @@ table th{white-space:normal}
 .card,.comparison{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:14px 16px;min-width:0}
 .comparison{margin-bottom:16px}
 .card table{width:100%}
+.card td code{overflow-wrap:anywhere;white-space:normal}
+h1,h3,.legend,.facts dd{overflow-wrap:anywhere}
 code{font:12.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 pre{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f1f5f9;border-radius:6px;padding:10px;white-space:pre-wrap;word-break:break-all;margin:0 0 8px}
 button{font:inherit;font-size:13px;padding:4px 12px;border:1px solid #cbd5e1;border-radius:6px;background:#fff;cursor:pointer}
