@@ -21,7 +21,12 @@ lint: setup
 	$(BIN)/ruff check loadgen tests bench
 
 test: lint
+	sh scripts/install-chromium.sh
 	$(BIN)/python -m pytest -q
+
+bench: setup
+	bash bench/install.sh
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--endpoint", help="compare only this endpoint label (or label/variant)")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
+    report = commands.add_parser("report", help="(re)write report.html for a run folder")
+    report.add_argument("run_dir", type=Path)
+
     mock = commands.add_parser("mock", help="serve the built-in mock SageMaker endpoint")
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, help="default 8080 with --container, else 8081")
@@ -201,7 +204,15 @@ def command_compare(args: argparse.Namespace) -> int:
     )
 
 
+def command_report(args: argparse.Namespace) -> int:
+    from loadgen.results.report import write_report
+
+    print(write_report(args.run_dir))
+    return errors.EXIT_OK
+
+
 COMMANDS = {
+    "report": command_report,
     "run": command_run,
     "validate": command_validate,
     "mock": command_mock,

@@ -25,6 +25,7 @@ from loadgen.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_
 from loadgen.gates import AbortWatch, evaluate
 from loadgen.metrics import NS_PER_S, Interval, Recorder, Stats, histogram_summary
 from loadgen.results.ci import write_ci_outputs
+from loadgen.results.report import write_report
 from loadgen.results.writer import ResultsWriter, run_folder
 from loadgen.scenario import Scenario
 from loadgen.transport.base import Transport
@@ -224,6 +225,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
         apply_gates(scenario, summary, folder)
         writer.write_summary(summary)
         write_ci_outputs(folder, summary)
+        write_report(folder)
     if not options.quiet:
         print_summary(summary, folder)
     return RunResult(folder, summary, ctx.stop_reason)
