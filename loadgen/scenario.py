@@ -45,7 +45,8 @@ ComponentName = Annotated[str, _name(api.INFERENCE_COMPONENT_RE)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no inf/nan anywhere: a rate of inf would start requests without end
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class EndpointConfig(Strict):
@@ -252,7 +253,22 @@ class TLSConfig(Strict):
     ca_file: Path | None = None
 
 
-Workers = Annotated[int, Field(ge=1, le=256)] | Literal["auto"]
+def _check_workers(value: object) -> int | str:
+    """A whole number of processes (1..256) or "auto"; one message, not one per union member."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError('must be a whole number from 1 to 256, or "auto"')
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 256:
+        raise ValueError('must be a whole number from 1 to 256, or "auto"')
+    return number
+
+
+Workers = Annotated[int | str, BeforeValidator(_check_workers)]
 
 
 class Scenario(Strict):
@@ -343,16 +359,21 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise ScenarioError(
-            f"{source}: YAML syntax error at {where}: {exc.problem or exc}"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{source}: YAML error: {exc}") from None
+        problem = _one_line(exc.problem or exc)
+        raise ScenarioError(f"{source}: YAML syntax error at {where}: {problem}") from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: YAML nested too deeply") from None
+    except Exception as exc:  # ReaderError; PyYAML constructors' ValueError on bad !!int, dates...
+        raise ScenarioError(f"{source}: YAML error: {_one_line(exc)}") from None
     if not isinstance(raw, dict):
         raise ScenarioError(
             f"{source}: must be a mapping of scenario fields, got {type(raw).__name__}"
         )
     return raw
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
 
 
 def scenario_from_dict(
@@ -437,7 +458,10 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
         if isinstance(part, int):
             text += f"[{part}]"
         else:
-            text += f".{part}" if text else str(part)
+            part = str(part)
+            if not part.isprintable():  # a key with a line break must not split the problem line
+                part = repr(part)
+            text += f".{part}" if text else part
     return text
 
 
