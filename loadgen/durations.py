@@ -13,7 +13,10 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("must be a duration such as 30s, 5m or 500ms")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int beyond a float's range
+            raise ValueError("must be a finite duration >= 0") from None
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
         try:

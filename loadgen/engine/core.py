@@ -15,6 +15,9 @@ from loadgen.transport.base import Outcome, Transport
 LATE_NS = 1_000_000  # a start more than 1 ms after its intended time counts as late
 
 CLIENT_FAILURE = "ClientFailure"
+# A request's own timeout can fire at the very end of the drain's grace period; this much
+# more lets it be recorded as a Timeout rather than cut off and counted as interrupted.
+DRAIN_MARGIN_S = 0.1
 
 Clock = Callable[[], int]
 
@@ -146,9 +149,9 @@ class Engine:
             self.recorder.add_mismatch(label, outcome.variant, sample)
 
     async def drain(self, grace_s: float) -> None:
-        """Let in-flight requests finish for up to `grace_s`, then cancel the rest."""
+        """Let in-flight requests finish for up to `grace_s` (and a margin), then cancel the rest."""
         if self.in_flight:
-            await asyncio.wait(set(self.in_flight), timeout=grace_s)
+            await asyncio.wait(set(self.in_flight), timeout=grace_s + DRAIN_MARGIN_S)
         leftovers = set(self.in_flight)
         for task in leftovers:
             task.cancel()

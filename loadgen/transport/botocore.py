@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from aiohttp.http_exceptions import HttpProcessingError
 from botocore import exceptions as boto
 
 from loadgen import api
@@ -105,8 +106,8 @@ class BotocoreTransport(Transport):
             return Outcome(error=api.TLS_ERROR)
         except _TIMEOUTS:
             return Outcome(error=api.TIMEOUT)
-        except _CONNECTION_FAULTS:
-            return Outcome(error=api.CONNECTION_ERROR)
+        except _CONNECTION_FAULTS as exc:
+            return Outcome(error=_fault_code(exc))
         except (boto.BotoCoreError, ValueError):  # unparseable responses
             return Outcome(error=api.PROTOCOL_ERROR)
         metadata = response["ResponseMetadata"]
@@ -120,6 +121,16 @@ class BotocoreTransport(Transport):
         if self._client_context is not None:
             await self._client_context.__aexit__(None, None, None)
             self._client_context = self._client = None
+
+
+def _fault_code(exc: Exception) -> str:
+    """ProtocolError when aiohttp could not parse the response (botocore wraps that as an
+    HTTPClientError or ConnectionClosedError), as the fast transport reports it; else
+    ConnectionError."""
+    cause = exc.kwargs.get("error") if isinstance(exc, boto.BotoCoreError) else exc
+    if isinstance(cause, aiohttp.ClientResponseError | HttpProcessingError):
+        return api.PROTOCOL_ERROR
+    return api.CONNECTION_ERROR
 
 
 def _error_outcome(response: dict[str, Any]) -> Outcome:
