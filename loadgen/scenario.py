@@ -335,6 +335,8 @@ _MESSAGES = {
     "union_tag_invalid": "must be one of {expected_tags}",
     "union_tag_not_found": "field required (one of " + ", ".join(EXECUTORS) + ")",
     "string_pattern_mismatch": "does not match {pattern}",
+    "finite_number": "must be a finite number",
+    "invalid_key": "keys must be text",
 }
 
 
@@ -434,6 +436,8 @@ def _format_errors(exc: ValidationError, overrides: Mapping[str, object]) -> lis
     problems = []
     for error in exc.errors():
         loc = tuple(part for part in error["loc"] if part not in EXECUTORS)
+        if error["type"] == "invalid_key" and loc:  # a key that is not text: shown as [key]
+            loc = (*loc[:-1], int(loc[-1]) if str(loc[-1]).lstrip("-").isdigit() else loc[-1])
         if error["type"].startswith("union_tag"):
             loc += (str(error["ctx"]["discriminator"]).strip("'"),)
         path = _format_loc(loc)

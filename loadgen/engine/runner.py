@@ -131,9 +131,10 @@ async def check_reachable(url: str, timeout: float) -> None:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, TimeoutError) as exc:
-        reason = (
-            "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
-        )
+        if isinstance(exc, TimeoutError):
+            reason = "timed out"
+        else:  # the errno's own words: event loops phrase strerror differently
+            reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
         raise CannotRunError(f"cannot reach endpoint {host}:{port}: {reason}") from None
     writer.close()
 
