@@ -9,9 +9,13 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import yaml
+
+from loadgen.results.writer import run_folder
 
 QUICKSTART = Path(__file__).parent.parent / "scenarios" / "quickstart.yaml"
 
@@ -138,7 +142,10 @@ def test_quickstart_runs_against_the_mock(tmp_path: Path) -> None:
     assert {p.name for p in folder.iterdir()} >= {"summary.json", "timeseries.csv", "churn-v1.hlog"}
 
 
-def test_sigint_mid_run_writes_results_and_exits_130(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_mid_run_writes_results_and_exits_130(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
     process = subprocess.Popen(
         [
             sys.executable,
@@ -161,12 +168,46 @@ def test_sigint_mid_run_writes_results_and_exits_130(tmp_path: Path) -> None:
     while time.monotonic() < deadline and not any(tmp_path.glob("*/timeseries.csv")):
         time.sleep(0.1)
     time.sleep(1.5)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     (folder,) = tmp_path.iterdir()
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["complete"] is False and summary["stop_reason"] == "SIGINT"
+    assert summary["complete"] is False and summary["stop_reason"] == signum.name
+    assert {p.name for p in folder.iterdir()} >= {
+        "histograms.json",
+        "junit.xml",
+        "summary.md",
+        "report.html",
+    }
+    assert not list(folder.glob(".*.tmp"))  # atomic writes leave no temporary files
     assert 0 < summary["total"]["requests"] < 60 * 200
     assert summary["duration_s"] < 20
+
+
+def test_a_results_folder_is_never_overwritten(tmp_path: Path) -> None:
+    started = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+    first = run_folder(tmp_path, "same", started)
+    (first / "summary.json").write_text("{}")
+    second = run_folder(tmp_path, "same", started)
+    third = run_folder(tmp_path, "same", started)
+    assert first.name == "same-20261128T120000Z"
+    assert [second.name, third.name] == ["same-20261128T120000Z-2", "same-20261128T120000Z-3"]
+    assert (first / "summary.json").read_text() == "{}"
+
+
+def test_turning_tls_verification_off_warns(tmp_path: Path) -> None:
+    data = quickstart()
+    data["tls"] = {"verify": False}
+    result = loadgen(
+        "run",
+        str(write(tmp_path, data)),
+        "--duration",
+        "1s",
+        "--out",
+        str(tmp_path / "o"),
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "warning: TLS certificate verification is off" in result.stderr
