@@ -75,9 +75,15 @@ def custom_attributes_problem(value: str) -> str | None:
     return None
 
 
+_REGEX_SPECIAL = frozenset("\\^$.|?*+()[]{}/")
+
+
 def logs_insights_query(endpoint_name: str, trace_ids: list[str]) -> dict[str, str]:
     """A CloudWatch Logs Insights query that finds these trace IDs in the endpoint's own logs."""
-    pattern = "|".join(re.escape(trace_id) for trace_id in trace_ids)
+    # regex metacharacters, and "/" since the pattern sits between slashes
+    pattern = "|".join(
+        "".join("\\" + c if c in _REGEX_SPECIAL else c for c in t) for t in trace_ids
+    )
     return {
         "log_group": f"/aws/sagemaker/Endpoints/{endpoint_name}",
         "query": f"fields @timestamp, @logStream, @message | filter @message like /{pattern}/ | sort @timestamp desc",

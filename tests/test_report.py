@@ -15,18 +15,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from loadgen.api import logs_insights_query
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.errors import UsageError
 from loadgen.metrics import Stats, new_histogram
-from loadgen.results.report import (
-    CHART_IDS,
-    MAX_POINTS,
-    bucket_rows,
-    insights_query,
-    render_report,
-    spectrum_points,
-    write_report,
-)
+from loadgen.results.report import render_report, write_report
+from loadgen.results.rundata import TimeRow, spectrum_points
+from loadgen.results.svg import CHART_IDS, MAX_POINTS, bucket_rows
 from loadgen.results.writer import TIMESERIES_FIELDS
 from loadgen.transport.base import Outcome
 from tests import chromium
@@ -220,10 +215,12 @@ def test_slowest_requests_and_logs_insights_query(full_run: Path) -> None:
     assert "/aws/sagemaker/Endpoints/churn-v1<" in page
     assert "/aws/sagemaker/Endpoints/churn-v2<" in page  # the name before the variant
     assert "run1-001-00000000000a" in page
-    query = insights_query(["a-1", "b/2"])
-    assert query == (
-        r"fields @timestamp, @message | filter @message like /a-1|b\/2/ | sort @timestamp desc"
-    )
+    query = logs_insights_query("churn-v1", ["a-1", "b/2"])
+    assert query == {
+        "log_group": "/aws/sagemaker/Endpoints/churn-v1",
+        "query": r"fields @timestamp, @logStream, @message | filter @message like /a-1|b\/2/"
+        " | sort @timestamp desc",
+    }
 
 
 async def test_report_of_a_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -310,8 +307,6 @@ def test_spectrum_ends_at_the_slowest_request_as_one_in_n() -> None:
 
 
 def test_long_runs_are_bucketed_and_keep_the_worst_p99() -> None:
-    from loadgen.results.report import TimeRow
-
     rows = [TimeRow(s, 100, 0, 0, 10.0, 500.0 if s == 377 else 30.0) for s in range(1200)]
     merged, width = bucket_rows(rows)
     assert len(merged) <= MAX_POINTS and width == 4

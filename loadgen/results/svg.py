@@ -1,0 +1,276 @@
+"""Inline SVG charts for the report, and the numbers behind them (no third-party scripts)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from loadgen.results.rundata import DASHES, PALETTE, RunData, TimeRow
+
+MAX_POINTS = 300  # per time-series line; longer runs are bucketed
+CHART_IDS = (
+    "chart-latency-over-time",
+    "chart-throughput-over-time",
+    "chart-percentile-spectrum",
+)
+
+
+# --- numbers behind the charts ------------------------------------------------------------
+
+
+def bucket_rows(rows: Sequence[TimeRow], limit: int = MAX_POINTS) -> tuple[list[TimeRow], int]:
+    """At most `limit` rows: p50 request-weighted, p99 the worst, counts per second."""
+    if len(rows) <= limit:
+        return list(rows), 1
+    width = math.ceil((rows[-1].second - rows[0].second + 1) / limit)
+    groups: dict[int, list[TimeRow]] = {}
+    for row in rows:
+        groups.setdefault(row.second // width, []).append(row)
+    merged = []
+    for key, group in groups.items():
+        served = [row for row in group if row.requests]
+        weight = sum(row.requests for row in served)
+        seconds = len(group)
+        merged.append(
+            TimeRow(
+                key * width,
+                round(sum(row.requests for row in group) / seconds),
+                round(sum(row.errors for row in group) / seconds),
+                round(sum(row.mismatched for row in group) / seconds),
+                sum(row.p50_ms * row.requests for row in served) / weight if weight else 0.0,
+                max((row.p99_ms for row in served), default=0.0),
+            )
+        )
+    return merged, width
+
+
+def nice_ticks(high: float, count: int = 5) -> list[float]:
+    """Round tick values from 0 to at least `high`."""
+    if high <= 0 or not math.isfinite(high):
+        return [0.0, 1.0]
+    raw = high / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    ticks = [0.0]
+    while ticks[-1] < high * 0.999:
+        ticks.append(round(ticks[-1] + step, 10))
+    return ticks
+
+
+def format_number(value: Any, digits: int = 1) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "–" if value is None else escape(str(value))
+    if isinstance(value, int):
+        return f"{value:,}"
+    if value != 0 and abs(value) < 10**-digits:
+        return f"{value:.{digits + 2}g}"
+    return f"{value:,.{digits}f}"
+
+
+TIME_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
+
+
+def time_ticks(span: float, most: int = 10) -> list[tuple[float, str]]:
+    """Ticks on whole seconds, minutes or hours; labels "5s", or "m:ss", or "h:mm:ss"."""
+    step = next((s for s in TIME_STEPS if span / s <= most), TIME_STEPS[-1])
+    count = max(1, math.ceil(span / step - 1e-9))
+    return [(float(i * step), _clock(i * step, span)) for i in range(count + 1)]
+
+
+def _clock(seconds: int, span: float) -> str:
+    if span <= 120:
+        return f"{seconds}s"
+    hours, rest = divmod(seconds, 3600)
+    clock = f"{rest // 60}:{rest % 60:02d}"
+    return f"{hours}:{clock.zfill(5)}" if span >= 3600 else clock
+
+
+# --- SVG ----------------------------------------------------------------------------------
+
+WIDTH, HEIGHT = 960, 300
+LEFT, RIGHT, TOP, BOTTOM = 64, 36, 14, 40
+MIN_STEP = 1.5  # px; the spectrum has thousands of steps, the eye sees a few hundred
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    name: str
+    color: str
+    segments: list[list[tuple[float, float]]]
+    dash: str = ""
+
+
+def _path(segments: Iterable[list[tuple[float, float]]], sx: Any, sy: Any) -> str:
+    """SVG path data; a point within MIN_STEP px of the last one drawn is left out."""
+    parts = []
+    for segment in segments:
+        last_x = last_y = -1e9
+        final = len(segment) - 1
+        for position, (x, y) in enumerate(segment):
+            px, py = sx(x), sy(y)
+            near = abs(px - last_x) < MIN_STEP and abs(py - last_y) < MIN_STEP
+            if near and (position != final or (px, py) == (last_x, last_y)):
+                continue
+            parts.append(f"{'L' if position else 'M'}{px:.1f} {py:.1f}".replace(".0 ", " "))
+            last_x, last_y = px, py
+    return "".join(parts)
+
+
+def _chart(
+    chart_id: str,
+    lines: list[Line],
+    x_ticks: list[tuple[float, str]],
+    y_label: str,
+    x_label: str,
+) -> str:
+    x_high = max(x_ticks[-1][0], 1e-9)
+    y_high = max((y for line in lines for seg in line.segments for _, y in seg), default=0.0)
+    y_ticks = nice_ticks(y_high * 1.05)
+    y_top = y_ticks[-1]
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def sx(x: float) -> float:
+        return LEFT + plot_w * x / x_high
+
+    def sy(y: float) -> float:
+        return TOP + plot_h * (1 - y / y_top)
+
+    out = [
+        f'<svg id="{chart_id}" class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{escape(y_label)} by {escape(x_label)}">'
+    ]
+    for tick in y_ticks:
+        y = sy(tick)
+        out.append(
+            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+        )
+        label = f"{tick:g}" if tick < 1e5 else f"{tick:,.0f}"
+        out.append(
+            f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{label}</text>'
+        )
+    for value, label in x_ticks:
+        x = sx(value)
+        out.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + plot_h}"/>')
+        out.append(
+            f'<text class="tick" x="{x:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">'
+            f"{escape(label)}</text>"
+        )
+    out.append(
+        f'<path class="axis" d="M{LEFT} {TOP}V{TOP + plot_h}H{WIDTH - RIGHT}"/>'
+        f'<text class="axis-label" x="{LEFT + plot_w / 2:.0f}" y="{HEIGHT - 4}" '
+        f'text-anchor="middle">{escape(x_label)}</text>'
+        f'<text class="axis-label" transform="translate(14 {TOP + plot_h / 2:.0f}) rotate(-90)" '
+        f'text-anchor="middle">{escape(y_label)}</text>'
+    )
+    drawn = False
+    for line in lines:
+        d = _path(line.segments, sx, sy)
+        if not d:
+            continue
+        drawn = True
+        dash = f' stroke-dasharray="{line.dash}"' if line.dash else ""
+        out.append(
+            f'<path class="series" d="{d}" stroke="{line.color}"{dash}>'
+            f"<title>{escape(line.name)}</title></path>"
+        )
+    if not drawn:
+        out.append(
+            f'<text class="empty" x="{LEFT + plot_w / 2:.0f}" y="{TOP + plot_h / 2:.0f}" '
+            'text-anchor="middle">no data</text>'
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _legend(lines: list[Line]) -> str:
+    keys = []
+    for line in lines:
+        dash = f' stroke-dasharray="{line.dash}"' if line.dash else ""
+        keys.append(
+            f'<span class="key"><svg width="26" height="10" aria-hidden="true">'
+            f'<line x1="1" y1="5" x2="25" y2="5" stroke="{line.color}" stroke-width="2.5"{dash}/>'
+            f"</svg>{escape(line.name)}</span>"
+        )
+    return f'<div class="legend">{"".join(keys)}</div>'
+
+
+def _figure(title: str, note: str, chart: str, lines: list[Line]) -> str:
+    return (
+        f'<figure><figcaption><h3>{escape(title)}</h3><p class="note">{note}</p></figcaption>'
+        f"{chart}{_legend(lines)}</figure>"
+    )
+
+
+def _segments(rows: list[TimeRow], value: Any, skip_idle: bool) -> list[list[tuple[float, float]]]:
+    """Lines through `rows`; a second with no requests breaks a latency line."""
+    segments: list[list[tuple[float, float]]] = [[]]
+    for row in rows:
+        if skip_idle and not row.requests:
+            if segments[-1]:
+                segments.append([])
+            continue
+        segments[-1].append((row.second, value(row)))
+    # a lone point would not show as a path: give it a short width
+    return [
+        seg if len(seg) > 1 else [seg[0], (seg[0][0] + 0.3, seg[0][1])] for seg in segments if seg
+    ]
+
+
+def time_charts(run: RunData) -> str:
+    summary = run.summary
+    labels = list(summary["endpoints"])
+    duration = summary.get("duration_s")
+    series: dict[str, list[TimeRow]] = {}
+    width = 1
+    for label in labels:
+        rows = run.timeseries.get(label, [])
+        partial = isinstance(duration, int | float) and rows and rows[-1].second + 1 > duration
+        if partial and len(rows) > 1:
+            rows = rows[:-1]  # the last second is partial: its rate would read as a drop
+        series[label], width = bucket_rows(rows)
+    last = max((rows[-1].second for rows in series.values() if rows), default=1)
+    x_ticks = time_ticks(last)
+    per = "second" if width == 1 else f"{width} s bucket (p50 weighted by requests, p99 the worst)"
+    latency, throughput = [], []
+    for position, label in enumerate(labels):
+        color = PALETTE[position % len(PALETTE)]
+        rows = series[label]
+        latency += [
+            Line(f"{label} p99", color, _segments(rows, lambda r: r.p99_ms, True)),
+            Line(f"{label} p50", color, _segments(rows, lambda r: r.p50_ms, True), dash=DASHES[0]),
+        ]
+        throughput.append(
+            Line(f"{label} requests/s", color, _segments(rows, lambda r: r.requests, False))
+        )
+        if any(row.errors for row in rows):
+            errors = _segments(rows, lambda r: r.errors, False)
+            throughput.append(Line(f"{label} errors/s", color, errors, dash=DASHES[0]))
+    return _figure(
+        "Latency over time",
+        f"p50 and p99 of each {escape(per)}, from the intended start time.",
+        _chart("chart-latency-over-time", latency, x_ticks, "latency (ms)", "time since start"),
+        latency,
+    ) + _figure(
+        "Throughput over time",
+        "Completed requests and errors per second. The last, partial second is left out.",
+        _chart("chart-throughput-over-time", throughput, x_ticks, "per second", "time since start"),
+        throughput,
+    )
+
+
+def spectrum_chart(run: RunData) -> str:
+    lines = [Line(s.name, s.color, [s.points] if s.points else [], s.dash) for s in run.spectra]
+    top = max((x for s in run.spectra for x, _ in s.points), default=2.0)
+    nines = max(2, math.ceil(top - 1e-9))
+    x_ticks = [(0.0, "0%")] + [
+        (float(n), f"{100 - 10 ** (2 - n):.{max(0, n - 2)}f}%") for n in range(1, nines + 1)
+    ]
+    note = (
+        "Latency at each percentile, HdrHistogram style: each step right is one more nine "
+        "(90%, 99%, 99.9%, …); the line ends at the slowest request."
+    )
+    chart = _chart("chart-percentile-spectrum", lines, x_ticks, "latency (ms)", "percentile")
+    return _figure("Percentile spectrum", note, chart, lines)
