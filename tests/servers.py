@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -13,8 +14,11 @@ from typing import Any
 
 import yaml
 from aiohttp import web
+from hdrh.log import HistogramLogReader
 
 from loadgen import api
+from loadgen.metrics import new_histogram
+from loadgen.results.writer import hlog_name
 from loadgen.scenario import Scenario, scenario_from_dict
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,3 +102,21 @@ def mock_process(tmp_path: Path, **mock: Any) -> Iterator[str]:
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def hlog_total(folder: Path, label: str = "ep") -> int:
+    """Requests recorded in an endpoint's .hlog, summed over its intervals."""
+    reader = HistogramLogReader(str(folder / hlog_name(label)), new_histogram())
+    total = new_histogram()
+    while reader.add_next_interval_histogram(total) is not None:
+        pass
+    reader.close()
+    return int(total.get_total_count())
+
+
+def wait_until_running(out: Path, timeout: float = 30.0, settle: float = 1.5) -> None:
+    """Wait for a run under `out` to write its first second, then let it run `settle` more."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not any(out.glob("*/timeseries.csv")):
+        time.sleep(0.1)
+    time.sleep(settle)

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from loadgen.results.writer import run_folder
+from tests.servers import wait_until_running
 
 QUICKSTART = Path(__file__).parent.parent / "scenarios" / "quickstart.yaml"
 
@@ -164,10 +164,7 @@ def test_a_signal_mid_run_writes_results_and_exits_130(
         text=True,
         env=fake_env(),
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not any(tmp_path.glob("*/timeseries.csv")):
-        time.sleep(0.1)
-    time.sleep(1.5)
+    wait_until_running(tmp_path)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 130, stderr

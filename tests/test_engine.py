@@ -17,14 +17,7 @@ from loadgen.results.writer import hlog_name
 from loadgen.scenario import scenario_from_dict
 from tests.servers import Counter, echo_response, mock_process, scenario, serve
 
-
-@pytest.fixture(autouse=True)
-def fake_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+pytestmark = pytest.mark.usefixtures("fake_aws")
 
 
 TRANSPORTS = pytest.mark.parametrize("transport", ["fast", "botocore"])

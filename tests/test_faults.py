@@ -16,19 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hdrh.log import HistogramLogReader
 
 from loadgen import api
 from loadgen.durations import parse_duration
 from loadgen.engine.runner import RunOptions, RunResult, run_scenario
 from loadgen.errors import CannotRunError
-from loadgen.metrics import new_histogram
 from loadgen.mock.config import MockConfig
 from loadgen.mock.server import start_mock
-from loadgen.results.writer import hlog_name
 from tests import faulty
 from tests.faulty import RawServer, raw_server
-from tests.servers import mock_process, scenario
+from tests.servers import hlog_total, mock_process, scenario
 from tests.test_cli import QUICKSTART, fake_env, loadgen
 
 TRANSPORTS = pytest.mark.parametrize("transport", ["fast", "botocore"])
@@ -38,22 +35,7 @@ DURATION = "1s"
 TIMEOUT = "500ms"
 
 
-@pytest.fixture(autouse=True)
-def fake_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDFAULTS")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "faults-secret")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-
-
-def hlog_total(folder: Path, label: str = "ep") -> int:
-    reader = HistogramLogReader(str(folder / hlog_name(label)), new_histogram())
-    total = new_histogram()
-    while reader.add_next_interval_histogram(total) is not None:
-        pass
-    reader.close()
-    return int(total.get_total_count())
+pytestmark = pytest.mark.usefixtures("fake_aws")
 
 
 def timeseries(folder: Path) -> list[dict[str, str]]:

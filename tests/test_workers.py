@@ -7,34 +7,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
-from hdrh.log import HistogramLogReader
 
 from loadgen.engine.runner import RunOptions, run_scenario
-from loadgen.metrics import new_histogram
-from loadgen.results.writer import hlog_name
-from tests.servers import mock_process, scenario
+from tests.servers import hlog_total, mock_process, scenario, wait_until_running
 from tests.test_cli import fake_env
 
-
-@pytest.fixture(autouse=True)
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in fake_env().items():
-        if key.startswith("AWS_"):
-            monkeypatch.setenv(key, value)
-
-
-def hlog_total(folder: Path, label: str) -> int:
-    reader = HistogramLogReader(str(folder / hlog_name(label)), new_histogram())
-    total = new_histogram()
-    while reader.add_next_interval_histogram(total) is not None:
-        pass
-    reader.close()
-    return total.get_total_count()
+pytestmark = pytest.mark.usefixtures("fake_aws")
 
 
 async def test_two_workers_split_an_open_loop_schedule_exactly(tmp_path: Path) -> None:
@@ -106,10 +88,7 @@ def test_a_crashed_worker_still_leaves_a_complete_results_folder(tmp_path: Path)
             text=True,
             env=fake_env(),
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(out.glob("*/timeseries.csv")):
-            time.sleep(0.1)
-        time.sleep(1.5)
+        wait_until_running(out)
         (victim, *_) = worker_pids(process.pid)
         os.kill(victim, signal.SIGKILL)
         _, stderr = process.communicate(timeout=30)
