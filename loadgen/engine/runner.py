@@ -29,7 +29,6 @@ from loadgen.results.report import write_report
 from loadgen.results.writer import ResultsWriter, run_folder
 from loadgen.scenario import Scenario
 from loadgen.transport.base import Transport
-from loadgen.transport.botocore import BotocoreTransport
 from loadgen.transport.credentials import CredentialSource
 from loadgen.transport.fast import FastTransport
 
@@ -93,6 +92,8 @@ async def open_transport(
     connections = connections or load.max_connections
     transport: Transport
     if scenario.transport == "botocore":
+        from loadgen.transport.botocore import BotocoreTransport  # aiobotocore: ~0.4 s to import
+
         transport = BotocoreTransport(
             endpoint_url=endpoint_url,
             region=scenario.region,
@@ -248,14 +249,10 @@ def apply_gates(scenario: Scenario, summary: dict[str, Any], folder: Path) -> No
             if limit["failed"]
         ]
     aborted = (summary["stop_reason"] or "").startswith(ABORT_PREFIX)
-    passed = all(result.passed for result in results) and not any(
-        c["failed"] for c in comparisons_json(summary)
+    failed_comparison = any(comparison.failed for comparison in comparisons)
+    summary["passed"] = (
+        all(result.passed for result in results) and not failed_comparison and not aborted
     )
-    summary["passed"] = passed and not aborted
-
-
-def comparisons_json(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    return summary.get("comparisons", [])
 
 
 async def _show_status(status: Any, start_ns: int, every_s: float) -> None:
