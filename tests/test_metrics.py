@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import random
 
+from hdrh.histogram import HdrHistogram
+
 from loadgen.correlate import Echo, MismatchSample
-from loadgen.metrics import Interval, Recorder, Stats, histogram_summary, new_histogram
+from loadgen.metrics import (
+    HIGHEST_US,
+    Interval,
+    Recorder,
+    Stats,
+    counts_index,
+    histogram_summary,
+    new_histogram,
+    percentiles_ms,
+    record_value,
+)
 from loadgen.transport.base import Outcome
 
 NS = 1_000_000_000
@@ -79,3 +91,112 @@ def test_slowest_keeps_the_k_largest() -> None:
     slowest = recorder.slowest("a")
     assert [s.latency_us for s in slowest] == list(range(999, 979, -1))
     assert slowest[0].trace_id == "t999"
+
+
+# --- the inlined recording, state for state against hdrh's own record_value ------------
+
+EDGE_VALUES = [0, 1, 2, 1023, 1024, 2047, 2048, 2049, 4095, 4096, 10**6, HIGHEST_US]
+EDGE_VALUES += [2**k for k in range(40)] + [2**k - 1 for k in range(1, 40)]
+EDGE_VALUES += [HIGHEST_US + 1, 4_294_967_295, 4_294_967_296, 5_000_000_000, 10**15, -1, -5000]
+
+
+def same_histograms(ours: HdrHistogram, theirs: HdrHistogram) -> bool:
+    return (
+        ours.counts[:] == theirs.counts[:]
+        and ours.total_count == theirs.total_count
+        and ours.min_value == theirs.min_value
+        and ours.max_value == theirs.max_value
+        and ours.get_max_value() == theirs.get_max_value()
+        and ours.encode() == theirs.encode()
+    )
+
+
+def test_record_value_matches_hdrh_state_for_state() -> None:
+    rng = random.Random(3)
+    values = EDGE_VALUES + [rng.randrange(0, 2**33) for _ in range(3000)]
+    values += [int(rng.lognormvariate(8, 2)) for _ in range(3000)]
+    rng.shuffle(values)
+    ours, theirs = new_histogram(), new_histogram()
+    for value in values:
+        assert record_value(ours, value) == theirs.record_value(value), value
+        if value >= 0:
+            assert counts_index(value) == theirs.get_counts_array_index(value), value
+    assert same_histograms(ours, theirs)
+    assert not record_value(ours, 5_000_000_000)  # out of range: refused, never raises
+
+
+def test_recorder_equals_recording_every_request_into_hdrh() -> None:
+    """Per-second pending histograms folded with C-level adds give exactly the histograms
+    that recording each request five times with hdrh's record_value gave."""
+    rng = random.Random(5)
+    labels = ["a", "b"]
+    closed: list[Interval] = []
+    recorder = Recorder(labels, start_ns=0, sink=closed.append)
+    reference = {
+        label: {"latency": new_histogram(), "service": new_histogram(), "variants": {}}
+        for label in labels
+    }
+    intervals: dict[tuple[int, str], HdrHistogram] = {}
+    out_of_range = {label: 0 for label in labels}
+    now = 0
+    for index in range(5000):
+        now += rng.randrange(0, 1_500_000)
+        label = rng.choice(labels)
+        variant = rng.choice([None, "v1", "v2"])
+        latency = rng.choice(EDGE_VALUES + [rng.randrange(0, 10**5)] * 20)
+        service = rng.choice([latency, max(latency // 2, 0), 5_000_000_000])
+        error = rng.choice([None] * 8 + ["ModelError"])
+        recorder.record(
+            label,
+            Outcome(200, error, variant),
+            Echo.MATCHED,
+            latency,
+            service,
+            False,
+            f"t{index}",
+            now,
+        )
+        ref = reference[label]
+        if not ref["latency"].record_value(latency):
+            out_of_range[label] += 1
+        ref["service"].record_value(service)
+        if variant is not None:
+            pair = ref["variants"].setdefault(variant, (new_histogram(), new_histogram()))
+            pair[0].record_value(latency)
+            pair[1].record_value(service)
+        second = now // NS  # the interval the request's finish falls in
+        intervals.setdefault((second, label), new_histogram()).record_value(latency)
+        if index == 2500:
+            recorder.tick(now + 3 * NS)  # empty seconds in between
+            now += 3 * NS
+    recorder.flush()
+    for label in labels:
+        record = recorder.endpoints[label]
+        ref = reference[label]
+        assert same_histograms(record.stats.latency, ref["latency"])
+        assert same_histograms(record.stats.service, ref["service"])
+        assert record.stats.out_of_range == out_of_range[label]
+        assert sorted(record.variants) == sorted(ref["variants"])
+        for variant, (latency, service) in ref["variants"].items():
+            assert same_histograms(record.variants[variant].latency, latency)
+            assert same_histograms(record.variants[variant].service, service)
+    for interval in closed:
+        expected = intervals.get((interval.index, interval.label), new_histogram())
+        assert same_histograms(interval.latency, expected), (interval.index, interval.label)
+        assert percentiles_ms(interval.latency, (50.0, 99.0)) == [
+            histogram_summary(expected)[key] for key in ("p50", "p99")
+        ]
+
+
+def test_percentiles_ms_match_hdrh() -> None:
+    rng = random.Random(9)
+    for values in ([], [0], [1], [HIGHEST_US], [rng.randrange(0, 10**7) for _ in range(2000)]):
+        histogram = new_histogram()
+        for value in values:
+            histogram.record_value(value)
+        percentiles = (0.0, 1.0, 50.0, 90.0, 99.0, 99.9, 100.0)
+        expected = [
+            histogram.get_value_at_percentile(p) / 1000.0 if values else 0.0 for p in percentiles
+        ]
+        # hdrh reports the lowest equivalent value at 0%; everywhere else the highest
+        assert percentiles_ms(histogram, percentiles)[1:] == expected[1:]
