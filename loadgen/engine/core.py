@@ -9,12 +9,13 @@ from typing import Any
 
 from loadgen.correlate import Correlator, Echo, MismatchSample
 from loadgen.engine.requests import RequestFactory
-from loadgen.metrics import Recorder, new_histogram
-from loadgen.transport.base import Outcome, Transport
+from loadgen.metrics import Recorder, new_histogram, record_value
+from loadgen.transport.base import Outcome, Request, Transport
 
 LATE_NS = 1_000_000  # a start more than 1 ms after its intended time counts as late
 
 CLIENT_FAILURE = "ClientFailure"
+_MISMATCHED = Echo.MISMATCHED  # enum member look-ups cost ~0.1 µs: not per request
 # A request's own timeout can fire at the very end of the drain's grace period; this much
 # more lets it be recorded as a Timeout rather than cut off and counted as interrupted.
 DRAIN_MARGIN_S = 0.1
@@ -62,7 +63,13 @@ class TesterStats:
 
 
 class Engine:
-    """Runs requests as tasks and keeps them in one set, so a stop can drain or cancel them."""
+    """Runs requests and keeps what runs them in one set, so a stop can drain or cancel them.
+
+    Open loop: one task per request (`start`). Closed loop: one long-lived task per caller
+    (`start_callers`) that awaits its requests directly; `stop_starting` lets each finish
+    the request under way and then return. Either way `in_flight` holds the tasks that may
+    have a request under way, and `drain` waits for them.
+    """
 
     def __init__(
         self,
@@ -84,6 +91,7 @@ class Engine:
         self.remaining: int | None = (
             None  # requests left to start, when the run is bounded by count
         )
+        self.stopping = False  # closed-loop callers start no new request once set
 
     def claim(self) -> bool:
         """Take one request from the run's budget; False once it is spent."""
@@ -106,6 +114,67 @@ class Engine:
         self.in_flight.discard(task)
         self.slots.release()
 
+    def start_callers(self, count: int, end_ns: int | None) -> list[asyncio.Task[None]]:
+        """Closed loop: `count` callers, each starting its next request when its last ends,
+        until the budget is spent, `end_ns` passes or `stop_starting` is called."""
+        loop = asyncio.get_running_loop()
+        callers = []
+        for _ in range(count):
+            task = loop.create_task(self._caller(end_ns))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
+            callers.append(task)
+        return callers
+
+    def stop_starting(self) -> None:
+        self.stopping = True
+
+    async def _caller(self, end_ns: int | None) -> None:
+        """The closed-loop body of `issue`, one request after another on one task: no task,
+        future or shield per request. Its only await is the transport's."""
+        await self.slots.acquire()  # callers never outnumber slots: this does not wait
+        try:
+            clock = self.clock
+            tester = self.tester
+            next_request = self.factory.next
+            invoke = self.transport.invoke
+            check = self.correlator.check
+            record = self.recorder.record
+            while not self.stopping:
+                remaining = self.remaining  # claim(), inlined
+                if remaining is not None:
+                    if remaining <= 0:
+                        return
+                    self.remaining = remaining - 1
+                if end_ns is not None and clock() >= end_ns:
+                    return
+                request = next_request()
+                sent_ns = clock()
+                if not tester.sent:
+                    tester.first_sent_ns = sent_ns
+                tester.sent += 1
+                tester.last_sent_ns = sent_ns
+                try:
+                    outcome = await invoke(request)
+                except Exception as exc:  # a transport bug: counted, shown once, never fatal
+                    outcome = Outcome(error=CLIENT_FAILURE)
+                    tester.client_failure = tester.client_failure or f"{type(exc).__name__}: {exc}"
+                done_ns = clock()
+                if outcome.error is None:
+                    echo = check(request.trace_id, request.custom_attributes, outcome.echoed)
+                    if echo is _MISMATCHED:  # rare: the general path
+                        self._finish(request, outcome, sent_ns, sent_ns, done_ns)
+                        continue
+                else:
+                    echo = None
+                service_us = (done_ns - sent_ns) // 1000  # closed loop: latency is service time
+                label = request.target.label
+                record(
+                    label, outcome, echo, service_us, service_us, False, request.trace_id, done_ns
+                )
+        finally:
+            self.slots.release()
+
     async def issue(self, intended_ns: int | None) -> None:
         """One request; `intended_ns` None (closed loop) means it was meant to start when sent."""
         request = self.factory.next()
@@ -115,7 +184,7 @@ class Engine:
         if intended_ns is None or intended_ns > sent_ns:  # closed loop, or woken a little early
             intended_ns = sent_ns
         else:
-            tester.start_delay.record_value((sent_ns - intended_ns) // 1000)
+            record_value(tester.start_delay, (sent_ns - intended_ns) // 1000)
         if not tester.sent:
             tester.first_sent_ns = sent_ns
         tester.sent += 1
@@ -125,7 +194,12 @@ class Engine:
         except Exception as exc:  # a transport bug: counted, shown once at the end, never fatal
             outcome = Outcome(error=CLIENT_FAILURE)
             tester.client_failure = tester.client_failure or f"{type(exc).__name__}: {exc}"
-        done_ns = clock()
+        self._finish(request, outcome, intended_ns, sent_ns, clock())
+
+    def _finish(
+        self, request: Request, outcome: Outcome, intended_ns: int, sent_ns: int, done_ns: int
+    ) -> None:
+        """Correlate the echo and record one finished request."""
         echo = None
         if outcome.error is None:
             echo = self.correlator.check(

@@ -96,13 +96,16 @@ class ConstantConcurrencyExecutor(Executor):
             base, extra = divmod(config.requests, self.shares)
             engine.remaining = base + (1 if self.share < extra else 0)
         end_ns = None if config.duration is None else start_ns + int(config.duration * NS_PER_S)
-        await asyncio.gather(*(self._caller(engine, end_ns) for _ in range(self.callers())))
-
-    @staticmethod
-    async def _caller(engine: Engine, end_ns: int | None) -> None:
-        clock = engine.clock
-        while engine.claim():
-            if end_ns is not None and clock() >= end_ns:
-                return
-            # shield: cancelling the executor stops new starts, not the request under way
-            await asyncio.shield(await engine.start(None))
+        callers = engine.start_callers(self.callers(), end_ns)
+        if not callers:
+            return
+        try:
+            # wait, not gather: cancelling this must not cancel the requests under way
+            done, _ = await asyncio.wait(callers, return_when=asyncio.FIRST_EXCEPTION)
+        except asyncio.CancelledError:
+            engine.stop_starting()  # each caller ends its request; the Engine drains them
+            raise
+        for caller in done:
+            if not caller.cancelled() and (failure := caller.exception()) is not None:
+                engine.stop_starting()
+                raise failure
