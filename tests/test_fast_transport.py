@@ -289,6 +289,54 @@ async def test_ok_echoes_attributes_and_variant_and_signs(harness: Harness) -> N
     )
 
 
+@pytest.mark.parametrize("token", [None, "session-token"])
+async def test_signed_bytes_equal_full_signing(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, token: str | None
+) -> None:
+    """The per-target signing template gives the very bytes of encode_request + sign."""
+    from loadgen.transport import fast
+    from loadgen.transport.http11 import HTTP11Connection
+    from loadgen.transport.sigv4 import Credentials, SigV4Signer
+
+    server = await harness.server(serving(lambda s, h: ok_response(h)))
+    credentials = CredentialSource.static("AKIDEXAMPLE", "secret", token)
+    transport = await harness.transport(server.url, credentials=credentials)
+    sent: list[bytes] = []
+    real_request = HTTP11Connection.request
+
+    def recording(self: HTTP11Connection, data: bytes, *args: object) -> object:
+        sent.append(data)
+        return real_request(self, data, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(HTTP11Connection, "request", recording)
+    monkeypatch.setattr(fast.time, "time", lambda: 1_700_000_000.25)
+    host = server.url.removeprefix("http://")
+    signer = SigV4Signer("us-east-1")
+    cases = [
+        Request(TARGET, b'{"x":1}', "t1", "trace=t1"),
+        Request(VARIANT_TARGET, b"", "t2", ""),
+        Request(TARGET, b"a b", "t3", "  spaced   out  "),
+        Request(VARIANT_TARGET, b"x" * 70_000, "t4", "trace=t4"),
+    ]
+    for case in cases:
+        outcome = await transport.invoke(case)
+        assert outcome.status == 200
+        prepared = prepare_target(case.target, host)
+        signed = list(prepared.signed)
+        if case.custom_attributes:
+            signed.append((api.H_CUSTOM_ATTRIBUTES, case.custom_attributes))
+        signature = signer.sign(
+            "POST",
+            host,
+            prepared.path,
+            signed,
+            case.body,
+            Credentials("AKIDEXAMPLE", "secret", token),
+            1_700_000_000.25,
+        )
+        assert sent[-1] == encode_request(prepared, case.custom_attributes, case.body, signature)
+
+
 async def test_error_responses_over_the_wire(harness: Harness) -> None:
     answers = [
         response(

@@ -512,3 +512,56 @@ async def test_matches_a_real_aiobotocore_request(
         assert ours == theirs
     assert seen[0].raw_path == "/endpoints/my-endpoint-1/invocations"
     assert seen[2].raw_path == "/endpoints/stream-ep/invocations-response-stream"
+
+
+def test_signing_template_gives_what_sign_gives() -> None:
+    """sign_template (the fast transport's per-request path) against sign, which the tests
+    above hold to botocore: dates, days, keys, tokens, whitespace and % in values."""
+    rng = random.Random(11)
+    signer = SigV4Signer("us-east-1")
+    names = ["Content-Type", "Accept", "X-Amzn-SageMaker-Target-Variant", "User-Agent"]
+    dynamic_sets = [
+        ["X-Amzn-SageMaker-Custom-Attributes"],
+        [],
+        ["X-Amzn-SageMaker-Custom-Attributes", "X-Amzn-SageMaker-Inference-Id"],
+    ]
+    base = 1_700_000_000.0
+    checked = 0
+    for _ in range(500):
+        static = [
+            (name, rng.choice(["application/json", " a  b ", "x%20y", "100%"]))
+            for name in rng.sample(names, rng.randint(0, len(names)))
+        ]
+        dynamic = rng.choice(dynamic_sets)
+        token = rng.choice([None, "tok"])
+        path = rng.choice(["/endpoints/a/invocations", "/endpoints/a b/invocations"])
+        template = signer.template("POST", "h:81", path, static, dynamic, token)
+        assert template is not None
+        for _ in range(4):
+            values = [rng.choice(["trace=abc", " a  b\tc ", "", "50%s"]) for _ in dynamic]
+            body = rng.choice([b"", b"{}", b"x" * 100])
+            timestamp = base + rng.choice([0, 0.5, 1, 86_400, -86_400, 2.3])
+            credentials = rng.choice(
+                [
+                    Credentials("AK", "sk", token),
+                    Credentials("AK2", "sk", token),
+                    Credentials("AK", "sk2", token),
+                    Credentials("AK", "sk", "other"),  # not the template's token
+                ]
+            )
+            full = signer.sign(
+                "POST",
+                "h:81",
+                path,
+                [*static, *zip(dynamic, values, strict=True)],
+                body,
+                credentials,
+                timestamp,
+            )
+            ours = signer.sign_template(template, values, body, credentials, timestamp)
+            assert ours == (full[0][1], full[-1][1])
+            checked += 1
+    assert checked == 2000
+    # Headers a template cannot hold: a dynamic one repeating a static one, or unsigned.
+    assert signer.template("POST", "h", "/p", [("Accept", "a")], ["Accept"], None) is None
+    assert signer.template("POST", "h", "/p", [], ["User-Agent"], None) is None

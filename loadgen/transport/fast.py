@@ -29,7 +29,7 @@ from loadgen.transport.http11 import (
     header_lines,
 )
 from loadgen.transport.pool import ConnectionPool, PoolClosed
-from loadgen.transport.sigv4 import SigV4Signer
+from loadgen.transport.sigv4 import SigningTemplate, SigV4Signer
 
 if TYPE_CHECKING:
     from loadgen.transport.credentials import CredentialSource
@@ -47,6 +47,7 @@ _CLOSE_GRACE_S = 1.0
 _JOIN_LIMIT = 64 * 1024
 # Targets are built once per run; this only bounds a caller that builds them per request.
 _MAX_PREPARED = 1024
+_CUSTOM_ATTRIBUTES_LINE = f"{api.H_CUSTOM_ATTRIBUTES}: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +84,20 @@ class PreparedTarget:
     path: str
     head: bytes  # request line and static headers, each line ending in CRLF
     signed: tuple[tuple[str, str], ...]  # the static headers that are signed
+
+
+class _Cached:
+    """A Target's PreparedTarget and its signing templates, with and without the custom
+    attributes header, each as (session token, template or None if it cannot have one);
+    rebuilt when the token changes."""
+
+    __slots__ = ("target", "prepared", "with_attributes", "without_attributes")
+
+    def __init__(self, target: Target, prepared: PreparedTarget) -> None:
+        self.target = target  # keeps it alive, so its id is not reused while cached
+        self.prepared = prepared
+        self.with_attributes: tuple[str | None, SigningTemplate | None] | None = None
+        self.without_attributes: tuple[str | None, SigningTemplate | None] | None = None
 
 
 def prepare_target(target: Target, host_header: str) -> PreparedTarget:
@@ -201,7 +216,7 @@ class FastTransport(Transport):
         self._ca_file = ca_file
         self._pool: ConnectionPool[HTTP11Connection] = ConnectionPool(max_connections)
         self._host_header = self._origin.host_header
-        self._prepared: dict[int, tuple[Target, PreparedTarget]] = {}
+        self._prepared: dict[int, _Cached] = {}
         self._by_value: dict[Target, PreparedTarget] = {}  # equal Targets share one entry
         self._ssl: ssl.SSLContext | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -228,27 +243,44 @@ class FastTransport(Transport):
         # Keyed by identity: hashing a Target's eight fields per request costs more than
         # the lookup. The entry keeps its Target alive, so an id is never reused meanwhile.
         cached = self._prepared.get(id(target))
-        if cached is None or cached[0] is not target:
+        if cached is None or cached.target is not target:
             if len(self._prepared) >= _MAX_PREPARED:
                 self._prepared.clear()  # a caller making Targets per request: stay bounded
-            cached = self._prepared[id(target)] = (target, self._prepare(target))
-        prepared = cached[1]
+            cached = self._prepared[id(target)] = _Cached(target, self._prepare(target))
+        prepared = cached.prepared
         body = request.body
         attributes = request.custom_attributes
-        signed: Sequence[tuple[str, str]] = prepared.signed
-        if attributes:
-            signed = (*signed, (api.H_CUSTOM_ATTRIBUTES, attributes))
-        signature = self._signer.sign(
-            "POST",
-            self._host_header,
-            prepared.path,
-            signed,
-            body,
-            self._credentials.current(),
-            time.time(),
-        )
-        data = encode_request(prepared, attributes, body, signature)
-        separate = body if len(body) > _JOIN_LIMIT else None
+        credentials = self._credentials.current()
+        token = credentials.token
+        entry = cached.with_attributes if attributes else cached.without_attributes
+        if entry is None or entry[0] != token:
+            entry = self._template(cached, bool(attributes), token)
+        template = entry[1]
+        if template is not None:
+            amz_date, authorization = self._signer.sign_template(
+                template, (attributes,) if attributes else (), body, credentials, time.time()
+            )
+            # encode_request's bytes, in one format: this is the per-request hot path
+            tail = (f"{_CUSTOM_ATTRIBUTES_LINE}{attributes}\r\n" if attributes else "") + (
+                f"Content-Length: {len(body)}\r\nX-Amz-Date: {amz_date}\r\n"
+                + (f"X-Amz-Security-Token: {token}\r\n" if token else "")
+                + f"Authorization: {authorization}\r\n\r\n"
+            )
+            if len(body) <= _JOIN_LIMIT:
+                data = b"".join((prepared.head, tail.encode("latin-1"), body))
+                separate = None
+            else:
+                data = prepared.head + tail.encode("latin-1")
+                separate = body
+        else:  # headers a template cannot take (e.g. a repeated one): sign them in full
+            signed: Sequence[tuple[str, str]] = prepared.signed
+            if attributes:
+                signed = (*signed, (api.H_CUSTOM_ATTRIBUTES, attributes))
+            signature = self._signer.sign(
+                "POST", self._host_header, prepared.path, signed, body, credentials, time.time()
+            )
+            data = encode_request(prepared, attributes, body, signature)
+            separate = body if len(body) > _JOIN_LIMIT else None
 
         # Send on an idle connection (or a new one) and wait for the response. A reused
         # connection the server had already closed is retried once on a fresh one.
@@ -278,6 +310,25 @@ class FastTransport(Transport):
                 raise
             pool.release(conn)
             return outcome_of(response)
+
+    def _template(
+        self, cached: _Cached, attributes: bool, token: str | None
+    ) -> tuple[str | None, SigningTemplate | None]:
+        prepared = cached.prepared
+        template = self._signer.template(
+            "POST",
+            self._host_header,
+            prepared.path,
+            prepared.signed,
+            (api.H_CUSTOM_ATTRIBUTES,) if attributes else (),
+            token,
+        )
+        entry = (token, template)
+        if attributes:
+            cached.with_attributes = entry
+        else:
+            cached.without_attributes = entry
+        return entry
 
     def _prepare(self, target: Target) -> PreparedTarget:
         prepared = self._by_value.get(target)

@@ -72,6 +72,24 @@ class Credentials:
         return f"Credentials(access_key={self.access_key!r})"
 
 
+@dataclass(frozen=True, slots=True)
+class SigningTemplate:
+    """The canonical request of one (method, host, path, static headers, token) with holes
+    for X-Amz-Date, the per-request header values and the payload hash, in that order.
+
+    Built by `SigV4Signer.template`; `SigV4Signer.sign_template` fills it in per request.
+    """
+
+    method: str
+    host: str
+    path: str
+    headers: tuple[tuple[str, str], ...]  # the static headers, as passed
+    dynamic: tuple[str, ...]  # names of the per-request headers, as passed
+    token: str | None
+    form: str  # %-format of the canonical request: (amz-date, *dynamic values, payload hash)
+    signed: str  # the SignedHeaders value
+
+
 def _trim(value: str) -> str:
     """botocore's SigV4Auth._header_value: strip, and collapse whitespace runs to one space."""
     return " ".join(value.split())
@@ -157,6 +175,7 @@ class SigV4Signer:
         "_trimmed",
         "_layouts",
         "_date",
+        "_recent",
     )
 
     def __init__(self, region: str, service: str = "sagemaker") -> None:
@@ -178,6 +197,9 @@ class SigV4Signer:
         self._layouts: dict[tuple[str, ...], tuple[list[str], str]] = {}
         # whole epoch second -> (amz-date, "yyyymmdd", credential scope, string-to-sign prefix)
         self._date: tuple[int, str, str, str, str] = (-1, "", "", "", "")
+        # sign_template's per-second state: (second, secret, access key, amz-date,
+        # string-to-sign prefix, Authorization prefix, HMAC inner and outer key states)
+        self._recent: tuple[Any, ...] = (-1, "", "", "", "", "", None, None)
 
     def __repr__(self) -> str:
         return f"SigV4Signer(region={self._region!r}, service={self._service!r})"
@@ -325,6 +347,105 @@ class SigV4Signer:
         ordered, signed = layout
         block = "".join([f"{name}:{values[name]}\n" for name in ordered])
         return f"{method.upper()}\n{uri}\n{query}\n{block}\n{signed}\n{payload_hash}", signed
+
+    def template(
+        self,
+        method: str,
+        host: str,
+        path: str,
+        headers: Sequence[tuple[str, str]],
+        dynamic: Sequence[str],
+        token: str | None,
+    ) -> SigningTemplate | None:
+        """A SigningTemplate for requests that differ only in the `dynamic` headers' values,
+        the date and the body; None when they cannot share one (a dynamic header repeats
+        another or is not signed, or X-Amz-Content-SHA256 is among them): use `sign`."""
+        marks = [f"\x00{index}\x00" for index in range(len(dynamic) + 1)]
+        lowered = [self._names.get(name) or self._lower(name) for name in dynamic]
+        static_names = {self._names.get(name) or self._lower(name) for name, _ in headers}
+        if (
+            len(set(lowered)) != len(lowered)
+            or "" in lowered
+            or static_names & (set(lowered) | {"x-amz-content-sha256"})
+        ):
+            return None
+        pairs = [*headers, *zip(dynamic, marks[1:], strict=True)]
+        for mark in marks:
+            if any(mark in text for text in (host, path, token or "", *(v for _, v in headers))):
+                return None  # a value that looks like our placeholder: do it the slow way
+        text, signed = self._canonical(method, host, path, pairs, b"", token, marks[0])
+        text = text[: -len(EMPTY_SHA256)].replace("%", "%%")
+        order = []
+        for index, mark in enumerate(marks):
+            if text.count(mark) != 1:
+                return None
+            order.append((text.index(mark), index))
+        if [index for _, index in sorted(order)] != list(range(len(marks))):
+            return None  # holes out of the arguments' order (not for InvokeEndpoint's names)
+        for mark in marks:
+            text = text.replace(mark, "%s")
+        return SigningTemplate(
+            method, host, path, tuple(headers), tuple(dynamic), token, text + "%s", signed
+        )
+
+    def sign_template(
+        self,
+        template: SigningTemplate,
+        values: Sequence[str],
+        body: bytes,
+        credentials: Credentials,
+        timestamp: float,
+    ) -> tuple[str, str]:
+        """(X-Amz-Date, Authorization) for one request: exactly what `sign` gives for the
+        template's headers plus the dynamic ones with these `values`."""
+        recent = self._recent
+        if (
+            recent[0] != int(timestamp // 1)
+            or recent[1] != credentials.secret_key
+            or recent[2] != credentials.access_key
+        ):
+            recent = self._recent_state(timestamp, credentials)
+        _, _, _, amz_date, sts_prefix, authorization, inner_state, outer_state = recent
+        if credentials.token != template.token:  # refreshed credentials: the slow way
+            signature = self.sign(
+                template.method,
+                template.host,
+                template.path,
+                (*template.headers, *zip(template.dynamic, values, strict=True)),
+                body,
+                credentials,
+                timestamp,
+            )
+            return signature[0][1], signature[-1][1]
+        if len(values) == 1:
+            creq = template.form % (amz_date, " ".join(values[0].split()), self._payload_hash(body))
+        else:
+            creq = template.form % (
+                amz_date,
+                *[" ".join(value.split()) for value in values],
+                self._payload_hash(body),
+            )
+        inner = inner_state.copy()
+        inner.update(f"{sts_prefix}{hashlib.sha256(creq.encode()).hexdigest()}".encode())
+        outer = outer_state.copy()
+        outer.update(inner.digest())
+        return amz_date, f"{authorization}{template.signed}, Signature={outer.hexdigest()}"
+
+    def _recent_state(self, timestamp: float, credentials: Credentials) -> tuple[Any, ...]:
+        second, amz_date, datestamp, scope, sts_prefix = self._date_parts(timestamp)
+        inner_state, outer_state = self._signing_key(credentials.secret_key, datestamp)
+        authorization = f"{ALGORITHM} Credential={credentials.access_key}/{scope}, SignedHeaders="
+        self._recent = (
+            second,
+            credentials.secret_key,
+            credentials.access_key,
+            amz_date,
+            sts_prefix,
+            authorization,
+            inner_state,
+            outer_state,
+        )
+        return self._recent
 
     def canonical_request(
         self,
