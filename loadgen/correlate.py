@@ -45,6 +45,12 @@ class Echo(enum.Enum):
     MISSING = "missing"
 
 
+# Enum member look-ups cost ~0.1 µs each in Python 3.11; `check` runs once per request.
+_MATCHED = Echo.MATCHED
+_MISMATCHED = Echo.MISMATCHED
+_MISSING = Echo.MISSING
+
+
 @dataclass(frozen=True, slots=True)
 class MismatchSample:
     trace_id: str
@@ -69,7 +75,7 @@ class Correlator:
 
     def check(self, trace_id: str, sent: str, echoed: str | None) -> Echo:
         if not echoed:
-            return Echo.MISSING
+            return _MISSING
         if self.mode == "contains":
             ok = trace_id in echoed
         elif self.mode == "exact":
@@ -78,4 +84,4 @@ class Correlator:
             assert self._regex is not None
             match = self._regex.search(echoed)
             ok = match is not None and match.group(1) == trace_id
-        return Echo.MATCHED if ok else Echo.MISMATCHED
+        return _MATCHED if ok else _MISMATCHED

@@ -320,3 +320,88 @@ async def test_unrequested_bytes_on_an_idle_connection_close_it(connect) -> None
             break
         await asyncio.sleep(0.01)
     assert holder.conn.is_closed()
+
+
+# --- however the bytes arrive, the same outcome -----------------------------------------
+
+
+class _Sink(asyncio.Transport):
+    """A transport that swallows writes: the responses are fed by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+
+WHOLE_RESPONSES = [
+    b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+    b"X-Amzn-SageMaker-Custom-Attributes: trace=1\r\nX-Amzn-Invoked-Production-Variant: v1\r\n\r\nok",
+    b"HTTP/1.1 200 OK\r\nx-amzn-sagemaker-custom-attributes:\t a=1 \r\ncontent-length:  0 \r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX-Amzn-SageMaker-Custom-Attributes: first\r\n"
+    b"X-AMZN-SAGEMAKER-CUSTOM-ATTRIBUTES: second\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nX-Amzn-SageMaker-Custom-Attributes:\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nX-Amzn-SageMaker-Custom-Attributes-Extra: no\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nX-Amzn-ErrorType: Odd\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nConnection: Keep-Alive \r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nConnection: upgrade\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxy",
+    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nxy",
+    b"HTTP/1.1 200 OK\r\nX: a\x01b\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nX : a\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\nContent-Length: x1\r\n\r\nx",
+    b"HTTP/1.1 200 OK\r\n\r\n",
+    b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx",
+    b"HTTP/1.1 204 No Content\r\nX-Amzn-SageMaker-Custom-Attributes: t\r\n\r\n",
+    b"HTTP/1.1 424 Failed\r\nX-Amzn-ErrorType: ModelError\r\nContent-Length: 2\r\n\r\n{}",
+    b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n",
+]
+
+
+def _outcome_of_feeding(chunks: list[bytes]) -> tuple[object, bool]:
+    """Feed a fresh connection one request's response in these chunks, twice in a row
+    (keep-alive reuse), and return what its futures gave and whether it ended closed."""
+    loop = asyncio.new_event_loop()
+    try:
+        conn = HTTP11Connection(loop, lambda c: None)
+        conn.connection_made(_Sink())
+        results: list[object] = []
+        for _ in range(2):
+            if conn.is_closed():
+                break
+            future = conn.request(REQUEST, 5.0)
+            for chunk in chunks:
+                if not future.done():
+                    conn.data_received(chunk)
+            if not future.done():
+                conn.connection_lost(None)
+            if future.exception() is not None:
+                results.append(type(future.exception()))
+            else:
+                r = future.result()
+                results.append((r.status, r.variant, r.echoed, r.error_type, r.body, r.body_length))
+            if not conn.is_closed():
+                conn.state = ConnectionState.IDLE  # as the pool's release would
+        return results, conn.is_closed()
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("raw", WHOLE_RESPONSES)
+def test_a_response_in_one_segment_or_two_gives_the_same_outcome(raw: bytes) -> None:
+    assert _outcome_of_feeding([raw]) == _outcome_of_feeding([raw[:1], raw[1:]])

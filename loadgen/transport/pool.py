@@ -16,6 +16,11 @@ from loadgen.transport.http11 import ConnectionState
 
 __all__ = ["ConnectionPool", "ConnectionState", "PoolClosed", "Poolable"]
 
+# Enum member look-ups cost ~0.1 µs each in Python 3.11; checkout and release use these.
+_IDLE = ConnectionState.IDLE
+_ACTIVE = ConnectionState.ACTIVE
+_CLOSED = ConnectionState.CLOSED
+
 
 class Poolable(Protocol):
     state: ConnectionState
@@ -74,8 +79,8 @@ class ConnectionPool(Generic[C]):
         idle = self._idle
         while idle:
             conn = idle.pop()
-            if conn.state is ConnectionState.IDLE:
-                conn.state = ConnectionState.ACTIVE
+            if conn.state is _IDLE:
+                conn.state = _ACTIVE
                 return conn
         return None
 
@@ -110,16 +115,16 @@ class ConnectionPool(Generic[C]):
 
     def release(self, conn: C) -> None:
         """A request ended on `conn`: pass it to the first waiter, or keep it IDLE."""
-        if conn.state is ConnectionState.CLOSED or self._closed:
+        if conn.state is _CLOSED or self._closed:
             return  # its slot was freed by closed()
         waiters = self._waiters
         while waiters:
             waiter = waiters.popleft()
             if not waiter.done():
-                conn.state = ConnectionState.ACTIVE
+                conn.state = _ACTIVE
                 waiter.set_result(conn)
                 return
-        conn.state = ConnectionState.IDLE
+        conn.state = _IDLE
         self._idle.append(conn)
 
     def closed(self, conn: C) -> None:
