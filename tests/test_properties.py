@@ -346,7 +346,9 @@ def test_rate_is_accepted_exactly_when_positive_and_finite(rate: float) -> None:
         return
     with pytest.raises(ScenarioError) as raised:
         scenario_from_dict(with_rate(rate))
-    expected = "load.rate: must be a finite number" if math.isnan(rate) else "load.rate: must be > 0"
+    expected = (
+        "load.rate: must be a finite number" if math.isnan(rate) else "load.rate: must be > 0"
+    )
     assert raised.value.problems == [expected]
 
 
