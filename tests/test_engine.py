@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,12 @@ from aiohttp import web
 from hdrh.log import HistogramLogReader
 
 from loadgen import api
+from loadgen.engine.drive import Part, drive
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.metrics import new_histogram
 from loadgen.results.writer import hlog_name
 from loadgen.scenario import scenario_from_dict
+from loadgen.transport.base import Outcome, Request, Transport
 from tests.servers import Counter, echo_response, mock_process, scenario, serve
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
@@ -203,3 +206,23 @@ async def test_open_loop_achieves_500_per_second_within_2_percent(tmp_path: Path
     assert abs(achieved - 500) / 500 < 0.02, achieved
     # a broken scheduler makes nearly every start late; a busy shared machine makes some late
     assert result.summary["total"]["late_starts"] < 1250
+
+
+class ExplodingTransport(Transport):
+    """A transport bug whose message carries what must never be written anywhere."""
+
+    name = "exploding"
+
+    async def invoke(self, request: Request) -> Outcome:
+        raise RuntimeError("Authorization: AWS4-HMAC-SHA256 Credential=AKIDTEST/secret-signature")
+
+
+async def test_a_transport_bug_is_counted_and_its_text_never_kept(tmp_path: Path) -> None:
+    s = scenario("http://127.0.0.1:9", rate=200, requests=20)
+    stop = asyncio.Event()
+    driven = await drive(
+        s, ExplodingTransport(), Part("00000000"), time.monotonic_ns(), lambda _: None, stop
+    )
+    stats = driven.recorder.totals()
+    assert stats.requests == 20 and stats.errors == {"ClientFailure": 20}
+    assert driven.tester.client_failure == "builtins.RuntimeError"

@@ -34,6 +34,11 @@ class TesterStats:
         self.interrupted = 0  # requests cancelled at the end of a stop's grace period
         self.client_failure: str | None = None  # first unexpected transport exception
 
+    def note_failure(self, exc: BaseException) -> None:
+        """Keep the first unexpected exception's type only: its text may hold a signed header."""
+        if self.client_failure is None:
+            self.client_failure = f"{type(exc).__module__}.{type(exc).__qualname__}"
+
     def achieved_rate(self) -> float:
         """Requests sent per second between the first and the last send: the rate the tester kept."""
         window_ns = self.last_sent_ns - self.first_sent_ns
@@ -158,7 +163,7 @@ class Engine:
                     outcome = await invoke(request)
                 except Exception as exc:  # a transport bug: counted, shown once, never fatal
                     outcome = Outcome(error=CLIENT_FAILURE)
-                    tester.client_failure = tester.client_failure or f"{type(exc).__name__}: {exc}"
+                    tester.note_failure(exc)
                 done_ns = clock()
                 if outcome.error is None:
                     echo = check(request.trace_id, request.custom_attributes, outcome.echoed)
@@ -193,7 +198,7 @@ class Engine:
             outcome = await self.transport.invoke(request)
         except Exception as exc:  # a transport bug: counted, shown once at the end, never fatal
             outcome = Outcome(error=CLIENT_FAILURE)
-            tester.client_failure = tester.client_failure or f"{type(exc).__name__}: {exc}"
+            tester.note_failure(exc)
         self._finish(request, outcome, intended_ns, sent_ns, clock())
 
     def _finish(

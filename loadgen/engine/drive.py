@@ -79,7 +79,8 @@ async def drive(
         await asyncio.gather(schedule, stopper, return_exceptions=True)
     if not schedule.cancelled() and (failure := schedule.exception()) is not None:
         raise failure
-    await engine.drain(scenario.load.timeout)
+    # a request may spend its connect timeout and then its read timeout
+    await engine.drain(scenario.load.connect_timeout + scenario.load.timeout)
     ticker.cancel()
     await asyncio.gather(ticker, return_exceptions=True)
     now = time.monotonic_ns()
