@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from loadgen.errors import EXIT_FAILED, EXIT_OK, UsageError
-from loadgen.metrics import PERCENTILES, histogram_summary, new_histogram
+from loadgen.histograms import PERCENTILES, histogram_summary, new_histogram
 from loadgen.results.writer import hlog_name
 from loadgen.stats import Buckets, MannWhitney, mann_whitney_buckets, ratio_ci
 

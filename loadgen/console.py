@@ -11,7 +11,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from loadgen.metrics import Interval, histogram_summary, new_histogram
+from loadgen.histograms import histogram_summary, new_histogram
+from loadgen.metrics import Interval
 from loadgen.scenario import Scenario
 
 

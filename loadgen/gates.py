@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from loadgen.metrics import Interval, histogram_summary, new_histogram
+from loadgen.histograms import histogram_summary, new_histogram
+from loadgen.metrics import Interval
 from loadgen.scenario import AbortOnFail, Thresholds, ThresholdSet
 
 

@@ -14,157 +14,26 @@ from __future__ import annotations
 import ctypes
 import heapq
 import sys
-from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from itertools import accumulate
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
 from loadgen.correlate import MAX_SAMPLES, Echo, MismatchSample
+from loadgen.histograms import (
+    COUNTS_LEN,
+    add_counts,
+    histogram_summary,
+    new_histogram,
+    record_value,
+)
 from loadgen.transport.base import Outcome
 
-HIGHEST_US = 3_600_000_000  # one hour: anything slower is counted as out of range
-SIGNIFICANT_FIGURES = 3
 SLOWEST_KEPT = 20
-PERCENTILES = (("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0), ("p999", 99.9))
 NS_PER_S = 1_000_000_000
 _MATCHED = Echo.MATCHED  # enum member look-ups cost ~0.1 µs each: not per request
 _MISMATCHED = Echo.MISMATCHED
-
-
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(1, HIGHEST_US, SIGNIFICANT_FIGURES)
-
-
-# The layout every histogram of ours shares (1 µs .. 1 h, 3 figures): 2048 sub-buckets, so
-# values below 2048 index themselves and bucket b >= 1 holds [2^(10+b), 2^(11+b)) at index
-# (b << 10) + (value >> b). hdrh computes the same in ~1.3 µs of Python calls; inlined it is
-# a few bytecodes. `counts_index` is checked against hdrh's own in tests/test_metrics.py.
-_LAYOUT = new_histogram()
-assert _LAYOUT.unit_magnitude == 0 and _LAYOUT.sub_bucket_half_count_magnitude == 10
-SUB_BUCKETS = _LAYOUT.sub_bucket_count  # 2048
-COUNTS_LEN = _LAYOUT.counts_len  # 23552 counters, up to HIGHEST_US and a little beyond
-del _LAYOUT
-
-
-def counts_index(value: int) -> int:
-    """hdrh's counts index of a value >= 0 (may be >= COUNTS_LEN: out of range)."""
-    if value < 2048:
-        return value
-    shift = value.bit_length() - 11
-    return (shift << 10) + (value >> shift)
-
-
-def _lowest_and_size(index: int) -> tuple[int, int]:
-    """The lowest value a counts index stands for, and the width of its range."""
-    if index < 2048:
-        return index, 1
-    shift = (index >> 10) - 1
-    return ((index & 1023) + 1024) << shift, 1 << shift
-
-
-def record_value(histogram: HdrHistogram, value: int) -> bool:
-    """hdrh's `record_value(value)`, state for state (counts, total, min, max), inlined.
-
-    False (and nothing recorded) for a negative value or one above the trackable range.
-    """
-    if histogram.counts_len != COUNTS_LEN:  # not our layout: let hdrh do it
-        return bool(histogram.record_value(value))
-    if value < 0:
-        return False
-    if value < 2048:
-        index = value
-    else:
-        shift = value.bit_length() - 11
-        index = (shift << 10) + (value >> shift)
-        if index >= COUNTS_LEN:
-            return False
-    histogram.counts[index] += 1
-    histogram.total_count += 1
-    if value < histogram.min_value:
-        histogram.min_value = value
-    if value > histogram.max_value:
-        histogram.max_value = value
-    return True
-
-
-def _add_counts(
-    target: HdrHistogram, source: HdrHistogram, count: int, low: int, high: int
-) -> None:
-    """Add `source`'s counters (C, one pass) as if its `count` values, min `low` and max
-    `high` had been recorded into `target` one by one."""
-    if count:
-        target.encoder.add(source.encoder)
-        target.total_count += count
-        if low < target.min_value:
-            target.min_value = low
-        if high > target.max_value:
-            target.max_value = high
-
-
-def _cumulative(histogram: HdrHistogram) -> list[int]:
-    """Running totals of the counters up to the one holding the max value."""
-    limit = min(counts_index(histogram.max_value) + 1, histogram.counts_len)
-    return list(accumulate(histogram.counts[:limit]))
-
-
-def _highest_at(cumulative: list[int], wanted: int) -> int:
-    """hdrh's value at a target count: highest equivalent value of the first bucket reaching it."""
-    index = min(bisect_left(cumulative, wanted), len(cumulative) - 1)
-    lowest, size = _lowest_and_size(index)
-    return lowest + size - 1
-
-
-def _wanted(histogram: HdrHistogram, percentile: float) -> int:
-    return histogram.get_target_count_at_percentile(percentile)
-
-
-def recorded_buckets(histogram: HdrHistogram) -> list[tuple[int, int]]:
-    """(counts index, count) of every non-empty bucket, in value order.
-
-    hdrh's own iterators walk every sub-bucket in Python (~0.4 s a call on our range);
-    slicing the ctypes counts array and skipping zeros takes about a millisecond.
-    """
-    counts = histogram.counts[: histogram.counts_len]
-    return [(index, count) for index, count in enumerate(counts) if count]
-
-
-def percentiles_ms(histogram: HdrHistogram, percentiles: tuple[float, ...]) -> list[float]:
-    """Just these percentiles, in milliseconds, by hdrh's rules: one C pass, then bisection.
-
-    What closing each second needs (timeseries p50/p99), without histogram_summary's mean.
-    """
-    if histogram.get_total_count() == 0:
-        return [0.0 for _ in percentiles]
-    cumulative = _cumulative(histogram)
-    return [
-        _highest_at(cumulative, _wanted(histogram, percentile)) / 1000.0
-        for percentile in percentiles
-    ]
-
-
-def histogram_summary(histogram: HdrHistogram) -> dict[str, float]:
-    """Percentiles, max and mean in milliseconds, exactly as hdrh computes them."""
-    total = histogram.get_total_count()
-    if total == 0:
-        return {key: 0.0 for key, _ in PERCENTILES} | {"max": 0.0, "mean": 0.0}
-    cumulative = _cumulative(histogram)
-    summary: dict[str, float] = {
-        key: _highest_at(cumulative, _wanted(histogram, percentile)) / 1000.0
-        for key, percentile in PERCENTILES
-    }
-    weighted = 0
-    previous = 0
-    for index, running in enumerate(cumulative):
-        if running != previous:
-            lowest, size = _lowest_and_size(index)
-            weighted += (running - previous) * (lowest + (size >> 1))  # hdrh's median equivalent
-            previous = running
-    summary["max"] = histogram.get_max_value() / 1000.0
-    summary["mean"] = round(weighted / total / 1000.0, 3)
-    return summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,10 +275,10 @@ class _Pending:
                 self.missing += 1
 
     def fold_into(self, stats: Stats) -> None:
-        _add_counts(
+        add_counts(
             stats.latency, self.latency, self.latency_count, self.latency_min, self.latency_max
         )
-        _add_counts(
+        add_counts(
             stats.service, self.service, self.service_count, self.service_min, self.service_max
         )
         stats.requests += self.requests
@@ -426,7 +295,7 @@ class _Pending:
         correlation[Echo.MISSING.value] += self.missing
 
     def fold_into_interval(self, interval: Interval) -> None:
-        _add_counts(
+        add_counts(
             interval.latency,
             self.latency,
             self.latency_count,

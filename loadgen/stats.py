@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from hdrh.histogram import HdrHistogram
 
-from loadgen.metrics import recorded_buckets
+from loadgen.histograms import recorded_buckets
 
 
 @dataclass(frozen=True, slots=True)

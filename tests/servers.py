@@ -17,7 +17,7 @@ from aiohttp import web
 from hdrh.log import HistogramLogReader
 
 from loadgen import api
-from loadgen.metrics import new_histogram
+from loadgen.histograms import new_histogram
 from loadgen.results.writer import hlog_name
 from loadgen.scenario import Scenario, scenario_from_dict
 

@@ -25,7 +25,7 @@ from loadgen.compare import (
     versions_in_run,
 )
 from loadgen.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
-from loadgen.metrics import histogram_summary
+from loadgen.histograms import histogram_summary
 from loadgen.results.writer import hlog_name
 from tests.test_stats import histogram_of, lognormal_samples
 

@@ -14,7 +14,7 @@ from hdrh.log import HistogramLogReader
 from loadgen import api
 from loadgen.engine.drive import Part, drive
 from loadgen.engine.runner import RunOptions, run_scenario
-from loadgen.metrics import new_histogram
+from loadgen.histograms import new_histogram
 from loadgen.results.writer import hlog_name
 from loadgen.scenario import scenario_from_dict
 from loadgen.transport.base import Outcome, Request, Transport

@@ -7,17 +7,15 @@ import random
 from hdrh.histogram import HdrHistogram
 
 from loadgen.correlate import Echo, MismatchSample
-from loadgen.metrics import (
+from loadgen.histograms import (
     HIGHEST_US,
-    Interval,
-    Recorder,
-    Stats,
     counts_index,
     histogram_summary,
     new_histogram,
     percentiles_ms,
     record_value,
 )
+from loadgen.metrics import Interval, Recorder, Stats
 from loadgen.transport.base import Outcome
 
 NS = 1_000_000_000

@@ -18,7 +18,8 @@ from aiohttp import web
 from loadgen.api import logs_insights_query
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.errors import UsageError
-from loadgen.metrics import Stats, new_histogram
+from loadgen.histograms import new_histogram
+from loadgen.metrics import Stats
 from loadgen.results.report import render_report, write_report
 from loadgen.results.rundata import TimeRow, spectrum_points
 from loadgen.results.svg import CHART_IDS, MAX_POINTS, bucket_rows

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from loadgen.metrics import histogram_summary, new_histogram
+from loadgen.histograms import histogram_summary, new_histogram
 from loadgen.stats import (
     Buckets,
     bootstrap_mean_ratio_ci,

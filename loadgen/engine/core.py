@@ -9,7 +9,8 @@ from typing import Any
 
 from loadgen.correlate import Correlator, Echo, MismatchSample
 from loadgen.engine.requests import RequestFactory
-from loadgen.metrics import Recorder, new_histogram, record_value
+from loadgen.histograms import new_histogram, record_value
+from loadgen.metrics import Recorder
 from loadgen.transport.base import Outcome, Request, Transport
 
 LATE_NS = 1_000_000  # a start more than 1 ms after its intended time counts as late

@@ -23,7 +23,8 @@ from loadgen.engine.requests import load_bodies, targets_of
 from loadgen.engine.workers import Merged, WorkerPool
 from loadgen.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, CannotRunError
 from loadgen.gates import AbortWatch, evaluate
-from loadgen.metrics import NS_PER_S, Interval, Recorder, Stats, histogram_summary
+from loadgen.histograms import histogram_summary
+from loadgen.metrics import NS_PER_S, Interval, Recorder, Stats
 from loadgen.results.ci import write_ci_outputs
 from loadgen.results.report import write_report
 from loadgen.results.writer import ResultsWriter, run_folder

@@ -21,7 +21,8 @@ from hdrh.histogram import HdrHistogram
 from loadgen.engine.core import TesterStats
 from loadgen.engine.drive import Part, drive, share_of
 from loadgen.errors import CannotRunError, LoadgenError
-from loadgen.metrics import Interval, Recorder, new_histogram
+from loadgen.histograms import new_histogram
+from loadgen.metrics import Interval, Recorder
 from loadgen.scenario import Scenario
 
 READY_TIMEOUT_S = 60.0  # spawning and importing a worker takes a second or two

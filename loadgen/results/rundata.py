@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from hdrh.histogram import HdrHistogram
 
 from loadgen.errors import UsageError
-from loadgen.metrics import recorded_buckets
+from loadgen.histograms import recorded_buckets
 from loadgen.results.writer import TIMESERIES_FIELDS
 
 DASHES = ("6 4", "2 3", "10 3 2 3", "1 6")  # variants: the endpoint's colour, own dash

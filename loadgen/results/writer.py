@@ -16,7 +16,8 @@ from typing import IO, Any
 
 from hdrh.log import HistogramLogWriter
 
-from loadgen.metrics import Interval, percentiles_ms
+from loadgen.histograms import percentiles_ms
+from loadgen.metrics import Interval
 
 HLOG_MS_RATIO = 1000.0  # values are microseconds; the log's max column is in milliseconds
 TIMESERIES_FIELDS = ("second", "endpoint", "requests", "errors", "mismatched", "p50_ms", "p99_ms")
