@@ -24,6 +24,7 @@ from rich.table import Table
 
 from loadgen.errors import EXIT_FAILED, EXIT_OK, UsageError
 from loadgen.histograms import PERCENTILES, histogram_summary, new_histogram
+from loadgen.results.rundata import read_json_object
 from loadgen.results.writer import hlog_name
 from loadgen.stats import Buckets, MannWhitney, mann_whitney_buckets, ratio_ci
 
@@ -68,7 +69,7 @@ def _load(path: Path, *, variants: bool) -> dict[str, Version]:
         path = path.parent
     elif not path.is_dir():
         raise UsageError(f"{path}: expected a run folder, a summary.json or a .hlog file")
-    summary = _read_json(path / "summary.json") if (path / "summary.json").is_file() else {}
+    summary = read_json_object(path / "summary.json") if (path / "summary.json").is_file() else {}
     counts = _counts(path / "summary.json", summary)
     if (path / "histograms.json").is_file():
         return _histograms_versions(path / "histograms.json", counts, variants=variants)
@@ -90,22 +91,12 @@ def _hlog_file(path: Path) -> dict[str, Version]:
     summary = path.parent / "summary.json"
     if summary.is_file():
         try:
-            counts = _counts(summary, _read_json(summary))
+            counts = _counts(summary, read_json_object(summary))
         except UsageError:
             pass  # the log alone is enough; only its name and error count are lost
     name = {hlog_name(label): label for label in counts}.get(path.name, path.stem)
     requests, errors = counts.get(name, (None, 0))
     return {name: _hlog_version(path, name, requests=requests, errors=errors)}
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise UsageError(f"{path}: cannot read ({error})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: not a loadgen results file (expected a JSON object)")
-    return data
 
 
 def _counts(path: Path, summary: dict[str, Any]) -> dict[str, tuple[int | None, int]]:
@@ -134,7 +125,7 @@ def _requests_errors(stats: dict[str, Any]) -> tuple[int | None, int]:
 def _histograms_versions(
     path: Path, counts: dict[str, tuple[int | None, int]], *, variants: bool
 ) -> dict[str, Version]:
-    data = _read_json(path)
+    data = read_json_object(path)
     if data.get("unit", "microseconds") != "microseconds":
         raise UsageError(f"{path}: unit {data.get('unit')!r}, expected microseconds")
     versions: dict[str, Version] = {}

@@ -327,7 +327,7 @@ def test_one_version_each_side_pairs_regardless_of_name(
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("histograms.json", "{not json", "cannot read"),
+        ("histograms.json", "{not json", "not valid JSON"),
         ("histograms.json", "[1, 2]", "expected a JSON object"),
         ("histograms.json", '{"endpoints": {"a": {"latency": "xyz"}}}', "not a loadgen"),
         ("histograms.json", '{"unit": "ms", "endpoints": {}}', "expected microseconds"),

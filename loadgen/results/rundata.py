@@ -46,7 +46,8 @@ class RunData:
     spectra: list[Spectrum]
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A results file's JSON object; any problem is one UsageError line naming the file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -136,11 +137,11 @@ def load_run(folder: Path) -> RunData:
     if not folder.is_dir():
         raise UsageError(f"{folder}: not a directory")
     summary_path = folder / "summary.json"
-    summary = _read_json(summary_path)
+    summary = read_json_object(summary_path)
     _check_summary(summary_path, summary)
     timeseries = _read_timeseries(folder / "timeseries.csv")
     histograms_path = folder / "histograms.json"
-    histograms = _read_json(histograms_path).get("endpoints")
+    histograms = read_json_object(histograms_path).get("endpoints")
     if not isinstance(histograms, dict):
         raise UsageError(f"{histograms_path}: 'endpoints' is missing or not an object")
     spectra: list[Spectrum] = []
