@@ -94,21 +94,11 @@ class Engine:
         self.in_flight: set[asyncio.Task[None]] = set()
         self.tester = TesterStats()
         self.slots = asyncio.Semaphore(max_in_flight)
-        self.remaining: int | None = (
-            None  # requests left to start, when the run is bounded by count
-        )
+        # requests left to start, when the run is bounded by count
+        self.remaining: int | None = None
         self.stopping = False  # closed-loop callers start no new request once set
 
-    def claim(self) -> bool:
-        """Take one request from the run's budget; False once it is spent."""
-        if self.remaining is None:
-            return True
-        if self.remaining <= 0:
-            return False
-        self.remaining -= 1
-        return True
-
-    async def start(self, intended_ns: int | None) -> asyncio.Task[None]:
+    async def start(self, intended_ns: int) -> asyncio.Task[None]:
         """Wait for a free slot (the wait counts in latency), then run one request as a task."""
         await self.slots.acquire()
         task = asyncio.get_running_loop().create_task(self.issue(intended_ns))
@@ -147,7 +137,7 @@ class Engine:
             check = self.correlator.check
             record = self.recorder.record
             while not self.stopping:
-                remaining = self.remaining  # claim(), inlined
+                remaining = self.remaining  # take one request from the budget
                 if remaining is not None:
                     if remaining <= 0:
                         return
@@ -181,13 +171,13 @@ class Engine:
         finally:
             self.slots.release()
 
-    async def issue(self, intended_ns: int | None) -> None:
-        """One request; `intended_ns` None (closed loop) means it was meant to start when sent."""
+    async def issue(self, intended_ns: int) -> None:
+        """One open-loop request, meant to start at `intended_ns`."""
         request = self.factory.next()
         clock = self.clock
         sent_ns = clock()
         tester = self.tester
-        if intended_ns is None or intended_ns > sent_ns:  # closed loop, or woken a little early
+        if intended_ns > sent_ns:  # woken a little early: latency counts from the send
             intended_ns = sent_ns
         else:
             record_value(tester.start_delay, (sent_ns - intended_ns) // 1000)
