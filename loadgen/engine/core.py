@@ -126,48 +126,10 @@ class Engine:
         self.stopping = True
 
     async def _caller(self, end_ns: int | None) -> None:
-        """The closed-loop body of `issue`, one request after another on one task: no task,
-        future or shield per request. Its only await is the transport's."""
+        """One closed-loop caller: the transport runs its requests back to back."""
         await self.slots.acquire()  # callers never outnumber slots: this does not wait
         try:
-            clock = self.clock
-            tester = self.tester
-            next_request = self.factory.next
-            invoke = self.transport.invoke
-            check = self.correlator.check
-            record = self.recorder.record
-            while not self.stopping:
-                remaining = self.remaining  # take one request from the budget
-                if remaining is not None:
-                    if remaining <= 0:
-                        return
-                    self.remaining = remaining - 1
-                if end_ns is not None and clock() >= end_ns:
-                    return
-                request = next_request()
-                sent_ns = clock()
-                if not tester.sent:
-                    tester.first_sent_ns = sent_ns
-                tester.sent += 1
-                tester.last_sent_ns = sent_ns
-                try:
-                    outcome = await invoke(request)
-                except Exception as exc:  # a transport bug: counted, shown once, never fatal
-                    outcome = Outcome(error=CLIENT_FAILURE)
-                    tester.note_failure(exc)
-                done_ns = clock()
-                if outcome.error is None:
-                    echo = check(request.trace_id, request.custom_attributes, outcome.echoed)
-                    if echo is _MISMATCHED:  # rare: the general path
-                        self._finish(request, outcome, sent_ns, sent_ns, done_ns)
-                        continue
-                else:
-                    echo = None
-                service_us = (done_ns - sent_ns) // 1000  # closed loop: latency is service time
-                label = request.target.label
-                record(
-                    label, outcome, echo, service_us, service_us, False, request.trace_id, done_ns
-                )
+            await self.transport.run_closed_loop(_Caller(self, end_ns))
         finally:
             self.slots.release()
 
@@ -228,3 +190,83 @@ class Engine:
         if leftovers:
             await asyncio.gather(*leftovers, return_exceptions=True)
         self.tester.interrupted += len(leftovers)
+
+
+class _Caller:
+    """The closed-loop body of `Engine.issue`, as the callbacks a transport calls: no task,
+    future or shield per request. Latency is service time, measured from the send."""
+
+    __slots__ = (
+        "engine",
+        "end_ns",
+        "clock",
+        "tester",
+        "next_request",
+        "check",
+        "record",
+        "request",
+        "sent_ns",
+    )
+
+    def __init__(self, engine: Engine, end_ns: int | None) -> None:
+        self.engine = engine
+        self.end_ns = end_ns
+        self.clock = engine.clock
+        self.tester = engine.tester
+        self.next_request = engine.factory.next
+        self.check = engine.correlator.check
+        self.record = engine.recorder.record
+        self.request: Request | None = None  # taken and not yet done
+        self.sent_ns = 0
+
+    def take(self) -> Request | None:
+        engine = self.engine
+        if engine.stopping:
+            return None
+        remaining = engine.remaining  # take one request from the budget
+        if remaining is not None:
+            if remaining <= 0:
+                return None
+            engine.remaining = remaining - 1
+        request = self.next_request()
+        sent_ns = self.clock()
+        end_ns = self.end_ns
+        if end_ns is not None and sent_ns >= end_ns:
+            return None
+        tester = self.tester
+        if not tester.sent:
+            tester.first_sent_ns = sent_ns
+        tester.sent += 1
+        tester.last_sent_ns = sent_ns
+        self.request = request
+        self.sent_ns = sent_ns
+        return request
+
+    def done(self, outcome: Outcome) -> None:
+        done_ns = self.clock()
+        request = self.request
+        assert request is not None, "done() without take()"
+        self.request = None
+        sent_ns = self.sent_ns
+        if outcome.error is None:
+            echo = self.check(request.trace_id, request.custom_attributes, outcome.echoed)
+            if echo is _MISMATCHED:  # rare: the general path keeps a sample
+                self.engine._finish(request, outcome, sent_ns, sent_ns, done_ns)
+                return
+        else:
+            echo = None
+        service_us = (done_ns - sent_ns) // 1000
+        self.record(
+            request.target.label,
+            outcome,
+            echo,
+            service_us,
+            service_us,
+            False,
+            request.trace_id,
+            done_ns,
+        )
+
+    def failed(self, exc: Exception) -> None:
+        self.engine.tester.note_failure(exc)
+        self.done(Outcome(error=CLIENT_FAILURE))

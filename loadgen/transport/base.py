@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Protocol
 
 from loadgen import api
 
@@ -60,10 +61,37 @@ def error_for_status(status: int, code: str | None) -> str:
     return code or f"HTTP{status}"
 
 
+class ClosedLoopCaller(Protocol):
+    """One closed-loop caller of the Engine: it decides what to send and records what ends."""
+
+    def take(self) -> Request | None:
+        """The next request, to be sent now (its send time is taken), or None: stop."""
+
+    def done(self, outcome: Outcome) -> None:
+        """The request taken last ended with `outcome`."""
+
+    def failed(self, exc: Exception) -> None:
+        """The transport raised for the request taken last: a bug, counted, never fatal."""
+
+
 class Transport(abc.ABC):
     """Sends InvokeEndpoint calls. `invoke` returns an Outcome for every endpoint fault."""
 
     name: str
+
+    async def run_closed_loop(self, caller: ClosedLoopCaller) -> None:
+        """Send the caller's requests one after another until it says stop."""
+        while (request := caller.take()) is not None:
+            await self.invoke_for(caller, request)
+
+    async def invoke_for(self, caller: ClosedLoopCaller, request: Request) -> None:
+        """`invoke`, its end told to `caller`."""
+        try:
+            outcome = await self.invoke(request)
+        except Exception as exc:
+            caller.failed(exc)
+        else:
+            caller.done(outcome)
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open pools or clients; called once before the first invoke."""

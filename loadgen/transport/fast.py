@@ -18,9 +18,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from loadgen import api
-from loadgen.transport.base import Outcome, Request, Target, Transport, error_for_status
+from loadgen.transport.base import (
+    ClosedLoopCaller,
+    Outcome,
+    Request,
+    Target,
+    Transport,
+    error_for_status,
+)
 from loadgen.transport.http11 import (
     ConnectionClosed,
+    ConnectionState,
     HTTP11Connection,
     HTTPError,
     ProtocolViolation,
@@ -48,6 +56,7 @@ _JOIN_LIMIT = 64 * 1024
 # Targets are built once per run; this only bounds a caller that builds them per request.
 _MAX_PREPARED = 1024
 _CUSTOM_ATTRIBUTES_LINE = f"{api.H_CUSTOM_ATTRIBUTES}: "
+_CLOSED_STATE = ConnectionState.CLOSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +144,7 @@ def encode_request(
 def outcome_of(response: Response) -> Outcome:
     """The Outcome of a complete response; the error code parsed the way botocore does."""
     status = response.status
-    variant = response.variant
-    echoed = response.echoed
-    outcome = Outcome(
-        status,
-        None,
-        None if variant is None else variant.decode("latin-1"),
-        None if echoed is None else echoed.decode("latin-1"),
-    )
+    outcome = _outcome(status, response.variant, response.echoed)
     if 200 <= status < 300:
         return outcome
     body = _json_object(response.body)
@@ -158,6 +160,16 @@ def outcome_of(response: Response) -> Outcome:
     elif isinstance(original, str) and original.isdigit():
         outcome.original_status = int(original)
     return outcome
+
+
+def _outcome(status: int, variant: bytes | None, echoed: bytes | None) -> Outcome:
+    """The Outcome of a response before its error code, if any, is parsed."""
+    return Outcome(
+        status,
+        None,
+        None if variant is None else variant.decode("latin-1"),
+        None if echoed is None else echoed.decode("latin-1"),
+    )
 
 
 def _json_object(body: bytes | None) -> dict[str, Any]:
@@ -188,6 +200,93 @@ def error_of(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return TLS_ERROR
     return api.CONNECTION_ERROR  # ConnectionClosed, OSError, PoolClosed
+
+
+_STOPPED: Any = object()  # a lane's result: the caller took no more requests
+
+
+class _Lane:
+    """One closed-loop caller on one connection: each response's callback records it and
+    sends the next request. `run` ends when the caller stops (_STOPPED), when the connection
+    is gone (None), or with a request to resend on a fresh connection."""
+
+    __slots__ = ("transport", "caller", "conn", "future", "pending")
+
+    def __init__(self, transport: FastTransport, caller: ClosedLoopCaller, conn: HTTP11Connection):
+        self.transport = transport
+        self.caller = caller
+        self.conn = conn
+        self.future: asyncio.Future[Any] = conn.loop.create_future()
+        self.pending: tuple[bytes, bytes | None] | None = None  # sent, not yet ended
+
+    def run(self) -> asyncio.Future[Any]:
+        self._next()
+        return self.future
+
+    def _next(self) -> None:
+        """Send the caller's next request, or end the lane."""
+        caller = self.caller
+        conn = self.conn
+        while True:
+            request = caller.take()
+            if request is None:
+                self._end(_STOPPED)
+                return
+            try:
+                self.pending = pending = self.transport._encode(request)
+                conn.send(self, pending[0], self.transport._read_timeout, pending[1])
+                return
+            except ConnectionClosed:  # closed before it was sent: a fresh one sends it
+                self._end(pending)
+                return
+            except Exception as exc:  # a bug in encoding: counted, and on to the next
+                caller.failed(exc)
+
+    def response(self, conn: HTTP11Connection) -> None:
+        try:
+            status = conn.status
+            if 200 <= status < 300:
+                outcome = _outcome(status, conn.variant, conn.echoed)
+            else:
+                outcome = outcome_of(conn.response())
+            self.pending = None
+            self.caller.done(outcome)
+            if conn.state is _CLOSED_STATE:  # the server ended keep-alive
+                self._end(None)
+            else:
+                self._next()
+        except BaseException as exc:  # noqa: BLE001 - surfaces in the awaiting caller
+            self._end(exc)
+
+    def failed(self, conn: HTTP11Connection, exc: HTTPError) -> None:
+        try:
+            if isinstance(exc, ConnectionClosed) and exc.retryable:
+                self._end(self.pending)
+                return
+            self.pending = None
+            self.caller.done(Outcome(error=error_of(exc)))
+            self._end(None)
+        except BaseException as error:  # noqa: BLE001
+            self._end(error)
+
+    def _end(self, result: Any) -> None:
+        conn = self.conn
+        conn.listener = None
+        self.transport._pool.release(conn)  # IDLE again, or only bookkeeping if CLOSED
+        future = self.future
+        if not future.done():
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    def abandon(self) -> None:
+        """The caller was cancelled: a request may be in flight, so the connection goes."""
+        conn = self.conn
+        conn.listener = None
+        if conn.in_flight:
+            conn.abort()
+        self.transport._pool.release(conn)
 
 
 class FastTransport(Transport):
@@ -239,6 +338,11 @@ class FastTransport(Transport):
             self._ssl = context
 
     async def invoke(self, request: Request) -> Outcome:
+        data, separate = self._encode(request)
+        return await self._exchange(data, separate)
+
+    def _encode(self, request: Request) -> tuple[bytes, bytes | None]:
+        """The signed request's bytes, and its body when too large to join to them."""
         target = request.target
         # Keyed by identity: hashing a Target's eight fields per request costs more than
         # the lookup. The entry keeps its Target alive, so an id is never reused meanwhile.
@@ -281,11 +385,12 @@ class FastTransport(Transport):
             )
             data = encode_request(prepared, attributes, body, signature)
             separate = body if len(body) > _JOIN_LIMIT else None
+        return data, separate
 
-        # Send on an idle connection (or a new one) and wait for the response. A reused
-        # connection the server had already closed is retried once on a fresh one.
+    async def _exchange(self, data: bytes, separate: bytes | None, fresh: bool = False) -> Outcome:
+        """Send on an idle connection (or a new one) and wait for the response. A reused
+        connection the server had already closed is retried once on a fresh one."""
         pool = self._pool
-        fresh = False
         while True:
             conn = None if fresh else pool.checkout()
             try:
@@ -310,6 +415,34 @@ class FastTransport(Transport):
                 raise
             pool.release(conn)
             return outcome_of(response)
+
+    async def run_closed_loop(self, caller: ClosedLoopCaller) -> None:
+        """Requests back to back, each sent from the callback that ended the last one, on
+        one connection while it lasts; a new connection is got the general way."""
+        pool = self._pool
+        while True:
+            conn = pool.checkout()
+            if conn is None:  # none idle: one request opens (or waits for) a connection
+                request = caller.take()
+                if request is None:
+                    return
+                await self.invoke_for(caller, request)
+                continue
+            lane = _Lane(self, caller, conn)
+            try:
+                retry = await lane.run()
+            except asyncio.CancelledError:
+                lane.abandon()
+                raise
+            if retry is _STOPPED:
+                return
+            if retry is not None:  # a kept-alive connection closed under it: resend once
+                try:
+                    outcome = await self._exchange(*retry, fresh=True)
+                except Exception as exc:
+                    caller.failed(exc)
+                else:
+                    caller.done(outcome)
 
     def _template(
         self, cached: _Cached, attributes: bool, token: str | None

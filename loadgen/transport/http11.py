@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import httptools
 
@@ -107,11 +108,23 @@ def header_lines(headers: Iterable[tuple[str, str]]) -> str:
     return "".join([f"{name}: {value}\r\n" for name, value in headers])
 
 
+class Listener(Protocol):
+    """Told, from the I/O callbacks, how each request sent with `HTTP11Connection.send` ended.
+
+    `response` reads the response off the connection (its fields, or `response()`); both
+    may send the next request on it at once: a closed loop with no future or task wake-up.
+    """
+
+    def response(self, conn: HTTP11Connection) -> None: ...
+
+    def failed(self, conn: HTTP11Connection, exc: HTTPError) -> None: ...
+
+
 class HTTP11Connection(asyncio.Protocol):
     """An asyncio protocol that sends one request at a time and parses its response.
 
-    Callbacks only parse and record; the request's future is resolved once per request,
-    after `feed_data` returns, so a response that arrives in one segment costs one wake-up.
+    Callbacks only parse and record. The end of a request is reported once, after
+    `feed_data` returns: to the future `request` returned, or to the listener of `send`.
     """
 
     __slots__ = (
@@ -122,7 +135,9 @@ class HTTP11Connection(asyncio.Protocol):
         "requests",
         "lost",
         "_on_closed",
+        "in_flight",
         "waiter",
+        "listener",
         "timer",
         "deadline",
         "received",
@@ -153,7 +168,9 @@ class HTTP11Connection(asyncio.Protocol):
         self._on_closed = on_closed  # the pool's bookkeeping, called once on CLOSED
 
         # Per-request state
-        self.waiter: asyncio.Future[Response] | None = None
+        self.in_flight = False  # a request was sent and has not ended yet
+        self.waiter: asyncio.Future[Response] | None = None  # set by `request`
+        self.listener: Listener | None = None  # set by `send`
         # One timer per connection, not per request: it stays armed across requests and,
         # when it fires early for the current one, re-arms itself at that one's deadline.
         self.timer: asyncio.TimerHandle | None = None
@@ -196,9 +213,37 @@ class HTTP11Connection(asyncio.Protocol):
 
         Raises ConnectionClosed at once when the connection is already closed.
         """
+        waiter: asyncio.Future[Response] = self.loop.create_future()
+        self.listener = None
+        self._send(data, timeout, body)
+        self.waiter = waiter
+        return waiter
+
+    def send(
+        self, listener: Listener, data: bytes, timeout: float, body: bytes | None = None
+    ) -> None:
+        """As `request`, but the end is reported to `listener`'s callbacks: no future."""
+        self.waiter = None
+        self._send(data, timeout, body)
+        self.listener = listener
+
+    def response(self) -> Response:
+        """The response just completed, as one object."""
+        error_body = self.error_body
+        return Response(
+            self.status,
+            self.variant,
+            self.echoed,
+            self.error_type,
+            None if error_body is None else bytes(error_body[:MAX_ERROR_BODY]),
+            self.body_length,
+        )
+
+    def _send(self, data: bytes, timeout: float, body: bytes | None) -> None:
         if self.state is _CLOSED or self.transport is None:
             raise ConnectionClosed(retryable=True)  # never sent
         self.state = _ACTIVE
+        self.in_flight = True
         self.requests += 1
         self.received = False
         self.headers_done = False
@@ -212,14 +257,12 @@ class HTTP11Connection(asyncio.Protocol):
         self.body_length = 0
         self.error_body = None
         loop = self.loop
-        waiter = self.waiter = loop.create_future()
         self.deadline = loop.time() + timeout
         if self.timer is None:
             self.timer = loop.call_at(self.deadline, self._on_timer)
         self.transport.write(data)
         if body is not None:
             self.transport.write(body)
-        return waiter
 
     def close(self) -> None:
         """Close gracefully (pending writes are flushed); the pool forgets it now."""
@@ -241,7 +284,7 @@ class HTTP11Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self.waiter is None:
+        if not self.in_flight:
             # Bytes nobody asked for: the server is out of step with us. Never reuse this.
             self.abort()
             return
@@ -263,7 +306,7 @@ class HTTP11Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        if self.waiter is not None:
+        if self.in_flight:
             if self.headers_done and not self.framed:
                 self.keep_alive = False  # no length given: EOF is the end of the body
                 self._finish()
@@ -315,32 +358,33 @@ class HTTP11Connection(asyncio.Protocol):
     # Ending a request
 
     def _finish(self) -> None:
-        waiter = self.waiter
-        self.waiter = None  # the timer, left armed, finds no request and ends
-        error_body = self.error_body
-        response = Response(
-            self.status,
-            self.variant,
-            self.echoed,
-            self.error_type,
-            None if error_body is None else bytes(error_body[:MAX_ERROR_BODY]),
-            self.body_length,
-        )
+        self.in_flight = False  # the timer, left armed, finds no request and ends
         if not self.keep_alive:
-            self.close()  # before waking the caller, so the pool never sees it as reusable
-        if waiter is not None and not waiter.done():
-            waiter.set_result(response)
-
-    def _fail(self, exc: HTTPError) -> None:
+            self.close()  # before telling anyone, so the pool never sees it as reusable
+        listener = self.listener
+        if listener is not None:
+            listener.response(self)
+            return
         waiter = self.waiter
         self.waiter = None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(self.response())
+
+    def _fail(self, exc: HTTPError) -> None:
+        self.in_flight = False
         self.abort()
+        listener = self.listener
+        if listener is not None:
+            listener.failed(self, exc)
+            return
+        waiter = self.waiter
+        self.waiter = None
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
     def _on_timer(self) -> None:
         self.timer = None
-        if self.waiter is None or self.state is ConnectionState.CLOSED:
+        if not self.in_flight or self.state is ConnectionState.CLOSED:
             return  # no request in flight: disarmed until the next one
         if self.loop.time() >= self.deadline:
             self._fail(ReadTimeout("no complete response within the read timeout"))
