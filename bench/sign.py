@@ -1,5 +1,7 @@
 """µs per SigV4 signature: loadgen's SigV4Signer vs botocore's SigV4Auth (median of 5 repeats).
 
+Our signer is timed twice, hashing with the C extension `_sigv4c` and with hashlib, both for
+`sign` (every header per call) and `sign_template` (the fast transport's per-request path).
 Run: python bench/sign.py [--count N]. Not a test: timings on a shared machine are noisy.
 """
 
@@ -10,6 +12,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -36,13 +39,27 @@ def _headers() -> list[tuple[str, str]]:
     ]
 
 
-def ours(count: int) -> float:
-    signer = SigV4Signer(REGION)
+def ours(count: int, native: bool) -> float:
+    signer = SigV4Signer(REGION, native=native)
     credentials = Credentials(*KEY)
     headers = [_headers() for _ in range(count)]
     start = time.perf_counter()
     for request_headers in headers:
         signer.sign("POST", HOST, PATH, request_headers, BODY, credentials, time.time())
+    return time.perf_counter() - start
+
+
+def ours_template(count: int, native: bool) -> float:
+    """The same requests through a template with CustomAttributes as its one dynamic header."""
+    signer = SigV4Signer(REGION, native=native)
+    credentials = Credentials(*KEY)
+    static = [pair for pair in _headers() if pair[0] != api.H_CUSTOM_ATTRIBUTES]
+    template = signer.template("POST", HOST, PATH, static, [api.H_CUSTOM_ATTRIBUTES], KEY[2])
+    assert template is not None
+    values = [[f"trace_id={uuid.uuid4().hex}"] for _ in range(count)]
+    start = time.perf_counter()
+    for request_values in values:
+        signer.sign_template(template, request_values, BODY, credentials, time.time())
     return time.perf_counter() - start
 
 
@@ -58,20 +75,40 @@ def botocore(count: int) -> float:
     return time.perf_counter() - start
 
 
-def median_us(run: Callable[[int], float], count: int, repeats: int = 5) -> float:
-    run(min(count, 1000))  # warm caches and imports
-    return statistics.median(run(count) for _ in range(repeats)) / count * 1e6
+def median_us(
+    runs: list[tuple[str, Callable[[int], float], int]], repeats: int = 5
+) -> list[tuple[str, float]]:
+    """(name, median µs per call) of each (name, run, count); the repeats take turns, so
+    a noisy stretch of a shared machine slows every row rather than one."""
+    for _, run, count in runs:
+        run(min(count, 1000))  # warm caches and imports
+    samples: dict[str, list[float]] = {name: [] for name, _, _ in runs}
+    for _ in range(repeats):
+        for name, run, count in runs:
+            samples[name].append(run(count) / count * 1e6)
+    return [(name, statistics.median(times)) for name, times in samples.items()]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=20_000, help="signatures per repeat")
     args = parser.parse_args()
-    fast = median_us(ours, args.count)
-    slow = median_us(botocore, max(args.count // 10, 100))
-    print(f"loadgen SigV4Signer: {fast:8.2f} µs/signature")
-    print(f"botocore SigV4Auth:  {slow:8.2f} µs/signature")
-    print(f"ratio:               {slow / fast:8.1f}x")
+    native = SigV4Signer(REGION).implementation
+    count = args.count
+    rows = median_us(
+        [
+            (f"sign_template, {native}", partial(ours_template, native=True), count),
+            ("sign_template, hashlib", partial(ours_template, native=False), count),
+            (f"sign, {native}", partial(ours, native=True), count),
+            ("sign, hashlib", partial(ours, native=False), count),
+            ("botocore SigV4Auth", botocore, max(count // 10, 100)),
+        ]
+    )
+    slow = rows[-1][1]
+    for name, us in rows:
+        print(f"{name:26s} {us:8.2f} µs/signature   botocore/this {slow / us:6.1f}x")
+    if native == "hashlib":
+        print("(the C extension is not built or LOADGEN_PURE_SIGV4=1: both rows use hashlib)")
 
 
 if __name__ == "__main__":

@@ -10,16 +10,24 @@ collapsed (`" ".join(value.split())`), repeated headers are joined with ",", the
 dot-segment-normalised and quoted with safe="/~", the payload is always SHA-256 hashed
 (no X-Amz-Content-SHA256 header is added), and the X-Amz-Date and X-Amz-Security-Token
 headers are themselves signed.
+
+The two hashes of every signature (SHA-256 of the canonical request, HMAC-SHA256 of the string
+to sign) go through the C extension `_sigv4c` when it was built: hashlib's per-call OpenSSL
+set-up cost more than the hashing itself. Without it, or with LOADGEN_PURE_SIGV4=1 in the
+environment at import, hashlib does them; the results are the same bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from math import floor
 from operator import itemgetter
+from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
@@ -60,6 +68,38 @@ _MAX_LAYOUT_CACHE_ENTRIES = 256
 _by_name = itemgetter(0)
 
 
+def _load_extension() -> ModuleType | None:
+    """The C hashing module, or None: not built, or LOADGEN_PURE_SIGV4=1 forces hashlib."""
+    if os.environ.get("LOADGEN_PURE_SIGV4") == "1":
+        return None
+    try:
+        from loadgen.transport import _sigv4c
+    except ImportError:
+        return None
+    return _sigv4c
+
+
+_C = _load_extension()
+
+
+def _hashlib_key_states(key: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256 inner and outer hash states of a signing key: HMAC is then two copies."""
+    block = key.ljust(64, b"\0")  # SHA-256 block size; the key is 32 bytes
+    return (
+        hashlib.sha256(bytes(byte ^ 0x36 for byte in block)),
+        hashlib.sha256(bytes(byte ^ 0x5C for byte in block)),
+    )
+
+
+def _hashlib_sign(states: tuple[Any, Any], prefix: str, creq: str) -> str:
+    """Hex HMAC-SHA256(key, prefix + hex SHA-256(creq)), as `_sigv4c.sign` computes it."""
+    inner = states[0].copy()
+    inner.update(f"{prefix}{hashlib.sha256(creq.encode()).hexdigest()}".encode())
+    outer = states[1].copy()
+    outer.update(inner.digest())
+    return outer.hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
     """One frozen set of AWS credentials; its repr shows the access key id only."""
@@ -86,7 +126,9 @@ class SigningTemplate:
     headers: tuple[tuple[str, str], ...]  # the static headers, as passed
     dynamic: tuple[str, ...]  # names of the per-request headers, as passed
     token: str | None
-    form: str  # %-format of the canonical request: (amz-date, *dynamic values, payload hash)
+    # the canonical request cut at its holes: parts[0] + amz-date + parts[1] + first dynamic
+    # value + ... + parts[-1] + payload hash (joined, not %-formatted: % scans every character)
+    parts: tuple[str, ...]
     signed: str  # the SignedHeaders value
 
 
@@ -161,12 +203,17 @@ class SigV4Signer:
     """Signs requests for one (region, service); caches keys, body hashes, paths and dates.
 
     One signer per event loop: the caches are plain dicts, mutated without locks.
+    `native=False` signs with hashlib even when the C extension is there (benchmarks, tests);
+    `implementation` says which is in use: "c/sha-ni", "c/portable" or "hashlib".
     """
 
     __slots__ = (
         "_region",
         "_service",
         "_scope_tail",
+        "_key_states",
+        "_hmac",
+        "implementation",
         "_keys",
         "_bodies",
         "_body_bytes",
@@ -178,12 +225,21 @@ class SigV4Signer:
         "_recent",
     )
 
-    def __init__(self, region: str, service: str = "sagemaker") -> None:
+    def __init__(self, region: str, service: str = "sagemaker", *, native: bool = True) -> None:
         self._region = region
         self._service = service
         self._scope_tail = f"/{region}/{service}/aws4_request"
-        # (secret, yyyymmdd) -> HMAC inner/outer states of the signing key; newest two dates only.
-        self._keys: dict[tuple[str, str], tuple[Any, Any]] = {}
+        # signing key -> its HMAC states; (states, prefix, canonical request) -> hex signature
+        self._key_states: Callable[[bytes], Any]
+        self._hmac: Callable[[Any, str, str], str]
+        if native and _C is not None:
+            self._key_states, self._hmac = _C.hmac_key, _C.sign
+            self.implementation = f"c/{_C.implementation()}"
+        else:
+            self._key_states, self._hmac = _hashlib_key_states, _hashlib_sign
+            self.implementation = "hashlib"
+        # (secret, yyyymmdd) -> HMAC states of the signing key; newest two dates only.
+        self._keys: dict[tuple[str, str], Any] = {}
         # body -> hex SHA-256; bounded by entries and total bytes, oldest evicted first.
         self._bodies: dict[bytes, str] = {}
         self._body_bytes = 0
@@ -198,8 +254,8 @@ class SigV4Signer:
         # whole epoch second -> (amz-date, "yyyymmdd", credential scope, string-to-sign prefix)
         self._date: tuple[int, str, str, str, str] = (-1, "", "", "", "")
         # sign_template's per-second state: (second, secret, access key, amz-date,
-        # string-to-sign prefix, Authorization prefix, HMAC inner and outer key states)
-        self._recent: tuple[Any, ...] = (-1, "", "", "", "", "", None, None)
+        # string-to-sign prefix, Authorization prefix, HMAC states of the signing key)
+        self._recent: tuple[Any, ...] = (-1, "", "", "", "", "", None)
 
     def __repr__(self) -> str:
         return f"SigV4Signer(region={self._region!r}, service={self._service!r})"
@@ -207,7 +263,7 @@ class SigV4Signer:
     # -- caches ------------------------------------------------------------------------
 
     def _date_parts(self, timestamp: float) -> tuple[int, str, str, str, str]:
-        second = int(timestamp // 1)
+        second = floor(timestamp)
         cached = self._date
         if cached[0] == second:
             return cached
@@ -218,19 +274,15 @@ class SigV4Signer:
         self._date = (second, amz_date, datestamp, scope, f"{ALGORITHM}\n{amz_date}\n{scope}\n")
         return self._date
 
-    def _signing_key(self, secret: str, datestamp: str) -> tuple[Any, Any]:
-        """HMAC-SHA256 inner and outer states for the day's key: HMAC is then two hash copies."""
+    def _signing_key(self, secret: str, datestamp: str) -> Any:
+        """HMAC states (inner and outer midstates) of the day's signing key, for `self._hmac`."""
         states = self._keys.get((secret, datestamp))
         if states is not None:
             return states
         key = hmac.digest(("AWS4" + secret).encode(), datestamp.encode(), "sha256")
         for part in (self._region, self._service, "aws4_request"):
             key = hmac.digest(key, part.encode(), "sha256")
-        block = key.ljust(64, b"\0")  # SHA-256 block size; the key is 32 bytes
-        states = (
-            hashlib.sha256(bytes(byte ^ 0x36 for byte in block)),
-            hashlib.sha256(bytes(byte ^ 0x5C for byte in block)),
-        )
+        states = self._key_states(key)
         keys = self._keys
         keys[(secret, datestamp)] = states
         dates = sorted({date for _, date in keys})
@@ -374,7 +426,7 @@ class SigV4Signer:
             if any(mark in text for text in (host, path, token or "", *(v for _, v in headers))):
                 return None  # a value that looks like our placeholder: do it the slow way
         text, signed = self._canonical(method, host, path, pairs, b"", token, marks[0])
-        text = text[: -len(EMPTY_SHA256)].replace("%", "%%")
+        text = text[: -len(EMPTY_SHA256)]
         order = []
         for index, mark in enumerate(marks):
             if text.count(mark) != 1:
@@ -382,10 +434,13 @@ class SigV4Signer:
             order.append((text.index(mark), index))
         if [index for _, index in sorted(order)] != list(range(len(marks))):
             return None  # holes out of the arguments' order (not for InvokeEndpoint's names)
+        parts = []
         for mark in marks:
-            text = text.replace(mark, "%s")
+            part, _, text = text.partition(mark)
+            parts.append(part)
+        parts.append(text)
         return SigningTemplate(
-            method, host, path, tuple(headers), tuple(dynamic), token, text + "%s", signed
+            method, host, path, tuple(headers), tuple(dynamic), token, tuple(parts), signed
         )
 
     def sign_template(
@@ -400,12 +455,12 @@ class SigV4Signer:
         template's headers plus the dynamic ones with these `values`."""
         recent = self._recent
         if (
-            recent[0] != int(timestamp // 1)
+            recent[0] != floor(timestamp)  # as int(timestamp // 1), at a quarter of the cost
             or recent[1] != credentials.secret_key
             or recent[2] != credentials.access_key
         ):
             recent = self._recent_state(timestamp, credentials)
-        _, _, _, amz_date, sts_prefix, authorization, inner_state, outer_state = recent
+        _, _, _, amz_date, sts_prefix, authorization, key_states = recent
         if credentials.token != template.token:  # refreshed credentials: the slow way
             signature = self.sign(
                 template.method,
@@ -417,23 +472,24 @@ class SigV4Signer:
                 timestamp,
             )
             return signature[0][1], signature[-1][1]
+        payload_hash = self._bodies.get(body) if type(body) is bytes else None
+        if payload_hash is None:
+            payload_hash = self._payload_hash(body)
         if len(values) == 1:
-            creq = template.form % (amz_date, " ".join(values[0].split()), self._payload_hash(body))
+            before, between, after = template.parts
+            value = " ".join(values[0].split())
+            creq = f"{before}{amz_date}{between}{value}{after}{payload_hash}"
         else:
-            creq = template.form % (
-                amz_date,
-                *[" ".join(value.split()) for value in values],
-                self._payload_hash(body),
-            )
-        inner = inner_state.copy()
-        inner.update(f"{sts_prefix}{hashlib.sha256(creq.encode()).hexdigest()}".encode())
-        outer = outer_state.copy()
-        outer.update(inner.digest())
-        return amz_date, f"{authorization}{template.signed}, Signature={outer.hexdigest()}"
+            trimmed = [" ".join(value.split()) for value in values]
+            fills = (amz_date, *trimmed, payload_hash)
+            pairs = zip(template.parts, fills, strict=True)
+            creq = "".join([text for pair in pairs for text in pair])
+        signature = self._hmac(key_states, sts_prefix, creq)
+        return amz_date, f"{authorization}{template.signed}, Signature={signature}"
 
     def _recent_state(self, timestamp: float, credentials: Credentials) -> tuple[Any, ...]:
         second, amz_date, datestamp, scope, sts_prefix = self._date_parts(timestamp)
-        inner_state, outer_state = self._signing_key(credentials.secret_key, datestamp)
+        key_states = self._signing_key(credentials.secret_key, datestamp)
         authorization = f"{ALGORITHM} Credential={credentials.access_key}/{scope}, SignedHeaders="
         self._recent = (
             second,
@@ -442,8 +498,7 @@ class SigV4Signer:
             amz_date,
             sts_prefix,
             authorization,
-            inner_state,
-            outer_state,
+            key_states,
         )
         return self._recent
 
@@ -482,14 +537,11 @@ class SigV4Signer:
         _, amz_date, datestamp, scope, sts_prefix = self._date_parts(timestamp)
         token = credentials.token
         creq, signed = self._canonical(method, host, path, headers, body, token, amz_date)
-        inner_state, outer_state = self._signing_key(credentials.secret_key, datestamp)
-        inner = inner_state.copy()
-        inner.update(f"{sts_prefix}{hashlib.sha256(creq.encode()).hexdigest()}".encode())
-        outer = outer_state.copy()
-        outer.update(inner.digest())
+        key_states = self._signing_key(credentials.secret_key, datestamp)
+        signature = self._hmac(key_states, sts_prefix, creq)
         authorization = (
             f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
-            f"SignedHeaders={signed}, Signature={outer.hexdigest()}"
+            f"SignedHeaders={signed}, Signature={signature}"
         )
         if token:
             return [
