@@ -31,8 +31,8 @@ class TraceIds:
         self._counter = 0
 
     def next(self) -> str:
-        self._counter += 1
-        return f"{self._prefix}{self._counter:012x}"
+        counter = self._counter = self._counter + 1
+        return "%s%012x" % (self._prefix, counter)  # noqa: UP031 - cheaper than an f-string
 
 
 def sample_trace_id() -> str:

@@ -274,6 +274,37 @@ class _Pending:
             else:
                 self.missing += 1
 
+    def add_ok(self, echo: Echo, service_us: int) -> None:
+        """A successful closed-loop request whose echo matched or is missing: latency is
+        its service time, so one index serves both histograms."""
+        self.requests += 1
+        self.ok += 1
+        value = service_us
+        if value < 2048:
+            index = value if value >= 0 else COUNTS_LEN
+        else:
+            shift = value.bit_length() - 11
+            index = (shift << 10) + (value >> shift)
+        if index < COUNTS_LEN:
+            self.latency.counts[index] += 1
+            self.service.counts[index] += 1
+            self.latency_count += 1
+            self.service_count += 1
+            if value < self.latency_min:
+                self.latency_min = value
+            if value < self.service_min:
+                self.service_min = value
+            if value > self.latency_max:
+                self.latency_max = value
+            if value > self.service_max:
+                self.service_max = value
+        else:
+            self.out_of_range += 1
+        if echo is _MATCHED:
+            self.matched += 1
+        else:  # a mismatch goes through `add`, with its sample
+            self.missing += 1
+
     def fold_into(self, stats: Stats) -> None:
         add_counts(
             stats.latency, self.latency, self.latency_count, self.latency_min, self.latency_max
@@ -363,6 +394,23 @@ class Recorder:
             heapq.heappush(slowest, (latency_us, trace_id, variant))
         elif latency_us > slowest[0][0]:
             heapq.heapreplace(slowest, (latency_us, trace_id, variant))
+
+    def record_ok(
+        self, label: str, variant: str | None, echo: Echo, service_us: int, trace_id: str, now_ns: int
+    ) -> None:
+        """`record` for a successful closed-loop request (latency = service time, never late)
+        whose echo matched or is missing."""
+        if now_ns >= self._interval_end_ns:
+            self.tick(now_ns)
+        pending = self._pending.get((label, variant))
+        if pending is None:
+            pending = self._open(label, variant)
+        pending.add_ok(echo, service_us)
+        slowest = self._endpoints[label].slowest
+        if len(slowest) < SLOWEST_KEPT:
+            heapq.heappush(slowest, (service_us, trace_id, variant))
+        elif service_us > slowest[0][0]:
+            heapq.heapreplace(slowest, (service_us, trace_id, variant))
 
     def _open(self, label: str, variant: str | None) -> _Pending:
         endpoint = self._endpoints[label]  # KeyError for an unknown label, as before

@@ -186,6 +186,38 @@ def test_recorder_equals_recording_every_request_into_hdrh() -> None:
         ]
 
 
+def test_record_ok_equals_record_of_a_successful_closed_loop_request() -> None:
+    """The closed loop's shortcut (one index for both histograms) leaves the same state."""
+    rng = random.Random(6)
+    closed: dict[str, list[Interval]] = {"ok": [], "general": []}
+    shortcut = Recorder(["a"], start_ns=0, sink=closed["ok"].append)
+    general = Recorder(["a"], start_ns=0, sink=closed["general"].append)
+    now = 0
+    for index in range(4000):
+        now += rng.randrange(0, 900_000)
+        variant = rng.choice([None, "v1"])
+        echo = rng.choice([Echo.MATCHED] * 5 + [Echo.MISSING])
+        value = rng.choice(EDGE_VALUES + [rng.randrange(0, 10**5)] * 30)
+        if index % 7 == 0:  # errors take the general path in both (mid-range: min/max tell)
+            for recorder in (shortcut, general):
+                recorder.record("a", Outcome(0, "Timeout"), None, 5000, 5000, False, "e", now)
+            continue
+        shortcut.record_ok("a", variant, echo, value, f"t{index}", now)
+        general.record("a", Outcome(200, None, variant), echo, value, value, False, f"t{index}", now)
+    shortcut.flush()
+    general.flush()
+    ours, theirs = shortcut.endpoints["a"], general.endpoints["a"]
+    assert ours.stats.summary(1.0) == theirs.stats.summary(1.0)
+    assert same_histograms(ours.stats.latency, theirs.stats.latency)
+    assert same_histograms(ours.stats.service, theirs.stats.service)
+    assert sorted(ours.variants) == sorted(theirs.variants) == ["v1"]
+    assert ours.variants["v1"].summary(1.0) == theirs.variants["v1"].summary(1.0)
+    assert sorted(ours.slowest) == sorted(theirs.slowest)
+    assert [(i.index, i.requests, i.errors) for i in closed["ok"]] == [
+        (i.index, i.requests, i.errors) for i in closed["general"]
+    ]
+
+
 def test_percentiles_ms_match_hdrh() -> None:
     rng = random.Random(9)
     for values in ([], [0], [1], [HIGHEST_US], [rng.randrange(0, 10**7) for _ in range(2000)]):

@@ -204,6 +204,7 @@ class _Caller:
         "next_request",
         "check",
         "record",
+        "record_ok",
         "request",
         "sent_ns",
     )
@@ -216,6 +217,7 @@ class _Caller:
         self.next_request = engine.factory.next
         self.check = engine.correlator.check
         self.record = engine.recorder.record
+        self.record_ok = engine.recorder.record_ok
         self.request: Request | None = None  # taken and not yet done
         self.sent_ns = 0
 
@@ -248,24 +250,17 @@ class _Caller:
         assert request is not None, "done() without take()"
         self.request = None
         sent_ns = self.sent_ns
+        service_us = (done_ns - sent_ns) // 1000
         if outcome.error is None:
             echo = self.check(request.trace_id, request.custom_attributes, outcome.echoed)
-            if echo is _MISMATCHED:  # rare: the general path keeps a sample
+            if echo is not _MISMATCHED:
+                label = request.target.label
+                self.record_ok(label, outcome.variant, echo, service_us, request.trace_id, done_ns)
+            else:  # rare: the general path keeps a sample
                 self.engine._finish(request, outcome, sent_ns, sent_ns, done_ns)
-                return
-        else:
-            echo = None
-        service_us = (done_ns - sent_ns) // 1000
-        self.record(
-            request.target.label,
-            outcome,
-            echo,
-            service_us,
-            service_us,
-            False,
-            request.trace_id,
-            done_ns,
-        )
+            return
+        label = request.target.label
+        self.record(label, outcome, None, service_us, service_us, False, request.trace_id, done_ns)
 
     def failed(self, exc: Exception) -> None:
         self.engine.tester.note_failure(exc)

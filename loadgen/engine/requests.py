@@ -63,7 +63,7 @@ def _read(path: Path, field: str) -> bytes:
 class RequestFactory:
     """Round-robins targets and bodies, so several endpoints see the same interleaved traffic."""
 
-    __slots__ = ("targets", "_bodies", "_trace_ids", "_template", "_count")
+    __slots__ = ("targets", "_bodies", "_trace_ids", "_parts", "_count", "_single")
 
     def __init__(
         self, targets: list[Target], bodies: list[bytes], template: str, trace_ids: TraceIds
@@ -71,17 +71,20 @@ class RequestFactory:
         self.targets = targets
         self._bodies = bodies
         self._trace_ids = trace_ids
-        self._template = template
+        self._parts = template.split(TRACE_ID_PLACEHOLDER)  # joined by each trace ID
         self._count = 0
+        # one target and one body, the usual case: no arithmetic per request
+        self._single = (targets[0], bodies[0]) if len(targets) == len(bodies) == 1 else None
 
     def next(self) -> Request:
+        trace_id = self._trace_ids.next()
+        attributes = trace_id.join(self._parts)
+        single = self._single
+        if single is not None:
+            return Request(single[0], single[1], trace_id, attributes)
         count = self._count
         self._count = count + 1
-        trace_id = self._trace_ids.next()
         rounds, target_index = divmod(count, len(self.targets))
-        return Request(
-            target=self.targets[target_index],
-            body=self._bodies[rounds % len(self._bodies)],  # each body goes to every target in turn
-            trace_id=trace_id,
-            custom_attributes=self._template.replace(TRACE_ID_PLACEHOLDER, trace_id),
-        )
+        # each body goes to every target in turn
+        body = self._bodies[rounds % len(self._bodies)]
+        return Request(self.targets[target_index], body, trace_id, attributes)
