@@ -1,7 +1,7 @@
 """The C part of the build; all metadata is in pyproject.toml.
 
-The extension is optional: without a compiler the install still succeeds and
-loadgen.transport.sigv4 signs with hashlib instead.
+Both extensions are optional: without a compiler the install still succeeds, the SigV4
+signer hashes with hashlib and every response is parsed by httptools.
 """
 
 from setuptools import Extension, setup
@@ -9,10 +9,11 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "loadgen.transport._sigv4c",
-            sources=["loadgen/transport/_sigv4c.c"],
+            f"loadgen.transport.{name}",
+            sources=[f"loadgen/transport/{name}.c"],
             extra_compile_args=["-O2"],
             optional=True,
         )
+        for name in ("_sigv4c", "_http11c")
     ]
 )

@@ -10,10 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import httptools
+
+
+def _load_fast_parser() -> Callable[[bytes], Any] | None:
+    """The C parser of whole 2xx responses, or None: not built, or LOADGEN_PURE_HTTP11=1."""
+    if os.environ.get("LOADGEN_PURE_HTTP11") == "1":
+        return None
+    try:
+        from loadgen.transport._http11c import parse_simple
+    except ImportError:
+        return None
+    return parse_simple  # type: ignore[no-any-return]
+
+
+# One whole 2xx response with a Content-Length body, in one call, or None: httptools' job.
+parse_simple = _load_fast_parser()
 
 # Error bodies are kept for their JSON error code; nothing legitimate is larger.
 MAX_ERROR_BODY = 64 * 1024
@@ -288,6 +304,20 @@ class HTTP11Connection(asyncio.Protocol):
             # Bytes nobody asked for: the server is out of step with us. Never reuse this.
             self.abort()
             return
+        if not self.received and parse_simple is not None:
+            simple = parse_simple(data)
+            if simple is not None:  # the whole response, the usual case: no callbacks
+                self.received = True
+                (
+                    self.status,
+                    self.echoed,
+                    self.variant,
+                    self.error_type,
+                    self.keep_alive,
+                    self.body_length,
+                ) = simple
+                self._finish()
+                return
         self.received = True
         try:
             self.parser.feed_data(data)

@@ -1,0 +1,152 @@
+/* The common response, parsed in one C call: a whole 2xx response with a Content-Length
+ * body, arriving in one read. httptools costs eleven Python callbacks per response; this is
+ * the load tester's hot path, so the plain case is read here and anything else (chunked,
+ * split across reads, errors, odd framing, bytes httptools would refuse) returns None and
+ * goes to httptools, which stays the reference: tests/test_http11c.py compares the two.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+/* RFC 9110 tchar */
+static int is_tchar(unsigned char c) {
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* field-vchar, SP, HTAB, obs-text: what llhttp accepts in a value or a reason phrase */
+static int is_value_char(unsigned char c) {
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+static int name_is(const unsigned char *name, Py_ssize_t len, const char *lower) {
+    Py_ssize_t n = (Py_ssize_t)strlen(lower);
+    if (len != n) return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = name[i];
+        if (c >= 'A' && c <= 'Z') c += 'a' - 'A';
+        if (c != (unsigned char)lower[i]) return 0;
+    }
+    return 1;
+}
+
+/* parse_simple(data) -> (status, echoed, variant, error_type, keep_alive, body_length) | None */
+static PyObject *parse_simple(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "parse_simple() takes bytes");
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(arg);
+    const unsigned char *end = p + PyBytes_GET_SIZE(arg);
+
+    /* status line: HTTP/1.1 DDD[ reason]CRLF */
+    if (end - p < 14 || memcmp(p, "HTTP/1.1 ", 9) != 0) Py_RETURN_NONE;
+    p += 9;
+    if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9' || p[2] < '0' || p[2] > '9')
+        Py_RETURN_NONE;
+    int status = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+    p += 3;
+    /* 1xx, 204 and 205 have no body, 3xx and up carry error bodies: httptools' cases */
+    if (status < 200 || status >= 300 || status == 204 || status == 205) Py_RETURN_NONE;
+    if (*p == ' ') {
+        p++;
+        while (p < end && *p != '\r') {
+            if (!is_value_char(*p)) Py_RETURN_NONE;
+            p++;
+        }
+    }
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n') Py_RETURN_NONE;
+    p += 2;
+
+    const unsigned char *echoed = NULL, *variant = NULL, *error_type = NULL;
+    Py_ssize_t echoed_len = 0, variant_len = 0, error_type_len = 0;
+    long long content_length = -1;
+    int keep_alive = 1, connection_seen = 0;
+
+    for (;;) {
+        if (end - p < 2) Py_RETURN_NONE; /* the head is not complete */
+        if (p[0] == '\r') {
+            if (p[1] != '\n') Py_RETURN_NONE;
+            p += 2;
+            break;
+        }
+        const unsigned char *name = p;
+        while (p < end && is_tchar(*p)) p++;
+        Py_ssize_t name_len = p - name;
+        if (name_len == 0 || p >= end || *p != ':') Py_RETURN_NONE;
+        p++;
+        while (p < end && (*p == ' ' || *p == '\t')) p++;
+        const unsigned char *value = p;
+        while (p < end && *p != '\r') {
+            if (!is_value_char(*p)) Py_RETURN_NONE;
+            p++;
+        }
+        if (end - p < 2 || p[1] != '\n') Py_RETURN_NONE;
+        Py_ssize_t value_len = p - value;
+        p += 2;
+
+        if (name_is(name, name_len, "x-amzn-sagemaker-custom-attributes")) {
+            echoed = value;
+            echoed_len = value_len;
+        } else if (name_is(name, name_len, "x-amzn-invoked-production-variant")) {
+            variant = value;
+            variant_len = value_len;
+        } else if (name_is(name, name_len, "content-length")) {
+            if (content_length >= 0 || value_len == 0 || value_len > 15) Py_RETURN_NONE;
+            content_length = 0;
+            for (Py_ssize_t i = 0; i < value_len; i++) {
+                if (value[i] < '0' || value[i] > '9') Py_RETURN_NONE;
+                content_length = content_length * 10 + (value[i] - '0');
+            }
+        } else if (name_is(name, name_len, "connection")) {
+            if (connection_seen) Py_RETURN_NONE;
+            connection_seen = 1;
+            if (name_is(value, value_len, "close")) keep_alive = 0;
+            else if (!name_is(value, value_len, "keep-alive")) Py_RETURN_NONE;
+        } else if (name_is(name, name_len, "x-amzn-errortype")) {
+            error_type = value;
+            error_type_len = value_len;
+        } else if (name_is(name, name_len, "transfer-encoding") ||
+                   name_is(name, name_len, "upgrade")) {
+            Py_RETURN_NONE;
+        }
+    }
+    /* exactly one whole body: a split read or bytes beyond it are httptools' to handle */
+    if (content_length < 0 || end - p != content_length) Py_RETURN_NONE;
+
+    PyObject *result = PyTuple_New(6);
+    if (result == NULL) return NULL;
+    PyObject *items[6];
+    items[0] = PyLong_FromLong(status);
+    items[1] = echoed ? PyBytes_FromStringAndSize((const char *)echoed, echoed_len) : Py_NewRef(Py_None);
+    items[2] = variant ? PyBytes_FromStringAndSize((const char *)variant, variant_len) : Py_NewRef(Py_None);
+    items[3] = error_type ? PyBytes_FromStringAndSize((const char *)error_type, error_type_len)
+                          : Py_NewRef(Py_None);
+    items[4] = PyBool_FromLong(keep_alive);
+    items[5] = PyLong_FromLongLong(content_length);
+    for (int i = 0; i < 6; i++) {
+        if (items[i] == NULL) {
+            for (int j = 0; j < 6; j++) Py_XDECREF(items[j]);
+            Py_DECREF(result);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < 6; i++) PyTuple_SET_ITEM(result, i, items[i]);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"parse_simple", parse_simple, METH_O,
+     "parse_simple(data) -> (status, echoed, variant, error_type, keep_alive, body_length) or "
+     "None when the data is not one whole 2xx response with a Content-Length body."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_http11c",
+    "One whole 2xx HTTP/1.1 response parsed in one call; anything else is httptools' job.", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__http11c(void) { return PyModule_Create(&module); }
