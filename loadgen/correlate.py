@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 TRACE_ID_PLACEHOLDER = "{trace_id}"
@@ -62,26 +63,35 @@ class Correlator:
     """Classifies one echoed CustomAttributes value against what was sent.
 
     exact: the echo equals the sent CustomAttributes; contains: the echo contains the trace ID;
-    regex:<p>: group 1 of the first match equals the trace ID.
+    regex:<p>: group 1 of the first match equals the trace ID. `check` is the mode's own
+    method, bound once: it runs once per request.
     """
 
-    __slots__ = ("mode", "_regex")
+    __slots__ = ("mode", "_regex", "check")
 
     def __init__(self, mode: str) -> None:
         self.mode = "regex" if mode.startswith("regex:") else mode
         self._regex = re.compile(mode[6:]) if self.mode == "regex" else None
-        if self.mode not in ("exact", "contains", "regex"):
+        checks = {"exact": self._exact, "contains": self._contains, "regex": self._search}
+        if self.mode not in checks:
             raise ValueError(f"unknown correlation mode {mode!r}")
+        self.check: Callable[[str, str, str | None], Echo] = checks[self.mode]
 
-    def check(self, trace_id: str, sent: str, echoed: str | None) -> Echo:
+    @staticmethod
+    def _exact(trace_id: str, sent: str, echoed: str | None) -> Echo:
         if not echoed:
             return _MISSING
-        if self.mode == "contains":
-            ok = trace_id in echoed
-        elif self.mode == "exact":
-            ok = echoed == sent
-        else:
-            assert self._regex is not None
-            match = self._regex.search(echoed)
-            ok = match is not None and match.group(1) == trace_id
-        return _MATCHED if ok else _MISMATCHED
+        return _MATCHED if echoed == sent else _MISMATCHED
+
+    @staticmethod
+    def _contains(trace_id: str, sent: str, echoed: str | None) -> Echo:
+        if not echoed:
+            return _MISSING
+        return _MATCHED if trace_id in echoed else _MISMATCHED
+
+    def _search(self, trace_id: str, sent: str, echoed: str | None) -> Echo:
+        if not echoed:
+            return _MISSING
+        assert self._regex is not None
+        match = self._regex.search(echoed)
+        return _MATCHED if match is not None and match.group(1) == trace_id else _MISMATCHED
