@@ -293,14 +293,16 @@ async def test_ok_echoes_attributes_and_variant_and_signs(harness: Harness) -> N
 async def test_signed_bytes_equal_full_signing(
     harness: Harness, monkeypatch: pytest.MonkeyPatch, token: str | None
 ) -> None:
-    """The per-target signing template gives the very bytes of encode_request + sign."""
-    from loadgen.transport import fast
+    """The per-target signing template (and the C build from it) gives the very bytes of
+    encode_request + sign."""
     from loadgen.transport.http11 import HTTP11Connection
     from loadgen.transport.sigv4 import Credentials, SigV4Signer
 
     server = await harness.server(serving(lambda s, h: ok_response(h)))
     credentials = CredentialSource.static("AKIDEXAMPLE", "secret", token)
-    transport = await harness.transport(server.url, credentials=credentials)
+    transport = await harness.transport(
+        server.url, credentials=credentials, clock=lambda: 1_700_000_000.25
+    )
     sent: list[bytes] = []
     real_request = HTTP11Connection.request
 
@@ -309,7 +311,6 @@ async def test_signed_bytes_equal_full_signing(
         return real_request(self, data, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(HTTP11Connection, "request", recording)
-    monkeypatch.setattr(fast.time, "time", lambda: 1_700_000_000.25)
     host = server.url.removeprefix("http://")
     signer = SigV4Signer("us-east-1")
     cases = [
@@ -317,6 +318,7 @@ async def test_signed_bytes_equal_full_signing(
         Request(VARIANT_TARGET, b"", "t2", ""),
         Request(TARGET, b"a b", "t3", "  spaced   out  "),
         Request(VARIANT_TARGET, b"x" * 70_000, "t4", "trace=t4"),
+        Request(TARGET, b'{"x":1}', "t5", "trace=t5"),  # plan and body hash cached: C
     ]
     for case in cases:
         outcome = await transport.invoke(case)

@@ -164,3 +164,24 @@ def test_signer_paths_agree() -> None:
             assert template is not None
             signed = signer.sign_template(template, values, body, credentials, timestamp)
             assert signed == (expected[0][1], expected[-1][1])
+
+
+@needs_extension
+def test_midstate() -> None:
+    """The SHA-256 state after whole blocks only; chains; is hmac_key's inner half for a key."""
+    rng = random.Random(11)
+    data = rng.randbytes(64 * 5 + 17)
+    iv = bytes.fromhex("6a09e667bb67ae853c6ef372a54ff53a510e527f9b05688c1f83d9ab5be0cd19")
+    assert _sigv4c.midstate(b"", data[:63]) == iv
+    assert _sigv4c.midstate(iv, b"") == iv
+    whole = _sigv4c.midstate(b"", data)
+    assert _sigv4c.midstate(b"", data[:320]) == whole
+    assert _sigv4c.midstate(_sigv4c.midstate(b"", data[:128]), data[128:]) == whole
+    key = rng.randbytes(32)
+    ipad = bytes(byte ^ 0x36 for byte in key.ljust(64, b"\0"))
+    assert _sigv4c.midstate(b"", ipad) == _sigv4c.hmac_key(key)[:32]
+    for bad_state in (b"x" * 31, b"x" * 33):
+        with pytest.raises(ValueError):
+            _sigv4c.midstate(bad_state, data)
+    with pytest.raises(TypeError):
+        _sigv4c.midstate(None, data)

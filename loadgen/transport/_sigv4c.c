@@ -5,6 +5,11 @@
  * one SHA-256 of the canonical request plus one HMAC whose key is fixed for a day, so the
  * caller caches the HMAC midstates (hmac_key) and sign() compresses only the message blocks.
  * No OpenSSL headers: the build must work where libssl-dev is missing.
+ *
+ * build() goes one step further for the fast transport: with everything that is constant for
+ * a second (dates, key, the canonical request and the request bytes around the one per-request
+ * header value) planned in Python, it trims the value, hashes, signs and lays out the request
+ * bytes in one call, so the per-request Python glue is a few attribute reads.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -172,17 +177,21 @@ static void sha256(const uint8_t *p, size_t n, uint8_t out[32])
     ctx_final(&c, out);
 }
 
-static PyObject *hex_str(const uint8_t digest[32])
+static void to_hex(const uint8_t digest[32], char out[64])
 {
     static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = digits[digest[i] >> 4];
+        out[2 * i + 1] = digits[digest[i] & 15];
+    }
+}
+
+static PyObject *hex_str(const uint8_t digest[32])
+{
     PyObject *s = PyUnicode_New(64, 127);
     if (s == NULL)
         return NULL;
-    Py_UCS1 *d = PyUnicode_1BYTE_DATA(s);
-    for (int i = 0; i < 32; i++) {
-        d[2 * i] = (Py_UCS1)digits[digest[i] >> 4];
-        d[2 * i + 1] = (Py_UCS1)digits[digest[i] & 15];
-    }
+    to_hex(digest, (char *)PyUnicode_1BYTE_DATA(s));
     return s;
 }
 
@@ -278,10 +287,7 @@ static PyObject *py_sign(PyObject *module, PyObject *const *args, Py_ssize_t nar
     }
 
     sha256(creq, (size_t)creq_len, digest);
-    for (int i = 0; i < 32; i++) {
-        creq_hex[2 * i] = "0123456789abcdef"[digest[i] >> 4];
-        creq_hex[2 * i + 1] = "0123456789abcdef"[digest[i] & 15];
-    }
+    to_hex(digest, creq_hex);
     ctx_init(&c, inner, 64); /* the key block is already in the midstate */
     ctx_update(&c, prefix, (size_t)prefix_len);
     ctx_update(&c, (const uint8_t *)creq_hex, sizeof creq_hex);
@@ -290,6 +296,208 @@ static PyObject *py_sign(PyObject *module, PyObject *const *args, Py_ssize_t nar
     ctx_update(&c, digest, sizeof digest);
     ctx_final(&c, digest);
     return hex_str(digest);
+}
+
+static PyObject *py_midstate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    const uint8_t *state, *p;
+    Py_ssize_t state_len, n;
+    uint32_t h[8];
+    if (check_nargs("midstate", nargs, 2) || as_bytes(args[0], "state", &state, &state_len)
+        || as_bytes(args[1], "data", &p, &n))
+        return NULL;
+    if (state_len != 0 && state_len != 32) {
+        PyErr_SetString(PyExc_ValueError, "state must be 32 bytes, or empty for SHA-256's initial one");
+        return NULL;
+    }
+    for (int i = 0; i < 8; i++)
+        h[i] = state_len ? load_be32(state + 4 * i) : IV[i];
+    compress(h, p, (size_t)n / 64);
+    uint8_t out[32];
+    for (int i = 0; i < 8; i++)
+        store_be32(out + 4 * i, h[i]);
+    return PyBytes_FromStringAndSize((const char *)out, sizeof out);
+}
+
+/* -- build: one signed request's bytes from a per-second plan ---------------------------- */
+
+/* The plan tuple, made by loadgen.transport.fast (FastTransport._plan); fields by index.
+ * The constant leading blocks of both hashes come as midstates, so per request only the
+ * blocks from the header value on are compressed (about half, more with a session token). */
+enum {
+    PLAN_SECOND,      /* int: the whole epoch second the date strings are for */
+    PLAN_CREDENTIALS, /* object: the Credentials signed with, compared by identity */
+    PLAN_HASHES,      /* dict: body bytes -> hex SHA-256 (the signer's payload-hash cache) */
+    PLAN_CREQ_STATE,  /* bytes: midstate(b"", creq_head) */
+    PLAN_CREQ_HEAD,   /* bytes: the canonical request up to the header value */
+    PLAN_CREQ_TAIL,   /* bytes: ... after it, up to the payload hash */
+    PLAN_INNER_STATE, /* bytes: midstate(HMAC inner state after the key block, sts) */
+    PLAN_STS,         /* bytes: the string to sign up to the canonical request's hash */
+    PLAN_OUTER_STATE, /* bytes: the HMAC outer state after the key block */
+    PLAN_HEAD,        /* bytes: the request bytes up to the header value */
+    PLAN_LENGTH,      /* bytes: ... after it, up to the Content-Length digits */
+    PLAN_SIGNATURE,   /* bytes: ... after them, up to the signature's hex digits */
+    PLAN_END,         /* bytes: ... after those, up to the body */
+    PLAN_JOIN_LIMIT,  /* int: larger bodies are not joined; the caller writes them */
+    PLAN_SIZE
+};
+
+static const char empty_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/* str.split()'s whitespace among ASCII characters: \t \n \v \f \r, \x1c-\x1f and space. */
+static int is_space(uint8_t c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+/* Resume a hash at `state`, which midstate() gave for `skipped` bytes before `data` plus
+ * data's whole blocks, and take in the rest of data. */
+static void ctx_resume(sha_ctx *c, PyObject *state, uint64_t skipped, PyObject *data)
+{
+    uint32_t h[8];
+    for (int i = 0; i < 8; i++)
+        h[i] = load_be32((const uint8_t *)PyBytes_AS_STRING(state) + 4 * i);
+    size_t n = data ? (size_t)PyBytes_GET_SIZE(data) : 0, whole = n & ~(size_t)63;
+    ctx_init(c, h, skipped + whole);
+    if (data)
+        ctx_update(c, (const uint8_t *)PyBytes_AS_STRING(data) + whole, n - whole);
+}
+
+static void put(char **out, const void *p, size_t n)
+{
+    memcpy(*out, p, n);
+    *out += n;
+}
+
+static void put_bytes(char **out, PyObject *bytes)
+{
+    put(out, PyBytes_AS_STRING(bytes), (size_t)PyBytes_GET_SIZE(bytes));
+}
+
+static int check_plan(PyObject *plan)
+{
+    if (!PyTuple_CheckExact(plan) || PyTuple_GET_SIZE(plan) != PLAN_SIZE) {
+        PyErr_SetString(PyExc_TypeError, "plan must be a tuple of the fields build() documents");
+        return -1;
+    }
+    PyObject **field = &PyTuple_GET_ITEM(plan, 0);
+    int ok = PyLong_CheckExact(field[PLAN_SECOND]) && PyDict_CheckExact(field[PLAN_HASHES])
+             && PyLong_CheckExact(field[PLAN_JOIN_LIMIT]);
+    for (int i = PLAN_CREQ_STATE; i <= PLAN_END; i++)
+        ok = ok && PyBytes_CheckExact(field[i]);
+    if (!ok || PyBytes_GET_SIZE(field[PLAN_CREQ_STATE]) != 32
+        || PyBytes_GET_SIZE(field[PLAN_INNER_STATE]) != 32 || PyBytes_GET_SIZE(field[PLAN_OUTER_STATE]) != 32) {
+        PyErr_SetString(PyExc_TypeError, "plan has a field of the wrong type or size");
+        return -1;
+    }
+    return 0;
+}
+
+/* build(plan, value, body, now, credentials) -> (data, body if not joined else None) | None
+ *
+ * None means "not here, do it in Python": no plan, a plan for another second or other
+ * credentials, an empty or non-ASCII value, a body that is not bytes or whose hash is not
+ * cached. So every rule beyond the common case stays in one place, the Python signer. */
+static PyObject *py_build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_nargs("build", nargs, 5))
+        return NULL;
+    PyObject *plan = args[0], *value = args[1], *body = args[2];
+    if (plan == Py_None)
+        Py_RETURN_NONE;
+    if (check_plan(plan))
+        return NULL;
+    PyObject **field = &PyTuple_GET_ITEM(plan, 0);
+    double now = PyFloat_AsDouble(args[3]);
+    if (now == -1.0 && PyErr_Occurred())
+        return NULL;
+    long long second = PyLong_AsLongLong(field[PLAN_SECOND]);
+    long long limit = PyLong_AsLongLong(field[PLAN_JOIN_LIMIT]);
+    if ((second == -1 || limit == -1) && PyErr_Occurred())
+        return NULL;
+    /* floor(now) == second, without libm; false for NaN too */
+    if (!((double)second <= now && now < (double)second + 1.0) || args[4] != field[PLAN_CREDENTIALS])
+        Py_RETURN_NONE; /* a new second or refreshed credentials: the caller makes a new plan */
+    if (!PyUnicode_CheckExact(value) || !PyUnicode_IS_ASCII(value) || PyUnicode_GET_LENGTH(value) == 0
+        || !PyBytes_CheckExact(body))
+        Py_RETURN_NONE;
+
+    const char *payload_hash = empty_sha256;
+    Py_ssize_t body_len = PyBytes_GET_SIZE(body);
+    if (body_len) {
+        PyObject *hex = PyDict_GetItemWithError(field[PLAN_HASHES], body); /* borrowed */
+        if (hex == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            Py_RETURN_NONE; /* not hashed yet: the Python path hashes and caches it */
+        }
+        if (!PyUnicode_CheckExact(hex) || !PyUnicode_IS_ASCII(hex) || PyUnicode_GET_LENGTH(hex) != 64) {
+            PyErr_SetString(PyExc_TypeError, "payload hashes must be 64-character hex str");
+            return NULL;
+        }
+        payload_hash = (const char *)PyUnicode_1BYTE_DATA(hex);
+    }
+
+    /* The canonical request: head, the value trimmed as " ".join(value.split()), tail,
+     * payload hash. One update per word saves a buffer; values are a word or a few. */
+    const uint8_t *v = PyUnicode_1BYTE_DATA(value);
+    Py_ssize_t v_len = PyUnicode_GET_LENGTH(value);
+    uint8_t digest[32];
+    char hex[64];
+    sha_ctx c;
+    ctx_resume(&c, field[PLAN_CREQ_STATE], 0, field[PLAN_CREQ_HEAD]);
+    for (Py_ssize_t i = 0, words = 0; i < v_len;) {
+        while (i < v_len && is_space(v[i]))
+            i++;
+        Py_ssize_t start = i;
+        while (i < v_len && !is_space(v[i]))
+            i++;
+        if (i > start) {
+            if (words++)
+                ctx_update(&c, (const uint8_t *)" ", 1);
+            ctx_update(&c, v + start, (size_t)(i - start));
+        }
+    }
+    ctx_update(&c, (const uint8_t *)PyBytes_AS_STRING(field[PLAN_CREQ_TAIL]), (size_t)PyBytes_GET_SIZE(field[PLAN_CREQ_TAIL]));
+    ctx_update(&c, (const uint8_t *)payload_hash, 64);
+    ctx_final(&c, digest);
+    to_hex(digest, hex);
+    /* HMAC-SHA256(key, sts + hex), both halves resumed after the key block as sign() does */
+    ctx_resume(&c, field[PLAN_INNER_STATE], 64, field[PLAN_STS]);
+    ctx_update(&c, (const uint8_t *)hex, sizeof hex);
+    ctx_final(&c, digest);
+    ctx_resume(&c, field[PLAN_OUTER_STATE], 64, NULL);
+    ctx_update(&c, digest, sizeof digest);
+    ctx_final(&c, digest);
+    to_hex(digest, hex);
+
+    /* The request: head, the value as sent (untrimmed), Content-Length, signature, body. */
+    char digits[24], *first_digit = digits + sizeof digits; /* snprintf cost 4% of a call */
+    Py_ssize_t rest = body_len;
+    do
+        *--first_digit = (char)('0' + rest % 10);
+    while (rest /= 10);
+    size_t n_digits = (size_t)(digits + sizeof digits - first_digit);
+    int joined = body_len <= limit;
+    Py_ssize_t size = PyBytes_GET_SIZE(field[PLAN_HEAD]) + v_len + PyBytes_GET_SIZE(field[PLAN_LENGTH])
+                      + (Py_ssize_t)n_digits + PyBytes_GET_SIZE(field[PLAN_SIGNATURE]) + (Py_ssize_t)sizeof hex
+                      + PyBytes_GET_SIZE(field[PLAN_END]) + (joined ? body_len : 0);
+    PyObject *data = PyBytes_FromStringAndSize(NULL, size);
+    if (data == NULL)
+        return NULL;
+    char *out = PyBytes_AS_STRING(data);
+    put_bytes(&out, field[PLAN_HEAD]);
+    put(&out, v, (size_t)v_len);
+    put_bytes(&out, field[PLAN_LENGTH]);
+    put(&out, first_digit, n_digits);
+    put_bytes(&out, field[PLAN_SIGNATURE]);
+    put(&out, hex, sizeof hex);
+    put_bytes(&out, field[PLAN_END]);
+    if (joined)
+        put_bytes(&out, body);
+    PyObject *result = PyTuple_Pack(2, data, joined ? Py_None : body);
+    Py_DECREF(data);
+    return result;
 }
 
 static PyObject *py_implementation(PyObject *module, PyObject *unused)
@@ -306,6 +514,14 @@ static PyMethodDef methods[] = {
     {"sign", (PyCFunction)(void (*)(void))py_sign, METH_FASTCALL,
      "sign(hmac_states: bytes, prefix: str | bytes, canonical_request: str | bytes) -> str\n--\n\n"
      "Lowercase hex HMAC-SHA256(key, prefix + hex(SHA-256(canonical_request)))."},
+    {"midstate", (PyCFunction)(void (*)(void))py_midstate, METH_FASTCALL,
+     "midstate(state: bytes, data: str | bytes) -> bytes\n--\n\n"
+     "The 32-byte SHA-256 state after data's whole 64-byte blocks, from state (b\"\": the initial one)."},
+    {"build", (PyCFunction)(void (*)(void))py_build, METH_FASTCALL,
+     "build(plan: tuple | None, value: str, body: bytes, now: float, credentials: object)"
+     " -> tuple[bytes, bytes | None] | None\n--\n\n"
+     "One signed request's bytes (and its body when too large to join) from a per-second plan;\n"
+     "None when the plan does not apply (stale, non-ASCII value, body hash not cached)."},
     {"implementation", py_implementation, METH_NOARGS,
      "implementation() -> str\n--\n\n\"sha-ni\" or \"portable\": the compression function in use."},
     {NULL, NULL, 0, NULL},

@@ -12,8 +12,9 @@ import asyncio
 import json
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from math import floor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -41,6 +42,7 @@ from loadgen.transport.sigv4 import SigningTemplate, SigV4Signer
 
 if TYPE_CHECKING:
     from loadgen.transport.credentials import CredentialSource
+    from loadgen.transport.sigv4 import Credentials
 
 USER_AGENT = "loadgen/0.1"
 
@@ -97,20 +99,24 @@ class PreparedTarget:
 
 # (session token, its header line or "", signing template or None if it cannot have one)
 _Entry = tuple[str | None, str, SigningTemplate | None]
+# `_sigv4c.build`'s plan: see FastTransport._plan for its fields
+_Plan = tuple[Any, ...]
 
 
 class _Cached:
     """A Target's PreparedTarget and its signing templates, with and without the custom
     attributes header, each as (session token, template or None if it cannot have one);
-    rebuilt when the token changes."""
+    rebuilt when the token changes. `plan` is the current second's plan for requests with
+    custom attributes, when the C builder signs them."""
 
-    __slots__ = ("target", "prepared", "with_attributes", "without_attributes")
+    __slots__ = ("target", "prepared", "with_attributes", "without_attributes", "plan")
 
     def __init__(self, target: Target, prepared: PreparedTarget) -> None:
         self.target = target  # keeps it alive, so its id is not reused while cached
         self.prepared = prepared
         self.with_attributes: _Entry | None = None
         self.without_attributes: _Entry | None = None
+        self.plan: _Plan | None = None
 
 
 def prepare_target(target: Target, host_header: str) -> PreparedTarget:
@@ -347,10 +353,16 @@ class FastTransport(Transport):
         read_timeout: float,
         verify: bool = True,
         ca_file: str | None = None,
+        clock: Callable[[], float] = time.time,
+        native: bool = True,
     ) -> None:
+        """`clock` gives the signing time (epoch seconds); `native=False` signs and formats
+        every request in Python even when the C extension is built (tests, benchmarks)."""
         self._origin = Origin.parse(endpoint_url)
         self._credentials = credentials  # owned (started and closed) by the caller
-        self._signer = SigV4Signer(region, api.SIGNING_NAME)
+        self._clock = clock
+        self._signer = SigV4Signer(region, api.SIGNING_NAME, native=native)
+        self._build = self._signer.builder  # one C call per request, or None
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._verify = verify
@@ -388,6 +400,25 @@ class FastTransport(Transport):
     def _encode(self, request: Request) -> tuple[bytes, bytes | None]:
         """The signed request's bytes, and its body when too large to join to them."""
         target = request.target
+        cached = self._prepared.get(id(target))
+        build = self._build
+        if build is not None and cached is not None and cached.target is target:
+            # The per-request hot path: build checks that the plan is for this second and
+            # these credentials, and says None for anything it leaves to _encode_python.
+            built = build(
+                cached.plan,
+                request.custom_attributes,
+                request.body,
+                self._clock(),
+                self._credentials.current(),
+            )
+            if built is not None:
+                return built
+        return self._encode_python(request)
+
+    def _encode_python(self, request: Request) -> tuple[bytes, bytes | None]:
+        """_encode's every case: a new plan and build, or the bytes formatted in Python."""
+        target = request.target
         # Keyed by identity: hashing a Target's eight fields per request costs more than
         # the lookup. The entry keeps its Target alive, so an id is never reused meanwhile.
         cached = self._prepared.get(id(target))
@@ -404,11 +435,17 @@ class FastTransport(Transport):
         if entry is None or entry[0] != token:
             entry = self._template(cached, bool(attributes), token)
         template = entry[2]
+        now = self._clock()
         if template is not None:
+            build = self._build
+            if build is not None and attributes and self._replan(cached, entry, credentials, now):
+                built = build(cached.plan, attributes, body, now, credentials)
+                if built is not None:
+                    return built
             amz_date, authorization = self._signer.sign_template(
-                template, (attributes,) if attributes else (), body, credentials, time.time()
+                template, (attributes,) if attributes else (), body, credentials, now
             )
-            # encode_request's bytes, in one format: this is the per-request hot path
+            # encode_request's bytes, in one format: the hot path when build is not there
             tail = (
                 f"{_CUSTOM_ATTRIBUTES_LINE}{attributes}\r\n" if attributes else ""
             ) + f"Content-Length: {len(body)}\r\nX-Amz-Date: {amz_date}\r\n{entry[1]}Authorization: {authorization}\r\n\r\n"
@@ -423,7 +460,7 @@ class FastTransport(Transport):
             if attributes:
                 signed = (*signed, (api.H_CUSTOM_ATTRIBUTES, attributes))
             signature = self._signer.sign(
-                "POST", self._host_header, prepared.path, signed, body, credentials, time.time()
+                "POST", self._host_header, prepared.path, signed, body, credentials, now
             )
             data = encode_request(prepared, attributes, body, signature)
             separate = body if len(body) > _JOIN_LIMIT else None
@@ -499,9 +536,50 @@ class FastTransport(Transport):
         entry = (token, f"X-Amz-Security-Token: {token}\r\n" if token else "", template)
         if attributes:
             cached.with_attributes = entry
+            cached.plan = None  # made for the old template
         else:
             cached.without_attributes = entry
         return entry
+
+    def _replan(self, cached: _Cached, entry: _Entry, credentials: Credentials, now: float) -> bool:
+        """Give `cached` a plan for this second and these credentials if its plan is for
+        others; whether it got a new one (if not, build already had the right one)."""
+        plan = cached.plan
+        if plan is not None and plan[0] == floor(now) and plan[1] is credentials:
+            return False
+        cached.plan = self._plan(cached.prepared, entry, credentials, now)
+        return cached.plan is not None
+
+    def _plan(
+        self, prepared: PreparedTarget, entry: _Entry, credentials: Credentials, now: float
+    ) -> _Plan | None:
+        """`_sigv4c.build`'s plan: the bytes of what _encode_python formats, cut where
+        the custom attributes value, Content-Length and signature go, plus what signs it."""
+        template = entry[2]
+        assert template is not None
+        signing = self._signer.signing_plan(template, credentials, now)
+        if signing is None:
+            return None
+        signature = (
+            f"\r\nX-Amz-Date: {signing.amz_date}\r\n{entry[1]}"
+            f"Authorization: {signing.authorization}"
+        )
+        return (  # the fields of _sigv4c.c's PLAN_* enum, in its order
+            signing.second,
+            credentials,  # compared by identity: refreshed credentials are a new object
+            signing.payload_hashes,
+            signing.creq_state,
+            signing.creq_head,
+            signing.creq_tail,
+            signing.inner_state,
+            signing.sts_prefix,
+            signing.outer_state,
+            prepared.head + _CUSTOM_ATTRIBUTES_LINE.encode("latin-1"),
+            b"\r\nContent-Length: ",
+            signature.encode("latin-1"),
+            b"\r\n\r\n",
+            _JOIN_LIMIT,
+        )
 
     def _prepare(self, target: Target) -> PreparedTarget:
         prepared = self._by_value.get(target)

@@ -14,7 +14,8 @@ headers are themselves signed.
 The two hashes of every signature (SHA-256 of the canonical request, HMAC-SHA256 of the string
 to sign) go through the C extension `_sigv4c` when it was built: hashlib's per-call OpenSSL
 set-up cost more than the hashing itself. Without it, or with LOADGEN_PURE_SIGV4=1 in the
-environment at import, hashlib does them; the results are the same bytes.
+environment at import, hashlib does them; the results are the same bytes. With it, a caller
+can also take a per-second `signing_plan` and sign each request in one C call (`builder`).
 """
 
 from __future__ import annotations
@@ -132,6 +133,28 @@ class SigningTemplate:
     signed: str  # the SignedHeaders value
 
 
+@dataclass(frozen=True, slots=True)
+class SigningPlan:
+    """What `sign_template` works out once per second for one template and credentials, for
+    a caller that finishes each signature in C (`_sigv4c.build`, via `SigV4Signer.builder`).
+
+    The canonical request is creq_head + the trimmed header value + creq_tail + payload hash,
+    the signature HMAC(signing key, sts_prefix + the canonical request's hex SHA-256). Both
+    hashes start from `_sigv4c.midstate`s of their constant leading whole blocks.
+    """
+
+    second: int  # the whole epoch second amz_date is for
+    amz_date: str
+    creq_state: bytes  # SHA-256 state after creq_head's whole blocks
+    creq_head: bytes  # UTF-8, as `sign` hashes it
+    creq_tail: bytes
+    inner_state: bytes  # HMAC inner state after the key block and sts_prefix's whole blocks
+    sts_prefix: bytes
+    outer_state: bytes  # HMAC outer state after the key block
+    authorization: str  # the Authorization value up to the signature's hex digits
+    payload_hashes: dict[bytes, str]  # the signer's own cache, read (not written) by build
+
+
 def _trim(value: str) -> str:
     """botocore's SigV4Auth._header_value: strip, and collapse whitespace runs to one space."""
     return " ".join(value.split())
@@ -214,6 +237,7 @@ class SigV4Signer:
         "_key_states",
         "_hmac",
         "implementation",
+        "builder",
         "_keys",
         "_bodies",
         "_body_bytes",
@@ -232,9 +256,12 @@ class SigV4Signer:
         # signing key -> its HMAC states; (states, prefix, canonical request) -> hex signature
         self._key_states: Callable[[bytes], Any]
         self._hmac: Callable[[Any, str, str], str]
+        # `_sigv4c.build` for callers that sign from a `signing_plan`, or None: sign in Python
+        self.builder: Callable[..., tuple[bytes, bytes | None] | None] | None = None
         if native and _C is not None:
             self._key_states, self._hmac = _C.hmac_key, _C.sign
             self.implementation = f"c/{_C.implementation()}"
+            self.builder = getattr(_C, "build", None)  # None from a stale build of the module
         else:
             self._key_states, self._hmac = _hashlib_key_states, _hashlib_sign
             self.implementation = "hashlib"
@@ -486,6 +513,42 @@ class SigV4Signer:
             creq = "".join([text for pair in pairs for text in pair])
         signature = self._hmac(key_states, sts_prefix, creq)
         return amz_date, f"{authorization}{template.signed}, Signature={signature}"
+
+    def signing_plan(
+        self, template: SigningTemplate, credentials: Credentials, timestamp: float
+    ) -> SigningPlan | None:
+        """The second's SigningPlan for a template with one dynamic header; None without
+        `builder`, for other templates, or when the credentials' token is not the template's."""
+        if (
+            self.builder is None
+            or len(template.dynamic) != 1
+            or credentials.token != template.token
+        ):
+            return None
+        recent = self._recent
+        if (
+            recent[0] != floor(timestamp)
+            or recent[1] != credentials.secret_key
+            or recent[2] != credentials.access_key
+        ):
+            recent = self._recent_state(timestamp, credentials)
+        second, _, _, amz_date, sts_prefix, authorization, key_states = recent
+        before, between, after = template.parts
+        creq_head = f"{before}{amz_date}{between}".encode()
+        sts = sts_prefix.encode()
+        midstate = _C.midstate  # type: ignore[union-attr]  # builder implies _C
+        return SigningPlan(
+            second,
+            amz_date,
+            midstate(b"", creq_head),
+            creq_head,
+            after.encode(),
+            midstate(key_states[:32], sts),
+            sts,
+            key_states[32:],
+            f"{authorization}{template.signed}, Signature=",
+            self._bodies,
+        )
 
     def _recent_state(self, timestamp: float, credentials: Credentials) -> tuple[Any, ...]:
         second, amz_date, datestamp, scope, sts_prefix = self._date_parts(timestamp)
