@@ -133,6 +133,9 @@ class Caller:
     def done(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
 
+    def ok(self, status: int, variant: str | None, echoed: str | None) -> None:
+        self.outcomes.append(Outcome(status, None, variant, echoed))
+
     def failed(self, exc: Exception) -> None:
         self.failures.append(exc)
 

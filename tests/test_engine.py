@@ -26,8 +26,17 @@ pytestmark = pytest.mark.usefixtures("fake_aws")
 TRANSPORTS = pytest.mark.parametrize("transport", ["fast", "botocore"])
 
 
+LOADS = {
+    "open": {"rate": 400, "requests": 140, "max_in_flight": 16},
+    "closed": {"executor": "constant-concurrency", "concurrency": 4, "requests": 140},
+}
+
+
 @TRANSPORTS
-async def test_counts_mismatched_and_missing_echoes_exactly(tmp_path: Path, transport: str) -> None:
+@pytest.mark.parametrize("load", list(LOADS))
+async def test_counts_mismatched_and_missing_echoes_exactly(
+    tmp_path: Path, transport: str, load: str
+) -> None:
     """Every 7th response has no echo, every 10th a wrong trace ID (no echo wins when both)."""
     seen = Counter()
 
@@ -41,7 +50,7 @@ async def test_counts_mismatched_and_missing_echoes_exactly(tmp_path: Path, tran
 
     async with serve(handler) as url:
         result = await run_scenario(
-            scenario(url, transport, rate=400, requests=140, max_in_flight=16),
+            scenario(url, transport, **LOADS[load]),
             RunOptions(out=tmp_path, quiet=True),
         )
     stats = result.summary["endpoints"]["ep"]

@@ -245,22 +245,39 @@ class _Caller:
         return request
 
     def done(self, outcome: Outcome) -> None:
+        if outcome.error is None:
+            self.ok(outcome.status, outcome.variant, outcome.echoed, outcome)
+            return
         done_ns = self.clock()
         request = self.request
         assert request is not None, "done() without take()"
         self.request = None
-        sent_ns = self.sent_ns
-        service_us = (done_ns - sent_ns) // 1000
-        if outcome.error is None:
-            echo = self.check(request.trace_id, request.custom_attributes, outcome.echoed)
-            if echo is not _MISMATCHED:
-                label = request.target.label
-                self.record_ok(label, outcome.variant, echo, service_us, request.trace_id, done_ns)
-            else:  # rare: the general path keeps a sample
-                self.engine._finish(request, outcome, sent_ns, sent_ns, done_ns)
-            return
+        service_us = (done_ns - self.sent_ns) // 1000
         label = request.target.label
         self.record(label, outcome, None, service_us, service_us, False, request.trace_id, done_ns)
+
+    def ok(
+        self,
+        status: int,
+        variant: str | None,
+        echoed: str | None,
+        outcome: Outcome | None = None,
+    ) -> None:
+        done_ns = self.clock()
+        request = self.request
+        assert request is not None, "ok() without take()"
+        self.request = None
+        sent_ns = self.sent_ns
+        echo = self.check(request.trace_id, request.custom_attributes, echoed)
+        if echo is not _MISMATCHED:
+            service_us = (done_ns - sent_ns) // 1000
+            self.record_ok(
+                request.target.label, variant, echo, service_us, request.trace_id, done_ns
+            )
+        else:  # rare: the general path keeps a sample
+            if outcome is None:
+                outcome = Outcome(status, None, variant, echoed)
+            self.engine._finish(request, outcome, sent_ns, sent_ns, done_ns)
 
     def failed(self, exc: Exception) -> None:
         self.engine.tester.note_failure(exc)

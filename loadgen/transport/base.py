@@ -70,6 +70,9 @@ class ClosedLoopCaller(Protocol):
     def done(self, outcome: Outcome) -> None:
         """The request taken last ended with `outcome`."""
 
+    def ok(self, status: int, variant: str | None, echoed: str | None) -> None:
+        """`done` for a 2xx response, without an Outcome to build: the usual case."""
+
     def failed(self, exc: Exception) -> None:
         """The transport raised for the request taken last: a bug, counted, never fatal."""
 

@@ -182,6 +182,18 @@ def _outcome(status: int, variant: bytes | None, echoed: bytes | None) -> Outcom
     )
 
 
+# Variant names as sent, decoded once: a str reused as a dict key keeps its cached hash.
+_VARIANT_NAMES: dict[bytes, str] = {}
+_MAX_VARIANT_NAMES = 64
+
+
+def _variant_name(raw: bytes) -> str:
+    if len(_VARIANT_NAMES) >= _MAX_VARIANT_NAMES:
+        _VARIANT_NAMES.clear()
+    name = _VARIANT_NAMES[raw] = raw.decode("latin-1")
+    return name
+
+
 def _json_object(body: bytes | None) -> dict[str, Any]:
     if not body:
         return {}
@@ -256,12 +268,15 @@ class _Lane:
     def response(self, conn: HTTP11Connection) -> None:
         try:
             status = conn.status
-            if 200 <= status < 300:
-                outcome = _outcome(status, conn.variant, conn.echoed)
-            else:
-                outcome = outcome_of(conn.response())
             self.pending = None
-            self.caller.done(outcome)
+            if 200 <= status < 300:
+                variant = conn.variant
+                if variant is not None:  # mostly the same few names: reuse their str
+                    variant = _VARIANT_NAMES.get(variant) or _variant_name(variant)
+                echoed = conn.echoed
+                self.caller.ok(status, variant, None if echoed is None else echoed.decode("latin-1"))
+            else:
+                self.caller.done(outcome_of(conn.response()))
             if conn.state is _CLOSED_STATE:  # the server ended keep-alive
                 self._end(None)
             else:

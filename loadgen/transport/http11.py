@@ -261,17 +261,8 @@ class HTTP11Connection(asyncio.Protocol):
         self.state = _ACTIVE
         self.in_flight = True
         self.requests += 1
-        self.received = False
+        self.received = False  # the response's values are reset when its first byte comes
         self.headers_done = False
-        self.complete = False
-        self.framed = False
-        self.keep_alive = True
-        self.status = 0
-        self.variant = None
-        self.echoed = None
-        self.error_type = None
-        self.body_length = 0
-        self.error_body = None
         loop = self.loop
         self.deadline = loop.time() + timeout
         if self.timer is None:
@@ -316,9 +307,12 @@ class HTTP11Connection(asyncio.Protocol):
                     self.keep_alive,
                     self.body_length,
                 ) = simple
+                self.error_body = None
                 self._finish()
                 return
-        self.received = True
+        if not self.received:
+            self.received = True
+            self._reset_response()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
@@ -330,6 +324,18 @@ class HTTP11Connection(asyncio.Protocol):
             self.keep_alive = False
         if self.complete:
             self._finish()
+
+    def _reset_response(self) -> None:
+        """Before httptools reads a response: what its callbacks fill in starts empty."""
+        self.complete = False
+        self.framed = False
+        self.keep_alive = True
+        self.status = 0
+        self.variant = None
+        self.echoed = None
+        self.error_type = None
+        self.body_length = 0
+        self.error_body = None
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close; connection_lost ends any EOF-delimited body
