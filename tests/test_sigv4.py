@@ -19,6 +19,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
 from loadgen import api
+from loadgen.transport import sigv4
 from loadgen.transport.sigv4 import (
     EMPTY_SHA256,
     Credentials,
@@ -373,7 +374,8 @@ def test_reserved_headers_are_rejected() -> None:
         assert "SECRET" not in str(excinfo.value)
 
 
-def test_caches_stay_bounded() -> None:
+def test_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sigv4, "_MAX_BODY_CACHE_ENTRIES", 256)
     signer = SigV4Signer("us-east-1")
     creds = Credentials("AK", "secret")
     for index in range(1000):
@@ -389,6 +391,15 @@ def test_caches_stay_bounded() -> None:
     assert len(signer._bodies) <= 256
     assert len(signer._paths) <= 256
     assert len(signer._keys) <= 2
+
+
+def test_a_dataset_of_thousands_of_bodies_is_hashed_once_each() -> None:
+    signer = SigV4Signer("us-east-1")
+    bodies = [b'{"row": %d}' % index for index in range(5000)]
+    for body in bodies * 2:
+        signer.sign("POST", "h", "/endpoints/e/invocations", [], body, Credentials("A", "s"), 0.0)
+    assert len(signer._bodies) == 5000
+    assert all(signer._bodies[body] == hashlib.sha256(body).hexdigest() for body in bodies)
 
 
 def test_credentials_repr_hides_secrets() -> None:

@@ -59,7 +59,8 @@ _RESERVED_HEADERS = frozenset(
     {"host", "x-amz-date", "x-amz-security-token", "authorization", "date"}
 )
 
-_MAX_BODY_CACHE_ENTRIES = 256
+# A dataset's lines are each hashed once (and the C builder finds them) up to this many.
+_MAX_BODY_CACHE_ENTRIES = 65_536
 _MAX_BODY_CACHE_BYTES = 64 * 1024 * 1024
 _MAX_PATH_CACHE_ENTRIES = 256
 _MAX_KEY_CACHE_ENTRIES = 16
