@@ -18,6 +18,7 @@ from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.transport.base import Outcome, Request, Target
 from loadgen.transport.credentials import CredentialSource
 from loadgen.transport.fast import FastTransport
+from loadgen.transport.http11 import HTTP11Connection
 from tests import faulty
 from tests.faulty import Behaviour, RawRequest, raw_server
 from tests.servers import hlog_total, scenario
@@ -165,3 +166,77 @@ async def test_a_cancelled_lane_drops_its_connection_and_returns_nothing_to_the_
         assert transport.pool.idle_count == 0
         assert not transport.pool.connections
         await transport.close()
+
+
+class FakeSocket:
+    """Takes writes; the test plays the server by calling data_received itself."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+async def idle_transport() -> tuple[FastTransport, HTTP11Connection, FakeSocket]:
+    """A fast transport whose pool holds one idle connection on a socket the test plays."""
+    transport = FastTransport(
+        endpoint_url="http://127.0.0.1:9",
+        region="us-east-1",
+        credentials=CredentialSource.static("AKIDEXAMPLE", "secret"),
+        max_connections=1,
+        connect_timeout=1.0,
+        read_timeout=30.0,
+    )
+    await transport.start()
+    pool = transport.pool
+    assert pool.reserve()
+    conn = HTTP11Connection(asyncio.get_running_loop(), pool.closed)
+    pool.add(conn)
+    socket = FakeSocket()
+    conn.connection_made(socket)  # type: ignore[arg-type]
+    pool.release(conn)  # idle, as after a first request
+    return transport, conn, socket
+
+
+OK = faulty.response_bytes(headers={api.H_CUSTOM_ATTRIBUTES: "trace=t"})
+
+
+async def test_a_response_between_cancel_and_resume_is_recorded_and_nothing_more_sent() -> None:
+    transport, conn, socket = await idle_transport()
+    caller = Caller(budget=5)
+    task = asyncio.get_running_loop().create_task(transport.run_closed_loop(caller))
+    await asyncio.sleep(0)  # the lane sends its first request and waits
+    assert len(socket.writes) == 1 and conn.in_flight
+    task.cancel()
+    conn.data_received(OK)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [outcome.status for outcome in caller.outcomes] == [200]  # answered: recorded
+    await asyncio.sleep(0)  # the loop turn's batch finds the lane ended: nothing is sent
+    assert len(socket.writes) == 1
+    assert transport.pool.idle_count == 1
+    await transport.close()
+
+
+async def test_a_lane_that_ended_before_its_cancelled_caller_resumed_gives_back_once() -> None:
+    transport, conn, socket = await idle_transport()
+    caller = Caller(budget=1)
+    task = asyncio.get_running_loop().create_task(transport.run_closed_loop(caller))
+    await asyncio.sleep(0)
+    conn.data_received(OK)
+    transport._batch.send()  # the budget is spent: the lane ends and gives the connection back
+    task.cancel()  # ...and its caller is cancelled before it resumed
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pool = transport.pool
+    assert pool.idle_count == 1  # once, not twice: two callers must never share it
+    assert pool.checkout() is conn and pool.checkout() is None
+    await transport.close()

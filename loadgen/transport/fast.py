@@ -238,7 +238,7 @@ class _Lane:
     def __init__(self, transport: FastTransport, caller: ClosedLoopCaller, conn: HTTP11Connection):
         self.transport = transport
         self.caller = caller
-        self.conn = conn
+        self.conn: HTTP11Connection | None = conn  # None once given back to the pool
         self.future: asyncio.Future[Any] = conn.loop.create_future()
         self.pending: tuple[bytes, bytes | None] | None = None  # sent, not yet ended
 
@@ -250,6 +250,7 @@ class _Lane:
         """Send the caller's next request, or end the lane."""
         caller = self.caller
         conn = self.conn
+        assert conn is not None, "the lane has ended"
         while True:
             request = caller.take()
             if request is None:
@@ -296,9 +297,7 @@ class _Lane:
             self._end(error)
 
     def _end(self, result: Any) -> None:
-        conn = self.conn
-        conn.listener = None
-        self.transport._pool.release(conn)  # IDLE again, or only bookkeeping if CLOSED
+        self._release()
         future = self.future
         if not future.done():
             if isinstance(result, BaseException):
@@ -318,10 +317,18 @@ class _Lane:
     def abandon(self) -> None:
         """The caller was cancelled: a request may be in flight, so the connection goes."""
         conn = self.conn
-        conn.listener = None
-        if conn.in_flight:
+        if conn is not None and conn.in_flight:
             conn.abort()
-        self.transport._pool.release(conn)
+        self._release()
+
+    def _release(self) -> None:
+        """Give the connection back once, whichever of `_end` and `abandon` comes first
+        (a response can end the lane after its caller was cancelled, before it resumed)."""
+        conn = self.conn
+        if conn is not None:
+            self.conn = None
+            conn.listener = None
+            self.transport._pool.release(conn)  # IDLE again, or only bookkeeping if CLOSED
 
 
 class _SendBatch:
@@ -329,8 +336,8 @@ class _SendBatch:
     in one callback after the turn's I/O callbacks.
 
     Writes back to back keep the server busy: one wake-up of the server for the batch, not
-    one per request, and the parsing and the signing each run with their code warm. Against
-    nginx on 2 cores this raised a closed loop's rate by about 15%.
+    one per request, and the parsing and the signing each run with their code warm. In a
+    bare uvloop client against nginx on 2 cores, batching raised the rate by 15-20%.
     """
 
     __slots__ = ("loop", "lanes")
