@@ -141,17 +141,22 @@ class Caller:
         self.failures.append(exc)
 
 
+async def one_connection_transport(url: str) -> FastTransport:
+    transport = FastTransport(
+        endpoint_url=url,
+        region="us-east-1",
+        credentials=CredentialSource.static("AKIDEXAMPLE", "secret"),
+        max_connections=1,
+        connect_timeout=1.0,
+        read_timeout=30.0,
+    )
+    await transport.start()
+    return transport
+
+
 async def test_a_cancelled_lane_drops_its_connection_and_returns_nothing_to_the_pool() -> None:
     async with raw_server(every(3, faulty.never_answer)) as server:
-        transport = FastTransport(
-            endpoint_url=server.url,
-            region="us-east-1",
-            credentials=CredentialSource.static("AKIDEXAMPLE", "secret"),
-            max_connections=1,
-            connect_timeout=1.0,
-            read_timeout=30.0,
-        )
-        await transport.start()
+        transport = await one_connection_transport(server.url)
         caller = Caller(budget=10)
         task = asyncio.get_running_loop().create_task(transport.run_closed_loop(caller))
         while server.requests < 3:
@@ -187,15 +192,7 @@ class FakeSocket:
 
 async def idle_transport() -> tuple[FastTransport, HTTP11Connection, FakeSocket]:
     """A fast transport whose pool holds one idle connection on a socket the test plays."""
-    transport = FastTransport(
-        endpoint_url="http://127.0.0.1:9",
-        region="us-east-1",
-        credentials=CredentialSource.static("AKIDEXAMPLE", "secret"),
-        max_connections=1,
-        connect_timeout=1.0,
-        read_timeout=30.0,
-    )
-    await transport.start()
+    transport = await one_connection_transport("http://127.0.0.1:9")
     pool = transport.pool
     assert pool.reserve()
     conn = HTTP11Connection(asyncio.get_running_loop(), pool.closed)
