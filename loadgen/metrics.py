@@ -203,11 +203,18 @@ class _Pending:
         "missing",
         "errors",
         "model_error_status",
+        "ok_recorded",
+        "ok_out_of_range",
+        "ok_missing",
+        "ok_min",
+        "ok_max",
+        "slowest",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, slowest: list[tuple[int, str, str | None]]) -> None:
         self.latency = new_histogram()
         self.service = new_histogram()
+        self.slowest = slowest  # the endpoint's heap of its slowest requests
         self._zero()
 
     def _zero(self) -> None:
@@ -218,6 +225,10 @@ class _Pending:
         self.matched = self.mismatched = self.missing = 0
         self.errors: dict[str, int] = {}
         self.model_error_status: dict[str, int] = {}
+        # add_ok's own counters, few per request; `settle` moves them into the ones above
+        self.ok_recorded = self.ok_out_of_range = self.ok_missing = 0
+        self.ok_min = sys.maxsize
+        self.ok_max = 0
 
     def add(
         self, outcome: Outcome, echo: Echo | None, latency_us: int, service_us: int, late: bool
@@ -276,9 +287,8 @@ class _Pending:
 
     def add_ok(self, echo: Echo, service_us: int) -> None:
         """A successful closed-loop request whose echo matched or is missing: latency is
-        its service time, so one index serves both histograms."""
-        self.requests += 1
-        self.ok += 1
+        its service time, so one index serves both histograms, and one set of counters
+        (settled into the general ones at each fold) serves both."""
         value = service_us
         if value < 2048:
             index = value if value >= 0 else COUNTS_LEN
@@ -288,22 +298,37 @@ class _Pending:
         if index < COUNTS_LEN:
             self.latency.counts[index] += 1
             self.service.counts[index] += 1
-            self.latency_count += 1
-            self.service_count += 1
-            if value < self.latency_min:
-                self.latency_min = value
-            if value < self.service_min:
-                self.service_min = value
-            if value > self.latency_max:
-                self.latency_max = value
-            if value > self.service_max:
-                self.service_max = value
+            self.ok_recorded += 1
+            if value < self.ok_min:
+                self.ok_min = value
+            if value > self.ok_max:
+                self.ok_max = value
         else:
-            self.out_of_range += 1
-        if echo is _MATCHED:
-            self.matched += 1
-        else:  # a mismatch goes through `add`, with its sample
-            self.missing += 1
+            self.ok_out_of_range += 1
+        if echo is not _MATCHED:  # a mismatch goes through `add`, with its sample
+            self.ok_missing += 1
+
+    def settle(self) -> None:
+        """Move add_ok's counters into the general ones; call before reading those."""
+        recorded = self.ok_recorded
+        requests = recorded + self.ok_out_of_range
+        if not requests:
+            return
+        self.requests += requests
+        self.ok += requests
+        self.out_of_range += self.ok_out_of_range
+        self.matched += requests - self.ok_missing
+        self.missing += self.ok_missing
+        if recorded:
+            self.latency_count += recorded
+            self.service_count += recorded
+            self.latency_min = min(self.latency_min, self.ok_min)
+            self.service_min = min(self.service_min, self.ok_min)
+            self.latency_max = max(self.latency_max, self.ok_max)
+            self.service_max = max(self.service_max, self.ok_max)
+        self.ok_recorded = self.ok_out_of_range = self.ok_missing = 0
+        self.ok_min = sys.maxsize
+        self.ok_max = 0
 
     def fold_into(self, stats: Stats) -> None:
         add_counts(
@@ -406,7 +431,7 @@ class Recorder:
         if pending is None:
             pending = self._open(label, variant)
         pending.add_ok(echo, service_us)
-        slowest = self._endpoints[label].slowest
+        slowest = pending.slowest
         if len(slowest) < SLOWEST_KEPT:
             heapq.heappush(slowest, (service_us, trace_id, variant))
         elif service_us > slowest[0][0]:
@@ -416,12 +441,13 @@ class Recorder:
         endpoint = self._endpoints[label]  # KeyError for an unknown label, as before
         if variant is not None and variant not in endpoint.variants:
             endpoint.variants[variant] = Stats()  # now: mismatch samples go to it at once
-        pending = self._pending[(label, variant)] = _Pending()
+        pending = self._pending[(label, variant)] = _Pending(endpoint.slowest)
         return pending
 
     def _fold(self) -> None:
         """Move every pending request into the Stats and the open intervals."""
         for (label, variant), pending in self._pending.items():
+            pending.settle()
             if not pending.requests:
                 continue
             endpoint = self._endpoints[label]

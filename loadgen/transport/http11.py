@@ -230,18 +230,30 @@ class HTTP11Connection(asyncio.Protocol):
         Raises ConnectionClosed at once when the connection is already closed.
         """
         waiter: asyncio.Future[Response] = self.loop.create_future()
-        self.listener = None
-        self._send(data, timeout, body)
+        self.send(None, data, timeout, body)
         self.waiter = waiter
         return waiter
 
     def send(
-        self, listener: Listener, data: bytes, timeout: float, body: bytes | None = None
+        self, listener: Listener | None, data: bytes, timeout: float, body: bytes | None = None
     ) -> None:
         """As `request`, but the end is reported to `listener`'s callbacks: no future."""
+        if self.state is _CLOSED or self.transport is None:
+            raise ConnectionClosed(retryable=True)  # never sent
+        self.state = _ACTIVE
+        self.in_flight = True
+        self.requests += 1
+        self.received = False  # the response's values are reset when its first byte comes
+        self.headers_done = False
         self.waiter = None
-        self._send(data, timeout, body)
         self.listener = listener
+        loop = self.loop
+        self.deadline = loop.time() + timeout
+        if self.timer is None:
+            self.timer = loop.call_at(self.deadline, self._on_timer)
+        self.transport.write(data)
+        if body is not None:
+            self.transport.write(body)
 
     def response(self) -> Response:
         """The response just completed, as one object."""
@@ -254,22 +266,6 @@ class HTTP11Connection(asyncio.Protocol):
             None if error_body is None else bytes(error_body[:MAX_ERROR_BODY]),
             self.body_length,
         )
-
-    def _send(self, data: bytes, timeout: float, body: bytes | None) -> None:
-        if self.state is _CLOSED or self.transport is None:
-            raise ConnectionClosed(retryable=True)  # never sent
-        self.state = _ACTIVE
-        self.in_flight = True
-        self.requests += 1
-        self.received = False  # the response's values are reset when its first byte comes
-        self.headers_done = False
-        loop = self.loop
-        self.deadline = loop.time() + timeout
-        if self.timer is None:
-            self.timer = loop.call_at(self.deadline, self._on_timer)
-        self.transport.write(data)
-        if body is not None:
-            self.transport.write(body)
 
     def close(self) -> None:
         """Close gracefully (pending writes are flushed); the pool forgets it now."""
