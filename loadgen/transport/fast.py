@@ -305,15 +305,6 @@ class _Lane:
             else:
                 future.set_result(result)
 
-    def send_next(self) -> None:
-        """`_SendBatch`'s turn for this lane: the next request, unless the lane has ended."""
-        if self.future.done():
-            return  # abandoned while it waited
-        try:
-            self._next()
-        except BaseException as exc:  # noqa: BLE001 - surfaces in the awaiting caller
-            self._end(exc)
-
     def abandon(self) -> None:
         """The caller was cancelled: a request may be in flight, so the connection goes."""
         conn = self.conn
@@ -356,7 +347,12 @@ class _SendBatch:
         lanes = self.lanes
         self.lanes = []
         for lane in lanes:
-            lane.send_next()
+            if lane.future.done():
+                continue  # abandoned while it waited
+            try:
+                lane._next()
+            except BaseException as exc:  # noqa: BLE001 - surfaces in the awaiting caller
+                lane._end(exc)
 
 
 class FastTransport(Transport):
