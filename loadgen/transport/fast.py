@@ -154,7 +154,14 @@ def encode_request(
 def outcome_of(response: Response) -> Outcome:
     """The Outcome of a complete response; the error code parsed the way botocore does."""
     status = response.status
-    outcome = _outcome(status, response.variant, response.echoed)
+    variant = response.variant
+    echoed = response.echoed
+    outcome = Outcome(
+        status,
+        None,
+        None if variant is None else variant.decode("latin-1"),
+        None if echoed is None else echoed.decode("latin-1"),
+    )
     if 200 <= status < 300:
         return outcome
     body = _json_object(response.body)
@@ -170,16 +177,6 @@ def outcome_of(response: Response) -> Outcome:
     elif isinstance(original, str) and original.isdigit():
         outcome.original_status = int(original)
     return outcome
-
-
-def _outcome(status: int, variant: bytes | None, echoed: bytes | None) -> Outcome:
-    """The Outcome of a response before its error code, if any, is parsed."""
-    return Outcome(
-        status,
-        None,
-        None if variant is None else variant.decode("latin-1"),
-        None if echoed is None else echoed.decode("latin-1"),
-    )
 
 
 # Variant names as sent, decoded once: a str reused as a dict key keeps its cached hash.
