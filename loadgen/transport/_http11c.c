@@ -6,28 +6,71 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
-/* RFC 9110 tchar */
-static int is_tchar(unsigned char c) {
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+/* Byte classes, looked up once per byte: RFC 9110 tchar, and what llhttp accepts in a
+ * header value or a reason phrase (field-vchar, SP, HTAB, obs-text). */
+enum { TCHAR = 1, VALUE = 2 };
+static unsigned char byte_class[256];
 
-/* field-vchar, SP, HTAB, obs-text: what llhttp accepts in a value or a reason phrase */
-static int is_value_char(unsigned char c) {
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
-
-static int name_is(const unsigned char *name, Py_ssize_t len, const char *lower) {
-    Py_ssize_t n = (Py_ssize_t)strlen(lower);
-    if (len != n) return 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = name[i];
-        if (c >= 'A' && c <= 'Z') c += 'a' - 'A';
-        if (c != (unsigned char)lower[i]) return 0;
+static void init_classes(void) {
+    for (int c = 0; c < 256; c++) {
+        unsigned char k = 0;
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+            || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL))
+            k |= TCHAR;
+        if (c == '\t' || (c >= 0x20 && c != 0x7f)) k |= VALUE;
+        byte_class[c] = k;
     }
+}
+
+/* Past the value bytes at p, to the first byte that is not one (the CR that ends a line, or
+ * a byte llhttp refuses). Eight at a time while none is below 0x20 or 0x7f (SWAR: a CR,
+ * HTAB or control byte stops the fast steps), then one at a time. */
+static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end) {
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        uint64_t below_space = (x - ones * 0x20) & ~x;
+        uint64_t y = x ^ (ones * 0x7f);
+        uint64_t is_del = (y - ones) & ~y;
+        if ((below_space | is_del) & highs) break;
+        p += 8;
+    }
+    while (p < end && (byte_class[*p] & VALUE)) p++;
+    return p;
+}
+
+/* A tchar name against a lowercase name of letters and '-': `| 0x20` lowercases a letter and
+ * leaves '-' and digits alone, and no other tchar becomes a letter or '-' by it. */
+static int name_is(const unsigned char *name, const char *lower, Py_ssize_t len) {
+    Py_ssize_t i = 0;
+    for (; i + 8 <= len; i += 8) { /* eight bytes a step: the names are 7 to 34 long */
+        uint64_t a, b;
+        memcpy(&a, name + i, 8);
+        memcpy(&b, lower + i, 8);
+        if ((a | 0x2020202020202020ull) != b) return 0;
+    }
+    for (; i < len; i++)
+        if ((name[i] | 0x20) != (unsigned char)lower[i]) return 0;
     return 1;
+}
+#define NAME_IS(name, len, literal) \
+    ((len) == (Py_ssize_t)sizeof(literal) - 1 && name_is((name), (literal), (len)))
+
+/* The last variant name seen, returned again while it repeats: one allocation less per
+ * response, and its bytes keep their hash for the caller's lookup. */
+static PyObject *last_variant = NULL;
+
+static PyObject *variant_bytes(const unsigned char *value, Py_ssize_t len) {
+    if (last_variant != NULL && PyBytes_GET_SIZE(last_variant) == len
+        && memcmp(PyBytes_AS_STRING(last_variant), value, (size_t)len) == 0)
+        return Py_NewRef(last_variant);
+    PyObject *made = PyBytes_FromStringAndSize((const char *)value, len);
+    if (made != NULL) Py_XSETREF(last_variant, Py_NewRef(made));
+    return made;
 }
 
 /* parse_simple(data) -> (status, echoed, variant, error_type, keep_alive, body_length) | None */
@@ -51,10 +94,7 @@ static PyObject *parse_simple(PyObject *self, PyObject *arg) {
     if (status < 200 || status >= 300 || status == 204 || status == 205) Py_RETURN_NONE;
     if (*p == ' ') {
         p++;
-        while (p < end && *p != '\r') {
-            if (!is_value_char(*p)) Py_RETURN_NONE;
-            p++;
-        }
+        p = skip_value(p, end);
     }
     if (end - p < 2 || p[0] != '\r' || p[1] != '\n') Py_RETURN_NONE;
     p += 2;
@@ -72,43 +112,40 @@ static PyObject *parse_simple(PyObject *self, PyObject *arg) {
             break;
         }
         const unsigned char *name = p;
-        while (p < end && is_tchar(*p)) p++;
+        while (p < end && (byte_class[*p] & TCHAR)) p++;
         Py_ssize_t name_len = p - name;
         if (name_len == 0 || p >= end || *p != ':') Py_RETURN_NONE;
         p++;
         while (p < end && (*p == ' ' || *p == '\t')) p++;
         const unsigned char *value = p;
-        while (p < end && *p != '\r') {
-            if (!is_value_char(*p)) Py_RETURN_NONE;
-            p++;
-        }
-        if (end - p < 2 || p[1] != '\n') Py_RETURN_NONE;
+        p = skip_value(p, end);
+        if (end - p < 2 || p[0] != '\r' || p[1] != '\n') Py_RETURN_NONE;
         Py_ssize_t value_len = p - value;
         p += 2;
 
-        if (name_is(name, name_len, "x-amzn-sagemaker-custom-attributes")) {
+        /* the names that matter have lengths 34, 33, 14, 10, 16, 17 and 7: one compare each */
+        if (NAME_IS(name, name_len, "x-amzn-sagemaker-custom-attributes")) {
             echoed = value;
             echoed_len = value_len;
-        } else if (name_is(name, name_len, "x-amzn-invoked-production-variant")) {
+        } else if (NAME_IS(name, name_len, "x-amzn-invoked-production-variant")) {
             variant = value;
             variant_len = value_len;
-        } else if (name_is(name, name_len, "content-length")) {
+        } else if (NAME_IS(name, name_len, "content-length")) {
             if (content_length >= 0 || value_len == 0 || value_len > 15) Py_RETURN_NONE;
             content_length = 0;
             for (Py_ssize_t i = 0; i < value_len; i++) {
                 if (value[i] < '0' || value[i] > '9') Py_RETURN_NONE;
                 content_length = content_length * 10 + (value[i] - '0');
             }
-        } else if (name_is(name, name_len, "connection")) {
+        } else if (NAME_IS(name, name_len, "connection")) {
             if (connection_seen) Py_RETURN_NONE;
             connection_seen = 1;
-            if (name_is(value, value_len, "close")) keep_alive = 0;
-            else if (!name_is(value, value_len, "keep-alive")) Py_RETURN_NONE;
-        } else if (name_is(name, name_len, "x-amzn-errortype")) {
+            if (NAME_IS(value, value_len, "close")) keep_alive = 0;
+            else if (!NAME_IS(value, value_len, "keep-alive")) Py_RETURN_NONE;
+        } else if (NAME_IS(name, name_len, "x-amzn-errortype")) {
             error_type = value;
             error_type_len = value_len;
-        } else if (name_is(name, name_len, "transfer-encoding") ||
-                   name_is(name, name_len, "upgrade")) {
+        } else if (NAME_IS(name, name_len, "transfer-encoding") || NAME_IS(name, name_len, "upgrade")) {
             Py_RETURN_NONE;
         }
     }
@@ -120,7 +157,7 @@ static PyObject *parse_simple(PyObject *self, PyObject *arg) {
     PyObject *items[6];
     items[0] = PyLong_FromLong(status);
     items[1] = echoed ? PyBytes_FromStringAndSize((const char *)echoed, echoed_len) : Py_NewRef(Py_None);
-    items[2] = variant ? PyBytes_FromStringAndSize((const char *)variant, variant_len) : Py_NewRef(Py_None);
+    items[2] = variant ? variant_bytes(variant, variant_len) : Py_NewRef(Py_None);
     items[3] = error_type ? PyBytes_FromStringAndSize((const char *)error_type, error_type_len)
                           : Py_NewRef(Py_None);
     items[4] = PyBool_FromLong(keep_alive);
@@ -149,4 +186,7 @@ static struct PyModuleDef module = {
     methods,
 };
 
-PyMODINIT_FUNC PyInit__http11c(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__http11c(void) {
+    init_classes();
+    return PyModule_Create(&module);
+}
