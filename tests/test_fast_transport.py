@@ -236,7 +236,7 @@ def test_request_bytes_fixed_vector() -> None:
         (200, None, b"", None, None),
         (
             424,
-            b"ModelError:http://internal.amazon.com/coral/com.amazon.sagemaker.runtime/",
+            "ModelError:http://internal.amazon.com/coral/com.amazon.sagemaker.runtime/",
             b'{"ErrorCode":"CLIENT_ERROR_FROM_MODEL","OriginalStatusCode":500,"OriginalMessage":"x"}',
             "ModelError",
             500,
@@ -250,16 +250,16 @@ def test_request_bytes_fixed_vector() -> None:
         ),
         (400, None, b'{"code":"ValidationError","__type":"Other"}', "ValidationError", None),
         (503, None, b'{"Code":"ServiceUnavailable:http://x"}', "ServiceUnavailable", None),
-        (424, b"ModelError", b'{"OriginalStatusCode":"404"}', "ModelError", 404),
+        (424, "ModelError", b'{"OriginalStatusCode":"404"}', "ModelError", 404),
         (502, None, b"<html>Bad Gateway</html>", "HTTP502", None),
         (500, None, b"[1, 2]", "HTTP500", None),
         (500, None, b"\xff\xfe", "HTTP500", None),
     ],
 )
 def test_outcome_of_error_codes_like_botocore(
-    status: int, header: bytes | None, body: bytes, error: str | None, original: int | None
+    status: int, header: str | None, body: bytes, error: str | None, original: int | None
 ) -> None:
-    outcome = outcome_of(Response(status, b"v", b"e", header, body if status >= 300 else None, 0))
+    outcome = outcome_of(Response(status, "v", "e", header, body if status >= 300 else None, 0))
     assert outcome == Outcome(status, error, "v", "e", original)
 
 

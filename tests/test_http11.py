@@ -200,8 +200,8 @@ async def test_keep_alive_reuses_the_parser_for_each_response(connect) -> None:
         response = await conn.request(REQUEST, 5.0)
         assert (response.status, response.variant, response.echoed) == (
             200,
-            b"v1",
-            b"trace=%d" % index,
+            "v1",
+            f"trace={index}",
         )
         assert response.body is None  # success bodies are counted, not kept
         assert response.body_length == len(f"response-{index}")
@@ -225,7 +225,7 @@ async def test_chunked_error_body_is_kept_and_decoded(connect) -> None:
 
     holder = await connect(handler)
     response = await holder.conn.request(REQUEST, 5.0)
-    assert (response.status, response.error_type, response.body) == (500, b"E", b'{"a": 1}')
+    assert (response.status, response.error_type, response.body) == (500, "E", b'{"a": 1}')
     assert response.body_length == 8
     assert holder.conn.state is ConnectionState.ACTIVE  # reusable: the pool decides
 
@@ -254,7 +254,7 @@ async def test_eof_delimited_body_ends_at_close(connect) -> None:
 
     holder = await connect(handler)
     response = await holder.conn.request(REQUEST, 5.0)
-    assert (response.status, response.variant, response.body_length) == (200, b"old", 6)
+    assert (response.status, response.variant, response.body_length) == (200, "old", 6)
     assert holder.conn.is_closed()
     assert holder.closed_reports == [holder.conn]
 

@@ -57,7 +57,10 @@ class Reference:
         self.messages += 1
 
     def as_simple(self) -> tuple[Any, ...]:
-        get = self.headers.get
+        def get(name: bytes) -> str | None:  # header values as latin-1 str, as the connection keeps them
+            value = self.headers.get(name)
+            return None if value is None else value.decode("latin-1")
+
         return (
             self.status,
             get(b"x-amzn-sagemaker-custom-attributes"),
@@ -151,9 +154,23 @@ def test_values_are_taken_as_httptools_gives_them() -> None:
         ],
         body=b"1234567",
     )
-    assert check(data) == (200, b"a b  ", b"second", None, True, 7)
+    assert check(data) == (200, "a b  ", "second", None, True, 7)
     obs_text = b"HTTP/1.1 299 \xe9t\xe9\r\nX-Amzn-SageMaker-Custom-Attributes: \x80\xff\r\n"
-    assert check(obs_text + b"Content-Length: 0\r\n\r\n") == (299, b"\x80\xff", None, None, True, 0)
+    assert check(obs_text + b"Content-Length: 0\r\n\r\n") == (299, "\x80\xff", None, None, True, 0)
+
+
+def test_a_repeated_variant_name_is_one_str() -> None:
+    """The last variant's str is reused while it repeats, and never for a different name."""
+    def variant_of(name: bytes) -> Any:
+        head = b"HTTP/1.1 200 OK\r\nX-Amzn-Invoked-Production-Variant: " + name
+        simple = check(head + b"\r\nContent-Length: 0\r\n\r\n")
+        assert simple is not None
+        return simple[2]
+
+    first = variant_of(b"AllTraffic")
+    assert variant_of(b"AllTraffic") is first
+    names = [b"B", b"AllTraffiC", b"\xe9", b"\xc3\xa9", b"", b"AllTraffic", b"AllTraffic "]
+    assert [variant_of(name) for name in names] == [name.decode("latin-1") for name in names]
 
 
 NAMES = [

@@ -60,20 +60,26 @@ static int name_is(const unsigned char *name, const char *lower, Py_ssize_t len)
 #define NAME_IS(name, len, literal) \
     ((len) == (Py_ssize_t)sizeof(literal) - 1 && name_is((name), (literal), (len)))
 
+/* A header value as the str Python code uses: latin-1, as botocore decodes headers. */
+static PyObject *latin1(const unsigned char *value, Py_ssize_t len) {
+    return PyUnicode_DecodeLatin1((const char *)value, len, NULL);
+}
+
 /* The last variant name seen, returned again while it repeats: one allocation less per
- * response, and its bytes keep their hash for the caller's lookup. */
+ * response, and the str keeps its hash for the recorder's lookup. */
 static PyObject *last_variant = NULL;
 
-static PyObject *variant_bytes(const unsigned char *value, Py_ssize_t len) {
-    if (last_variant != NULL && PyBytes_GET_SIZE(last_variant) == len
-        && memcmp(PyBytes_AS_STRING(last_variant), value, (size_t)len) == 0)
+static PyObject *variant_str(const unsigned char *value, Py_ssize_t len) {
+    if (last_variant != NULL && PyUnicode_GET_LENGTH(last_variant) == len
+        && memcmp(PyUnicode_1BYTE_DATA(last_variant), value, (size_t)len) == 0)
         return Py_NewRef(last_variant);
-    PyObject *made = PyBytes_FromStringAndSize((const char *)value, len);
+    PyObject *made = latin1(value, len); /* a latin-1 str is one byte a character */
     if (made != NULL) Py_XSETREF(last_variant, Py_NewRef(made));
     return made;
 }
 
-/* parse_simple(data) -> (status, echoed, variant, error_type, keep_alive, body_length) | None */
+/* parse_simple(data) -> (status, echoed, variant, error_type, keep_alive, body_length) | None;
+ * the three header values are latin-1 str, or None when absent. */
 static PyObject *parse_simple(PyObject *self, PyObject *arg) {
     (void)self;
     if (!PyBytes_Check(arg)) {
@@ -156,10 +162,9 @@ static PyObject *parse_simple(PyObject *self, PyObject *arg) {
     if (result == NULL) return NULL;
     PyObject *items[6];
     items[0] = PyLong_FromLong(status);
-    items[1] = echoed ? PyBytes_FromStringAndSize((const char *)echoed, echoed_len) : Py_NewRef(Py_None);
-    items[2] = variant ? variant_bytes(variant, variant_len) : Py_NewRef(Py_None);
-    items[3] = error_type ? PyBytes_FromStringAndSize((const char *)error_type, error_type_len)
-                          : Py_NewRef(Py_None);
+    items[1] = echoed ? latin1(echoed, echoed_len) : Py_NewRef(Py_None);
+    items[2] = variant ? variant_str(variant, variant_len) : Py_NewRef(Py_None);
+    items[3] = error_type ? latin1(error_type, error_type_len) : Py_NewRef(Py_None);
     items[4] = PyBool_FromLong(keep_alive);
     items[5] = PyLong_FromLongLong(content_length);
     for (int i = 0; i < 6; i++) {
@@ -176,7 +181,8 @@ static PyObject *parse_simple(PyObject *self, PyObject *arg) {
 static PyMethodDef methods[] = {
     {"parse_simple", parse_simple, METH_O,
      "parse_simple(data) -> (status, echoed, variant, error_type, keep_alive, body_length) or "
-     "None when the data is not one whole 2xx response with a Content-Length body."},
+     "None when the data is not one whole 2xx response with a Content-Length body. Header values\n"
+     "are latin-1 str."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -35,6 +35,7 @@ from loadgen.transport.http11 import (
     ProtocolViolation,
     ReadTimeout,
     Response,
+    Simple,
     header_lines,
 )
 from loadgen.transport.pool import ConnectionPool, PoolClosed
@@ -154,20 +155,11 @@ def encode_request(
 def outcome_of(response: Response) -> Outcome:
     """The Outcome of a complete response; the error code parsed the way botocore does."""
     status = response.status
-    variant = response.variant
-    echoed = response.echoed
-    outcome = Outcome(
-        status,
-        None,
-        None if variant is None else variant.decode("latin-1"),
-        None if echoed is None else echoed.decode("latin-1"),
-    )
+    outcome = Outcome(status, None, response.variant, response.echoed)
     if 200 <= status < 300:
         return outcome
     body = _json_object(response.body)
-    error_type = response.error_type
-    header_code = None if error_type is None else error_type.decode("latin-1")
-    code = api.error_code_from(header_code, _body_code(body))
+    code = api.error_code_from(response.error_type, _body_code(body))
     if code is not None:
         code = code.rsplit("#", 1)[-1] or None  # "com.amazon.coral#ThrottlingException"
     outcome.error = error_for_status(status, code)
@@ -177,18 +169,6 @@ def outcome_of(response: Response) -> Outcome:
     elif isinstance(original, str) and original.isdigit():
         outcome.original_status = int(original)
     return outcome
-
-
-# Variant names as sent, decoded once: a str reused as a dict key keeps its cached hash.
-_VARIANT_NAMES: dict[bytes, str] = {}
-_MAX_VARIANT_NAMES = 64
-
-
-def _variant_name(raw: bytes) -> str:
-    if len(_VARIANT_NAMES) >= _MAX_VARIANT_NAMES:
-        _VARIANT_NAMES.clear()
-    name = _VARIANT_NAMES[raw] = raw.decode("latin-1")
-    return name
 
 
 def _json_object(body: bytes | None) -> dict[str, Any]:
@@ -230,11 +210,12 @@ class _Lane:
     `run` ends when the caller stops (_STOPPED), when the connection is gone (None), or
     with a request to resend on a fresh connection."""
 
-    __slots__ = ("transport", "caller", "conn", "future", "pending")
+    __slots__ = ("transport", "caller", "conn", "future", "pending", "batch")
 
     def __init__(self, transport: FastTransport, caller: ClosedLoopCaller, conn: HTTP11Connection):
         self.transport = transport
         self.caller = caller
+        self.batch = transport._batch
         self.conn: HTTP11Connection | None = conn  # None once given back to the pool
         self.future: asyncio.Future[Any] = conn.loop.create_future()
         self.pending: tuple[bytes, bytes | None] | None = None  # sent, not yet ended
@@ -263,22 +244,31 @@ class _Lane:
             except Exception as exc:  # a bug in encoding: counted, and on to the next
                 caller.failed(exc)
 
+    def ok(self, simple: Simple) -> None:
+        """The usual response: recorded, and this lane queued to send its next request."""
+        try:
+            self.pending = None
+            self.caller.ok(simple[0], simple[2], simple[1])
+            batch = self.batch  # _SendBatch.add, inlined: this runs once per request
+            lanes = batch.lanes
+            lanes.append(self)
+            if len(lanes) == 1:
+                batch.loop.call_soon(batch.send)
+        except BaseException as exc:  # noqa: BLE001 - surfaces in the awaiting caller
+            self._end(exc)
+
     def response(self, conn: HTTP11Connection) -> None:
         try:
             status = conn.status
             self.pending = None
             if 200 <= status < 300:
-                variant = conn.variant
-                if variant is not None:  # mostly the same few names: reuse their str
-                    variant = _VARIANT_NAMES.get(variant) or _variant_name(variant)
-                echoed = conn.echoed
-                self.caller.ok(status, variant, None if echoed is None else echoed.decode("latin-1"))
+                self.caller.ok(status, conn.variant, conn.echoed)
             else:
                 self.caller.done(outcome_of(conn.response()))
             if conn.state is _CLOSED_STATE:  # the server ended keep-alive
                 self._end(None)
             else:
-                self.transport._batch.add(self)
+                self.batch.add(self)
         except BaseException as exc:  # noqa: BLE001 - surfaces in the awaiting caller
             self._end(exc)
 

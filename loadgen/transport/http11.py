@@ -31,6 +31,9 @@ def _load_fast_parser() -> Callable[[bytes], Any] | None:
 # One whole 2xx response with a Content-Length body, in one call, or None: httptools' job.
 parse_simple = _load_fast_parser()
 
+# parse_simple's answer: (status, echoed, variant, error_type, keep_alive, body_length)
+Simple = tuple[int, "str | None", "str | None", "str | None", bool, int]
+
 # Error bodies are kept for their JSON error code; nothing legitimate is larger.
 MAX_ERROR_BODY = 64 * 1024
 
@@ -95,16 +98,17 @@ class _ExtraBytes(Exception):
 
 
 class Response:
-    """The parts of a response a load tester needs; header values are raw bytes."""
+    """The parts of a response a load tester needs; header values are latin-1 str, as
+    botocore decodes them."""
 
     __slots__ = ("status", "variant", "echoed", "error_type", "body", "body_length")
 
     def __init__(
         self,
         status: int,
-        variant: bytes | None,
-        echoed: bytes | None,
-        error_type: bytes | None,
+        variant: str | None,
+        echoed: str | None,
+        error_type: str | None,
         body: bytes | None,
         body_length: int,
     ) -> None:
@@ -127,9 +131,13 @@ def header_lines(headers: Iterable[tuple[str, str]]) -> str:
 class Listener(Protocol):
     """Told, from the I/O callbacks, how each request sent with `HTTP11Connection.send` ended.
 
-    `response` reads the response off the connection (its fields, or `response()`); both
-    may send the next request on it at once: a closed loop with no future or task wake-up.
+    `ok` gets the usual response, whole in one read, 2xx and kept alive: parse_simple's
+    tuple, and the connection's own fields are left as they were. `response` gets any other
+    and reads it off the connection (its fields, or `response()`). Each may send the next
+    request on it at once: a closed loop with no future or task wake-up.
     """
+
+    def ok(self, simple: Simple) -> None: ...
 
     def response(self, conn: HTTP11Connection) -> None: ...
 
@@ -199,9 +207,9 @@ class HTTP11Connection(asyncio.Protocol):
 
         # Per-response values
         self.status = 0
-        self.variant: bytes | None = None
-        self.echoed: bytes | None = None
-        self.error_type: bytes | None = None
+        self.variant: str | None = None
+        self.echoed: str | None = None
+        self.error_type: str | None = None
         self.body_length = 0
         self.error_body: bytearray | None = None
 
@@ -294,6 +302,11 @@ class HTTP11Connection(asyncio.Protocol):
         if not self.received and parse_simple is not None:
             simple = parse_simple(data)
             if simple is not None:  # the whole response, the usual case: no callbacks
+                listener = self.listener
+                if simple[4] and listener is not None:  # kept alive: nothing else to change
+                    self.in_flight = False
+                    listener.ok(simple)
+                    return
                 self.received = True
                 (
                     self.status,
@@ -360,13 +373,13 @@ class HTTP11Connection(asyncio.Protocol):
         if kind is _OTHER:
             return
         if kind is _ECHOED:
-            self.echoed = value
+            self.echoed = value.decode("latin-1")
         elif kind is _VARIANT:
-            self.variant = value
+            self.variant = value.decode("latin-1")
         elif kind is _FRAMING:
             self.framed = True
         else:
-            self.error_type = value
+            self.error_type = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
         parser = self.parser
