@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import heapq
 import sys
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from loadgen.correlate import MAX_SAMPLES, Echo, MismatchSample
 from loadgen.histograms import (
     COUNTS_LEN,
     add_counts,
+    counts_index,
     histogram_summary,
     new_histogram,
     record_value,
@@ -31,6 +33,7 @@ from loadgen.histograms import (
 from loadgen.transport.base import Outcome
 
 SLOWEST_KEPT = 20
+_WORD = ctypes.sizeof(new_histogram().counts._type_)  # bytes per hdrh counter
 NS_PER_S = 1_000_000_000
 _MATCHED = Echo.MATCHED  # enum member look-ups cost ~0.1 µs each: not per request
 _MISMATCHED = Echo.MISMATCHED
@@ -203,18 +206,27 @@ class _Pending:
         "missing",
         "errors",
         "model_error_status",
-        "ok_recorded",
+        "ok_counts",
+        "ok_scratch",
         "ok_out_of_range",
         "ok_missing",
         "ok_min",
         "ok_max",
         "slowest",
+        "slowest_floor",
     )
 
     def __init__(self, slowest: list[tuple[int, str, str | None]]) -> None:
         self.latency = new_histogram()
         self.service = new_histogram()
+        # Recorder.record_ok's counters: a list item costs a third of a ctypes one, and one
+        # serves both histograms. `settle` adds them in through ok_scratch, kept all zero.
+        self.ok_counts = [0] * COUNTS_LEN
+        self.ok_scratch = new_histogram()
         self.slowest = slowest  # the endpoint's heap of its slowest requests
+        # Below the heap's least value while it is full, else below any: a request no slower
+        # is not kept. Others may push to the shared heap, so it may lag low, never high.
+        self.slowest_floor = -sys.maxsize - 1
         self._zero()
 
     def _zero(self) -> None:
@@ -225,8 +237,8 @@ class _Pending:
         self.matched = self.mismatched = self.missing = 0
         self.errors: dict[str, int] = {}
         self.model_error_status: dict[str, int] = {}
-        # add_ok's own counters, few per request; `settle` moves them into the ones above
-        self.ok_recorded = self.ok_out_of_range = self.ok_missing = 0
+        # record_ok's own counters, few per request; `settle` moves them into the ones above
+        self.ok_out_of_range = self.ok_missing = 0
         self.ok_min = sys.maxsize
         self.ok_max = 0
 
@@ -285,50 +297,51 @@ class _Pending:
             else:
                 self.missing += 1
 
-    def add_ok(self, echo: Echo, service_us: int) -> None:
-        """A successful closed-loop request whose echo matched or is missing: latency is
-        its service time, so one index serves both histograms, and one set of counters
-        (settled into the general ones at each fold) serves both."""
-        value = service_us
-        if value < 2048:
-            index = value if value >= 0 else COUNTS_LEN
-        else:
-            shift = value.bit_length() - 11
-            index = (shift << 10) + (value >> shift)
-        if index < COUNTS_LEN:
-            self.latency.counts[index] += 1
-            self.service.counts[index] += 1
-            self.ok_recorded += 1
-            if value < self.ok_min:
-                self.ok_min = value
-            if value > self.ok_max:
-                self.ok_max = value
-        else:
-            self.ok_out_of_range += 1
-        if echo is not _MATCHED:  # a mismatch goes through `add`, with its sample
-            self.ok_missing += 1
-
     def settle(self) -> None:
-        """Move add_ok's counters into the general ones; call before reading those."""
-        recorded = self.ok_recorded
-        requests = recorded + self.ok_out_of_range
+        """Move record_ok's counters into the general ones and both histograms; call before
+        reading those. Only the counters between the least and the greatest value move."""
+        out_of_range = self.ok_out_of_range
+        low, high = self.ok_min, self.ok_max
+        recorded = 0
+        if low <= high:
+            first, end = counts_index(low), counts_index(high) + 1
+            ok_counts = self.ok_counts
+            part = array("q", ok_counts[first:end])
+            ok_counts[first:end] = [0] * (end - first)
+            recorded = sum(part)
+            counts = self.ok_scratch.counts
+            at = ctypes.addressof(counts) + first * _WORD
+            ctypes.memmove(at, part.buffer_info()[0], len(part) * _WORD)
+            self.latency.encoder.add(self.ok_scratch.encoder)
+            self.service.encoder.add(self.ok_scratch.encoder)
+            ctypes.memset(at, 0, len(part) * _WORD)
+            self.latency_count += recorded
+            self.service_count += recorded
+            self.latency_min = min(self.latency_min, low)
+            self.service_min = min(self.service_min, low)
+            self.latency_max = max(self.latency_max, high)
+            self.service_max = max(self.service_max, high)
+        requests = recorded + out_of_range
         if not requests:
             return
         self.requests += requests
         self.ok += requests
-        self.out_of_range += self.ok_out_of_range
+        self.out_of_range += out_of_range
         self.matched += requests - self.ok_missing
         self.missing += self.ok_missing
-        if recorded:
-            self.latency_count += recorded
-            self.service_count += recorded
-            self.latency_min = min(self.latency_min, self.ok_min)
-            self.service_min = min(self.service_min, self.ok_min)
-            self.latency_max = max(self.latency_max, self.ok_max)
-            self.service_max = max(self.service_max, self.ok_max)
-        self.ok_recorded = self.ok_out_of_range = self.ok_missing = 0
+        self.ok_out_of_range = self.ok_missing = 0
         self.ok_min = sys.maxsize
         self.ok_max = 0
+
+    def keep_if_slow(self, latency_us: int, trace_id: str, variant: str | None) -> None:
+        """Keep a request among the endpoint's slowest if it is, and raise the floor."""
+        slowest = self.slowest
+        if len(slowest) < SLOWEST_KEPT:
+            heapq.heappush(slowest, (latency_us, trace_id, variant))
+        elif latency_us > slowest[0][0]:
+            heapq.heapreplace(slowest, (latency_us, trace_id, variant))
+        if len(slowest) >= SLOWEST_KEPT:
+            self.slowest_floor = slowest[0][0]
 
     def fold_into(self, stats: Stats) -> None:
         add_counts(
@@ -414,28 +427,37 @@ class Recorder:
         if pending is None:
             pending = self._open(label, variant)
         pending.add(outcome, echo, latency_us, service_us, late)
-        slowest = self._endpoints[label].slowest
-        if len(slowest) < SLOWEST_KEPT:
-            heapq.heappush(slowest, (latency_us, trace_id, variant))
-        elif latency_us > slowest[0][0]:
-            heapq.heapreplace(slowest, (latency_us, trace_id, variant))
+        if latency_us > pending.slowest_floor:
+            pending.keep_if_slow(latency_us, trace_id, variant)
 
     def record_ok(
         self, label: str, variant: str | None, echo: Echo, service_us: int, trace_id: str, now_ns: int
     ) -> None:
         """`record` for a successful closed-loop request (latency = service time, never late)
-        whose echo matched or is missing."""
+        whose echo matched or is missing: one list counter serves both histograms."""
         if now_ns >= self._interval_end_ns:
             self.tick(now_ns)
         pending = self._pending.get((label, variant))
         if pending is None:
             pending = self._open(label, variant)
-        pending.add_ok(echo, service_us)
-        slowest = pending.slowest
-        if len(slowest) < SLOWEST_KEPT:
-            heapq.heappush(slowest, (service_us, trace_id, variant))
-        elif service_us > slowest[0][0]:
-            heapq.heapreplace(slowest, (service_us, trace_id, variant))
+        value = service_us  # indexed as hdrh's record_value does (inlined, as in add)
+        if value < 2048:
+            index = value if value >= 0 else COUNTS_LEN
+        else:
+            shift = value.bit_length() - 11
+            index = (shift << 10) + (value >> shift)
+        if index < COUNTS_LEN:
+            pending.ok_counts[index] += 1
+            if value < pending.ok_min:
+                pending.ok_min = value
+            if value > pending.ok_max:
+                pending.ok_max = value
+        else:
+            pending.ok_out_of_range += 1
+        if echo is not _MATCHED:  # a mismatch goes through `record`, with its sample
+            pending.ok_missing += 1
+        if value > pending.slowest_floor:
+            pending.keep_if_slow(value, trace_id, variant)
 
     def _open(self, label: str, variant: str | None) -> _Pending:
         endpoint = self._endpoints[label]  # KeyError for an unknown label, as before

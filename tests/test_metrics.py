@@ -204,6 +204,8 @@ def test_record_ok_equals_record_of_a_successful_closed_loop_request() -> None:
             continue
         shortcut.record_ok("a", variant, echo, value, f"t{index}", now)
         general.record("a", Outcome(200, None, variant), echo, value, value, False, f"t{index}", now)
+        if index in (1500, 1501, 3000):  # as a worker hands its state on each tick
+            assert shortcut.take_state() == general.take_state()
     shortcut.flush()
     general.flush()
     ours, theirs = shortcut.endpoints["a"], general.endpoints["a"]
@@ -216,6 +218,33 @@ def test_record_ok_equals_record_of_a_successful_closed_loop_request() -> None:
     assert [(i.index, i.requests, i.errors) for i in closed["ok"]] == [
         (i.index, i.requests, i.errors) for i in closed["general"]
     ]
+    assert all(
+        same_histograms(mine.latency, other.latency)
+        for mine, other in zip(closed["ok"], closed["general"], strict=True)
+    )
+
+
+def test_the_slowest_requests_are_kept_whichever_way_they_were_recorded() -> None:
+    """The slowest 20 of an endpoint, across its variants, both record paths and a take_state."""
+    rng = random.Random(8)
+    recorder = Recorder(["a", "b"], start_ns=0)
+    values = rng.sample(range(10**7), 3000)  # distinct: which of equal values stays is moot
+    seen: dict[str, list[tuple[int, str, str | None]]] = {"a": [], "b": []}
+    for index, value in enumerate(values):
+        label, variant = rng.choice(["a", "b"]), rng.choice([None, "v1", "v2"])
+        trace_id = f"t{index}"
+        if index == 1000:
+            recorder.take_state()
+            seen = {"a": [], "b": []}
+        if index % 3:
+            recorder.record_ok(label, variant, Echo.MATCHED, value, trace_id, index)
+        else:
+            outcome = Outcome(500, "ModelError", variant)
+            recorder.record(label, outcome, None, value, value, False, trace_id, index)
+        seen[label].append((value, trace_id, variant))
+    for label in ("a", "b"):
+        expected = sorted(seen[label], reverse=True)[:20]
+        assert [(s.latency_us, s.trace_id, s.variant) for s in recorder.slowest(label)] == expected
 
 
 def test_percentiles_ms_match_hdrh() -> None:
