@@ -20,20 +20,29 @@ def new_run_id() -> str:
     return os.urandom(4).hex()
 
 
+# The counter's last three hex digits, made once: formatting all twelve per ID costs ~130 ns.
+_LOW_DIGITS = [f"{low:03x}" for low in range(0x1000)]
+
+
 class TraceIds:
     """Unique trace IDs from a counter: unique across runs (run id) and processes (worker)."""
 
-    __slots__ = ("_prefix", "_counter")
+    __slots__ = ("_prefix", "_counter", "_high")
 
-    def __init__(self, run_id: str, worker: int = 0) -> None:
-        if len(run_id) != 8 or not 0 <= worker < 0x1000:
-            raise ValueError("run_id must be 8 characters and worker < 4096")
+    def __init__(self, run_id: str, worker: int = 0, first: int = 1) -> None:
+        if len(run_id) != 8 or not 0 <= worker < 0x1000 or not 1 <= first < 1 << 48:
+            raise ValueError("run_id must be 8 characters, worker < 4096 and 1 <= first < 2**48")
         self._prefix = f"{run_id}-{worker:03x}-"
-        self._counter = 0
+        self._counter = first - 1
+        # all but the counter's last three digits
+        self._high = f"{self._prefix}{first >> 12:09x}"
 
     def next(self) -> str:
         counter = self._counter = self._counter + 1
-        return "%s%012x" % (self._prefix, counter)  # noqa: UP031 - cheaper than an f-string
+        low = counter & 0xFFF
+        if not low:  # every 4096th ID: the higher digits move on
+            self._high = f"{self._prefix}{counter >> 12:09x}"
+        return self._high + _LOW_DIGITS[low]
 
 
 def sample_trace_id() -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from loadgen.correlate import TraceIds
 from loadgen.engine.requests import RequestFactory
 from loadgen.transport.base import Target
@@ -34,6 +36,12 @@ def test_the_trace_id_fills_every_placeholder_or_none() -> None:
 
 
 def test_trace_ids_count_in_twelve_hex_digits() -> None:
-    ids = TraceIds("00000000", 0xFFF)
-    ids._counter = 0xFFFF_FFFF_FFFE  # the last 12-digit counter comes next
+    ids = TraceIds("00000000", 0xFFF, first=0xFFFF_FFFF_FFFF)  # the last 12-digit counter
     assert ids.next() == "00000000-fff-ffffffffffff"
+
+
+@pytest.mark.parametrize("first", [1, 0xFFE, 0x1FFF, 0xABC_DEF_FFF_F00, 0xFFFF_FFFF_F000])
+def test_trace_ids_are_the_counter_in_hex_across_its_digit_blocks(first: int) -> None:
+    ids = TraceIds("0badcafe", 0x2A, first=first)
+    got = [ids.next() for _ in range(0x1100 if first < 0xFFFF_FFFF_F000 else 0x1000)]
+    assert got == [f"0badcafe-02a-{n:012x}" for n in range(first, first + len(got))]
