@@ -7,6 +7,7 @@ percentiles come from one pass over the counts array. Values are integer microse
 
 from __future__ import annotations
 
+import ctypes
 from bisect import bisect_left
 from itertools import accumulate
 
@@ -29,6 +30,7 @@ _LAYOUT = new_histogram()
 assert _LAYOUT.unit_magnitude == 0 and _LAYOUT.sub_bucket_half_count_magnitude == 10
 SUB_BUCKETS = _LAYOUT.sub_bucket_count  # 2048
 COUNTS_LEN = _LAYOUT.counts_len  # 23552 counters, up to HIGHEST_US and a little beyond
+COUNTER_BYTES = ctypes.sizeof(_LAYOUT.counts._type_)  # 8: hdrh's default word size
 del _LAYOUT
 
 

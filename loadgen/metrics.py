@@ -23,6 +23,7 @@ from hdrh.histogram import HdrHistogram
 
 from loadgen.correlate import MAX_SAMPLES, Echo, MismatchSample
 from loadgen.histograms import (
+    COUNTER_BYTES,
     COUNTS_LEN,
     add_counts,
     counts_index,
@@ -33,7 +34,6 @@ from loadgen.histograms import (
 from loadgen.transport.base import Outcome
 
 SLOWEST_KEPT = 20
-_WORD = ctypes.sizeof(new_histogram().counts._type_)  # bytes per hdrh counter
 NS_PER_S = 1_000_000_000
 _MATCHED = Echo.MATCHED  # enum member look-ups cost ~0.1 µs each: not per request
 _MISMATCHED = Echo.MISMATCHED
@@ -180,6 +180,14 @@ class EndpointRecord:
     interval: Interval | None = None
 
 
+def keep_slowest(slowest: list[tuple[int, str, str | None]], entry: tuple[int, str, str | None]) -> None:
+    """Push (latency_us, trace_id, variant) onto a min-heap of the SLOWEST_KEPT slowest."""
+    if len(slowest) < SLOWEST_KEPT:
+        heapq.heappush(slowest, entry)
+    elif entry[0] > slowest[0][0]:
+        heapq.heapreplace(slowest, entry)
+
+
 class _Pending:
     """What one (endpoint, variant) recorded since the last fold: one latency and one
     service-time histogram and the counters, instead of five histogram updates per request.
@@ -310,11 +318,11 @@ class _Pending:
             ok_counts[first:end] = [0] * (end - first)
             recorded = sum(part)
             counts = self.ok_scratch.counts
-            at = ctypes.addressof(counts) + first * _WORD
-            ctypes.memmove(at, part.buffer_info()[0], len(part) * _WORD)
+            at = ctypes.addressof(counts) + first * COUNTER_BYTES
+            ctypes.memmove(at, part.buffer_info()[0], len(part) * COUNTER_BYTES)
             self.latency.encoder.add(self.ok_scratch.encoder)
             self.service.encoder.add(self.ok_scratch.encoder)
-            ctypes.memset(at, 0, len(part) * _WORD)
+            ctypes.memset(at, 0, len(part) * COUNTER_BYTES)
             self.latency_count += recorded
             self.service_count += recorded
             self.latency_min = min(self.latency_min, low)
@@ -336,10 +344,7 @@ class _Pending:
     def keep_if_slow(self, latency_us: int, trace_id: str, variant: str | None) -> None:
         """Keep a request among the endpoint's slowest if it is, and raise the floor."""
         slowest = self.slowest
-        if len(slowest) < SLOWEST_KEPT:
-            heapq.heappush(slowest, (latency_us, trace_id, variant))
-        elif latency_us > slowest[0][0]:
-            heapq.heapreplace(slowest, (latency_us, trace_id, variant))
+        keep_slowest(slowest, (latency_us, trace_id, variant))
         if len(slowest) >= SLOWEST_KEPT:
             self.slowest_floor = slowest[0][0]
 
@@ -538,10 +543,7 @@ class Recorder:
             for variant, variant_state in part["variants"].items():
                 endpoint.variants.setdefault(variant, Stats()).merge_state(variant_state)
             for latency_us, trace_id, variant in part["slowest"]:
-                if len(endpoint.slowest) < SLOWEST_KEPT:
-                    heapq.heappush(endpoint.slowest, (latency_us, trace_id, variant))
-                elif latency_us > endpoint.slowest[0][0]:
-                    heapq.heapreplace(endpoint.slowest, (latency_us, trace_id, variant))
+                keep_slowest(endpoint.slowest, (latency_us, trace_id, variant))
 
     def totals(self) -> Stats:
         total = Stats()
