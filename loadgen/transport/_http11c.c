@@ -43,8 +43,9 @@ static const unsigned char *skip_value(const unsigned char *p, const unsigned ch
     return p;
 }
 
-/* A tchar name against a lowercase name of letters and '-': `| 0x20` lowercases a letter and
- * leaves '-' and digits alone, and no other tchar becomes a letter or '-' by it. */
+/* A header name (or the Connection value) against a lowercase word of letters and '-':
+ * `| 0x20` lowercases a letter and leaves '-' alone, and no other byte a name or value can
+ * hold becomes a letter or '-' by it (only CR becomes '-', and CR ends a value). */
 static int name_is(const unsigned char *name, const char *lower, Py_ssize_t len) {
     Py_ssize_t i = 0;
     for (; i + 8 <= len; i += 8) { /* eight bytes a step: the names are 7 to 34 long */
