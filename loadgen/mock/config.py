@@ -73,7 +73,7 @@ class MockConfig(Strict):
         return self
 
     def injected_errors(self) -> dict[str, float]:
-        errors: dict[str, float] = dict(self.errors)
+        errors: dict[str, float] = dict(self.errors.items())
         if self.error_rate and "ModelError" not in errors:
             errors["ModelError"] = self.error_rate
         return errors

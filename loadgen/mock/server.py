@@ -106,7 +106,7 @@ def plan_endpoint(config: MockConfig, override: MockEndpoint | None) -> Endpoint
     override = override or MockEndpoint()
     latency = override.latency_ms or config.latency_ms
     errors: dict[str, float] = (
-        dict(override.errors) if override.errors is not None else config.injected_errors()
+        dict(override.errors.items()) if override.errors is not None else config.injected_errors()
     )
     variants: list[MockVariant] = (
         override.variants if override.variants is not None else config.variants
@@ -114,7 +114,7 @@ def plan_endpoint(config: MockConfig, override: MockEndpoint | None) -> Endpoint
     behaviours = tuple(
         behaviour_of(
             variant.latency_ms or latency,
-            dict(variant.errors) if variant.errors is not None else errors,
+            dict(variant.errors.items()) if variant.errors is not None else errors,
         )
         for variant in variants
     )
