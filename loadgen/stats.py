@@ -119,11 +119,6 @@ class MannWhitney:
     n_new: int
 
 
-def mann_whitney(base: HdrHistogram, new: HdrHistogram) -> MannWhitney:
-    """Whether `new` tends to be slower or faster than `base`, from bucket counts alone."""
-    return mann_whitney_buckets(Buckets.of(base), Buckets.of(new))
-
-
 def mann_whitney_buckets(base: Buckets, new: Buckets) -> MannWhitney:
     """Mann-Whitney on prepared buckets: one merge of the two value-ordered bucket lists.
 
@@ -169,45 +164,6 @@ def _counts(buckets: Buckets) -> dict[int, int]:
 
 
 # --- bootstrap confidence intervals ---------------------------------------------------------
-
-
-def bootstrap_ratio_ci(
-    base: HdrHistogram,
-    new: HdrHistogram,
-    percentile: float,
-    *,
-    resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """(new/base - 1 of `percentile`, CI low, CI high): how sure a percentile change is."""
-    return ratio_ci(
-        Buckets.of(base),
-        Buckets.of(new),
-        percentile,
-        resamples=resamples,
-        confidence=confidence,
-        seed=seed,
-    )
-
-
-def bootstrap_mean_ratio_ci(
-    base: HdrHistogram,
-    new: HdrHistogram,
-    *,
-    resamples: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float, float]:
-    """As bootstrap_ratio_ci, for the mean."""
-    return ratio_ci(
-        Buckets.of(base),
-        Buckets.of(new),
-        None,
-        resamples=resamples,
-        confidence=confidence,
-        seed=seed,
-    )
 
 
 def ratio_ci(
