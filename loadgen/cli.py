@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,7 +136,9 @@ def command_validate(args: argparse.Namespace) -> int:
 
 def command_run(args: argparse.Namespace) -> int:
     import uvloop
+    from rich.console import Console
 
+    from loadgen.console import print_summary, print_verdict
     from loadgen.engine.runner import RunOptions, run_scenario
     from loadgen.scenario import parse_yaml, scenario_from_dict
 
@@ -151,15 +152,14 @@ def command_run(args: argparse.Namespace) -> int:
     if isinstance(load, dict) and isinstance(load.get("executor"), str):
         _check_overrides(args, load["executor"])
     scenario = scenario_from_dict(raw, _overrides(args), base_dir=path.parent, source=str(path))
-    result = uvloop.run(
-        run_scenario(scenario, RunOptions(out=args.out, quiet=args.quiet or args.json))
-    )
+    quiet = args.quiet or args.json
+    result = uvloop.run(run_scenario(scenario, RunOptions(out=args.out, quiet=quiet)))
     if args.json:
-        print(json.dumps(result.summary, indent=2))
-    if result.exit_code == errors.EXIT_CANNOT_RUN:
-        print(
-            f"error: {result.stop_reason}; results so far are in {result.folder}", file=sys.stderr
-        )
+        print(result.summary.to_json(), end="")
+    elif not quiet:
+        print_summary(result.summary)
+    # the verdict is the last line, --quiet or not; beside --json's stdout, on stderr
+    print_verdict(result.summary, result.folder, Console(stderr=args.json, highlight=False))
     return result.exit_code
 
 

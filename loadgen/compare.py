@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
@@ -23,10 +21,20 @@ from rich.markup import escape
 from rich.table import Table
 
 from loadgen.errors import EXIT_FAILED, EXIT_OK, UsageError
-from loadgen.histograms import PERCENTILES, histogram_summary, new_histogram
-from loadgen.results.rundata import read_json_object
+from loadgen.histograms import PERCENTILES, RunHistograms, histogram_summary, new_histogram
 from loadgen.results.writer import hlog_name
-from loadgen.stats import Buckets, MannWhitney, mann_whitney_buckets, ratio_ci
+from loadgen.stats import Buckets, mann_whitney_buckets, ratio_ci
+from loadgen.summary import (
+    ComparisonResult,
+    Direction,
+    EndpointSummary,
+    LimitResult,
+    MetricChange,
+    Pair,
+    RankTest,
+    RunSummary,
+    TrafficSummary,
+)
 
 METRICS = ("p50", "p90", "p99", "p999", "max", "mean")
 LIMIT_METRICS = ("p50", "p90", "p99", "p999", "mean")  # max has no CI: one sample decides it
@@ -45,9 +53,40 @@ class Version:
 
     name: str
     latency: HdrHistogram
-    service_time: HdrHistogram | None
     requests: int
     errors: int
+
+
+def versions_of(
+    histograms: RunHistograms, counted: Mapping[str, TrafficSummary], *, variants: bool
+) -> dict[str, Version]:
+    """Each endpoint of a run, and with `variants` each of its variants ("label/variant");
+    requests and errors from `counted` (by the same names), else the histogram's count."""
+    versions: dict[str, Version] = {}
+    for label, entry in histograms.endpoints.items():
+        versions[label] = _version(label, entry.latency, counted)
+        if variants:
+            for variant, pair in entry.variants.items():
+                name = f"{label}/{variant}"
+                versions.setdefault(name, _version(name, pair.latency, counted))
+    return versions
+
+
+def _version(name: str, latency: HdrHistogram, counted: Mapping[str, TrafficSummary]) -> Version:
+    stats = counted.get(name)
+    if stats is None:
+        return Version(name, latency, latency.get_total_count(), 0)
+    return Version(name, latency, stats.requests, stats.error_count)
+
+
+def counted_by_name(endpoints: Mapping[str, EndpointSummary]) -> dict[str, TrafficSummary]:
+    """A run's endpoints and their variants by the names versions take ("label/variant")."""
+    counted: dict[str, TrafficSummary] = {}
+    for label, endpoint in endpoints.items():
+        counted[label] = endpoint
+        for variant, stats in endpoint.variants.items():
+            counted[f"{label}/{variant}"] = stats
+    return counted
 
 
 def load_versions(path: Path) -> dict[str, Version]:
@@ -55,9 +94,9 @@ def load_versions(path: Path) -> dict[str, Version]:
     return _load(path, variants=False)
 
 
-def versions_in_run(folder: Path) -> dict[str, Version]:
-    """Endpoints and their variants ("label/variant"), for comparing inside one run."""
-    return _load(folder, variants=True)
+def versions_in_run(path: Path) -> dict[str, Version]:
+    """Endpoints and their variants ("label/variant") of a run folder."""
+    return _load(path, variants=True)
 
 
 def _load(path: Path, *, variants: bool) -> dict[str, Version]:
@@ -69,95 +108,37 @@ def _load(path: Path, *, variants: bool) -> dict[str, Version]:
         path = path.parent
     elif not path.is_dir():
         raise UsageError(f"{path}: expected a run folder, a summary.json or a .hlog file")
-    summary = read_json_object(path / "summary.json") if (path / "summary.json").is_file() else {}
-    counts = _counts(path / "summary.json", summary)
+    counted: dict[str, TrafficSummary] = {}
+    if (path / "summary.json").is_file():
+        counted = counted_by_name(RunSummary.load(path / "summary.json").endpoints)
     if (path / "histograms.json").is_file():
-        return _histograms_versions(path / "histograms.json", counts, variants=variants)
+        histograms = RunHistograms.load(path / "histograms.json")
+        return versions_of(histograms, counted, variants=variants)
     hlogs = sorted(path.glob("*.hlog"))
     if not hlogs:
         raise UsageError(f"{path}: no histograms.json or .hlog files; not a loadgen run folder")
-    label_of = {hlog_name(label): label for label in counts}
+    label_of = {hlog_name(label): label for label in counted}
     versions = {}
     for hlog in hlogs:
         name = label_of.get(hlog.name, hlog.stem)
-        requests, errors = counts.get(name, (None, 0))
-        versions[name] = _hlog_version(hlog, name, requests=requests, errors=errors)
+        versions[name] = _version(name, _hlog_latency(hlog), counted)
     return versions
 
 
 def _hlog_file(path: Path) -> dict[str, Version]:
     """One .hlog: named by its endpoint's label when a summary.json beside it says which."""
-    counts: dict[str, tuple[int | None, int]] = {}
+    counted: dict[str, TrafficSummary] = {}
     summary = path.parent / "summary.json"
     if summary.is_file():
         try:
-            counts = _counts(summary, read_json_object(summary))
+            counted = counted_by_name(RunSummary.load(summary).endpoints)
         except UsageError:
             pass  # the log alone is enough; only its name and error count are lost
-    name = {hlog_name(label): label for label in counts}.get(path.name, path.stem)
-    requests, errors = counts.get(name, (None, 0))
-    return {name: _hlog_version(path, name, requests=requests, errors=errors)}
+    name = {hlog_name(label): label for label in counted}.get(path.name, path.stem)
+    return {name: _version(name, _hlog_latency(path), counted)}
 
 
-def _counts(path: Path, summary: dict[str, Any]) -> dict[str, tuple[int | None, int]]:
-    """(requests, errors) per endpoint and "label/variant" from summary.json."""
-    counts: dict[str, tuple[int | None, int]] = {}
-    try:
-        for label, endpoint in summary.get("endpoints", {}).items():
-            counts[label] = _requests_errors(endpoint)
-            for variant, stats in endpoint.get("variants", {}).items():
-                counts[f"{label}/{variant}"] = _requests_errors(stats)
-    except (AttributeError, KeyError, TypeError, ValueError) as error:
-        raise _not_a(path, "summary.json", error) from None
-    return counts
-
-
-def _not_a(path: Path, kind: str, error: Exception) -> UsageError:
-    detail = f"no {error} key" if isinstance(error, KeyError) else str(error)
-    return UsageError(f"{path}: not a loadgen {kind} ({detail})")
-
-
-def _requests_errors(stats: dict[str, Any]) -> tuple[int | None, int]:
-    requests = int(stats["requests"])
-    return requests, int(stats.get("error_count", requests - int(stats.get("ok", requests))))
-
-
-def _histograms_versions(
-    path: Path, counts: dict[str, tuple[int | None, int]], *, variants: bool
-) -> dict[str, Version]:
-    data = read_json_object(path)
-    if data.get("unit", "microseconds") != "microseconds":
-        raise UsageError(f"{path}: unit {data.get('unit')!r}, expected microseconds")
-    versions: dict[str, Version] = {}
-    try:
-        for label, entry in data["endpoints"].items():
-            versions[label] = _encoded_version(label, entry, counts)
-            if variants:
-                for variant, variant_entry in entry.get("variants", {}).items():
-                    name = f"{label}/{variant}"
-                    versions.setdefault(name, _encoded_version(name, variant_entry, counts))
-    except Exception as error:  # hdrh raises many types (binascii, zlib, its own) on bad data
-        raise _not_a(path, "histograms.json", error) from None
-    return versions
-
-
-def _encoded_version(
-    name: str, entry: dict[str, Any], counts: dict[str, tuple[int | None, int]]
-) -> Version:
-    latency = _decoded(entry["latency"])
-    service = _decoded(entry["service_time"]) if entry.get("service_time") else None
-    requests, errors = counts.get(name, (None, 0))
-    total = latency.get_total_count()
-    return Version(name, latency, service, total if requests is None else requests, errors)
-
-
-def _decoded(encoded: str) -> HdrHistogram:
-    histogram = new_histogram()
-    histogram.decode_and_add(encoded)
-    return histogram
-
-
-def _hlog_version(path: Path, name: str, *, requests: int | None, errors: int) -> Version:
+def _hlog_latency(path: Path) -> HdrHistogram:
     latency = new_histogram()
     intervals = 0
     try:
@@ -171,8 +152,7 @@ def _hlog_version(path: Path, name: str, *, requests: int | None, errors: int) -
         raise UsageError(f"{path}: not a readable HdrHistogram log ({error})") from None
     if not intervals:
         raise UsageError(f"{path}: no interval histograms; not an HdrHistogram log?")
-    total = latency.get_total_count()
-    return Version(name, latency, None, total if requests is None else requests, errors)
+    return latency
 
 
 # --- limits -----------------------------------------------------------------------------------
@@ -203,54 +183,6 @@ def parse_limit(text: str) -> Limit:
 # --- the comparison -------------------------------------------------------------------------
 
 
-class Verdict(StrEnum):
-    SLOWER = "slower"
-    FASTER = "faster"
-    SAME = "no significant difference"
-
-
-@dataclass(frozen=True)
-class Change:
-    """One metric of both versions; `low`/`high` is the bootstrap CI of `change` (None for max)."""
-
-    metric: str
-    base_ms: float
-    new_ms: float
-    change: float  # new/base - 1
-    low: float | None
-    high: float | None
-
-
-@dataclass(frozen=True)
-class LimitCheck:
-    limit: Limit
-    low: float  # the CI's low end of the change: the least increase the data supports
-    failed: bool
-
-
-@dataclass(frozen=True)
-class Comparison:
-    base: str
-    new: str
-    base_requests: int
-    new_requests: int
-    base_errors: int
-    new_errors: int
-    changes: tuple[Change, ...]
-    test: MannWhitney
-    verdict: Verdict
-    limits: tuple[LimitCheck, ...]
-    alpha: float
-    confidence: float
-
-    @property
-    def failed(self) -> bool:
-        return any(check.failed for check in self.limits)
-
-    def change(self, metric: str) -> Change:
-        return next(change for change in self.changes if change.metric == metric)
-
-
 def compare(
     base: Version,
     new: Version,
@@ -260,14 +192,14 @@ def compare(
     seed: int = 0,
     confidence: float = CONFIDENCE,
     resamples: int = RESAMPLES,
-) -> Comparison:
-    """Percentile changes with bootstrap CIs, a Mann-Whitney test, the verdict and the limits."""
+) -> ComparisonResult:
+    """Percentile changes with bootstrap CIs, a Mann-Whitney test, the direction and the limits."""
     for version in (base, new):
         if not version.latency.get_total_count():
             raise UsageError(f"cannot compare {version.name!r}: it has no recorded latencies")
     base_buckets, new_buckets = Buckets.of(base.latency), Buckets.of(new.latency)
     base_ms, new_ms = histogram_summary(base.latency), histogram_summary(new.latency)
-    changes = []
+    metrics: dict[str, MetricChange] = {}
     for metric in METRICS:
         low: float | None = None
         high: float | None = None
@@ -281,64 +213,67 @@ def compare(
                 seed=seed,
             )
         change = new_ms[metric] / base_ms[metric] - 1.0 if base_ms[metric] else 0.0
-        changes.append(Change(metric, base_ms[metric], new_ms[metric], change, low, high))
+        metrics[metric] = MetricChange(
+            base_ms=base_ms[metric], new_ms=new_ms[metric], change=change, ci_low=low, ci_high=high
+        )
     test = mann_whitney_buckets(base_buckets, new_buckets)
-    by_metric = {change.metric: change for change in changes}
-    verdict = Verdict.SAME
+    direction = Direction.SAME
     if test.p_value < alpha:
         # a regression anywhere it is measured outranks an improvement elsewhere: gates are for that
-        if any(_low(by_metric[m]) > 0 for m in VERDICT_METRICS):
-            verdict = Verdict.SLOWER
-        elif any(_high(by_metric[m]) < 0 for m in VERDICT_METRICS):
-            verdict = Verdict.FASTER
+        if any(_low(metrics[m]) > 0 for m in VERDICT_METRICS):
+            direction = Direction.SLOWER
+        elif any(_high(metrics[m]) < 0 for m in VERDICT_METRICS):
+            direction = Direction.FASTER
     checks = tuple(
-        LimitCheck(
-            limit,
-            _low(by_metric[limit.metric]),
-            verdict is Verdict.SLOWER and _low(by_metric[limit.metric]) > limit.max_increase,
+        LimitResult(
+            metric=limit.metric,
+            max_increase=limit.max_increase,
+            change_low=_low(metrics[limit.metric]),
+            failed=direction is Direction.SLOWER
+            and _low(metrics[limit.metric]) > limit.max_increase,
         )
         for limit in limits
     )
-    return Comparison(
-        base.name,
-        new.name,
-        base.requests,
-        new.requests,
-        base.errors,
-        new.errors,
-        tuple(changes),
-        test,
-        verdict,
-        checks,
-        alpha,
-        confidence,
+    return ComparisonResult(
+        base=base.name,
+        new=new.name,
+        requests=Pair(base=base.requests, new=new.requests),
+        errors=Pair(base=base.errors, new=new.errors),
+        direction=direction,
+        alpha=alpha,
+        confidence=confidence,
+        mann_whitney=RankTest(**asdict(test)),
+        metrics=metrics,
+        limits=checks,
     )
 
 
-def _low(change: Change) -> float:
-    assert change.low is not None
-    return change.low
+def _low(change: MetricChange) -> float:
+    assert change.ci_low is not None
+    return change.ci_low
 
 
-def _high(change: Change) -> float:
-    assert change.high is not None
-    return change.high
+def _high(change: MetricChange) -> float:
+    assert change.ci_high is not None
+    return change.ci_high
 
 
 def compare_within_run(
-    folder: Path,
+    histograms: RunHistograms,
+    endpoints: Mapping[str, EndpointSummary],
     pairs: list[tuple[str, str]],
     limits: Sequence[Limit],
     *,
     alpha: float = 0.01,
     seed: int = 0,
-) -> list[Comparison]:
-    """Two endpoints or two variants of one run: (base name, new name) per pair."""
-    versions = versions_in_run(folder)
+) -> list[ComparisonResult]:
+    """Two endpoints or two variants of one run, from its in-memory histograms and
+    summaries: (base name, new name) per pair."""
+    versions = versions_of(histograms, counted_by_name(endpoints), variants=True)
     return [
         compare(
-            _pick(versions, base, folder),
-            _pick(versions, new, folder),
+            _pick(versions, base, "this run"),
+            _pick(versions, new, "this run"),
             limits,
             alpha=alpha,
             seed=seed,
@@ -347,14 +282,10 @@ def compare_within_run(
     ]
 
 
-def _pick(versions: dict[str, Version], name: str, where: Path) -> Version:
+def _pick(versions: dict[str, Version], name: str, where: Path | str) -> Version:
     if name not in versions:
         raise UsageError(f"{where}: no endpoint or variant {name!r} (has: {', '.join(versions)})")
     return versions[name]
-
-
-def comparisons_failed(comparisons: Sequence[Comparison]) -> bool:
-    return any(comparison.failed for comparison in comparisons)
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -364,107 +295,68 @@ def _percent(value: float | None) -> str:
     return "" if value is None else f"{value * 100:+.1f}%"
 
 
-def render_table(comparisons: Sequence[Comparison], console: Console) -> None:
-    """Per pair: each metric's base | new | change | CI, then the verdict and the limits."""
+def render_table(comparisons: Sequence[ComparisonResult], console: Console) -> None:
+    """Per pair: each metric's base | new | change | CI, then the outcome and the limits."""
     for comparison in comparisons:
-        failed_metrics = {check.limit.metric for check in comparison.limits if check.failed}
+        failed_metrics = {limit.metric for limit in comparison.limits if limit.failed}
         level = f"{comparison.confidence:.0%} CI"
         table = Table(title=escape(f"{comparison.base} (base) vs {comparison.new} (new)"))
         for header in ("latency", "base ms", "new ms", "change", level):
             table.add_column(header, justify="left" if header == "latency" else "right")
-        for change in comparison.changes:
-            style = "red" if change.metric in failed_metrics else None
+        for metric, change in comparison.metrics.items():
             interval = (
-                "" if change.low is None else f"{_percent(change.low)} .. {_percent(change.high)}"
+                ""
+                if change.ci_low is None
+                else f"{_percent(change.ci_low)} .. {_percent(change.ci_high)}"
             )
             table.add_row(
-                change.metric,
+                metric,
                 f"{change.base_ms:.3f}",
                 f"{change.new_ms:.3f}",
                 _percent(change.change),
                 interval,
-                style=style,
+                style="red" if metric in failed_metrics else None,
             )
         console.print(table)
         _line(
             console,
-            f"requests: base {comparison.base_requests} ({comparison.base_errors} errors), "
-            f"new {comparison.new_requests} ({comparison.new_errors} errors)",
+            f"requests: base {comparison.requests.base} ({comparison.errors.base} errors), "
+            f"new {comparison.requests.new} ({comparison.errors.new} errors)",
         )
-        colour = {Verdict.SLOWER: "yellow", Verdict.FASTER: "green"}.get(comparison.verdict, "")
-        verdict = f"[{colour}]{comparison.verdict}[/]" if colour else str(comparison.verdict)
-        cis = "; ".join(
-            f"{m} {_percent(c.change)} [{_percent(c.low)}, {_percent(c.high)}]"
-            for m in VERDICT_METRICS
-            for c in (comparison.change(m),)
+        cis = escape(
+            "; ".join(
+                f"{m} {_percent(c.change)} [{_percent(c.ci_low)}, {_percent(c.ci_high)}]"
+                for m in VERDICT_METRICS
+                for c in (comparison.metrics[m],)
+            )
         )
-        cis = escape(cis)
+        test = comparison.mann_whitney
         _line(
             console,
-            f"verdict: {verdict} (Mann-Whitney p={comparison.test.p_value:.3g}, "
-            f"alpha {comparison.alpha:g}, P(new > base)={comparison.test.effect:.3f}; "
-            f"{cis}; {level})",
+            f"verdict: {outcome_markup(comparison)} (Mann-Whitney p={test.p_value:.3g}, "
+            f"alpha {comparison.alpha:g}, P(new > base)={test.effect:.3f}; {cis}; {level})",
         )
-        for check in comparison.limits:
-            bound = f"{check.limit.metric} <= {_percent(check.limit.max_increase)}"
-            if check.failed:
+        for limit in comparison.limits:
+            bound = f"{limit.metric} <= {_percent(limit.max_increase)}"
+            if limit.failed:
                 _line(
                     console,
-                    f"[red]limit {bound}: FAILED, increase of at least {_percent(check.low)}[/]",
+                    f"[red]limit {bound}: FAILED, increase of at least {_percent(limit.change_low)}[/]",
                 )
             else:
                 _line(console, f"[green]limit {bound}: passed[/]")
         console.print()
 
 
+def outcome_markup(comparison: ComparisonResult) -> str:
+    """The outcome in rich markup, coloured by pass (green) or fail (red)."""
+    colour = "green" if comparison.passed else "red bold"
+    return f"[{colour}]{comparison.outcome}[/]"
+
+
 def _line(console: Console, text: str) -> None:
     """Markup for colour, but no guessing: rich's highlighter would recolour every number."""
     console.print(text, highlight=False)
-
-
-def to_json(comparisons: Sequence[Comparison]) -> dict[str, Any]:
-    """The comparisons as plain data, for --json, summaries and junit."""
-    return {
-        "failed": comparisons_failed(comparisons),
-        "comparisons": [
-            {
-                "base": c.base,
-                "new": c.new,
-                "verdict": str(c.verdict),
-                "failed": c.failed,
-                "requests": {"base": c.base_requests, "new": c.new_requests},
-                "errors": {"base": c.base_errors, "new": c.new_errors},
-                "alpha": c.alpha,
-                "confidence": c.confidence,
-                "mann_whitney": {
-                    "u": c.test.u,
-                    "z": c.test.z,
-                    "p_value": c.test.p_value,
-                    "effect": c.test.effect,
-                },
-                "metrics": {
-                    change.metric: {
-                        "base_ms": change.base_ms,
-                        "new_ms": change.new_ms,
-                        "change": change.change,
-                        "ci_low": change.low,
-                        "ci_high": change.high,
-                    }
-                    for change in c.changes
-                },
-                "limits": [
-                    {
-                        "metric": check.limit.metric,
-                        "max_increase": check.limit.max_increase,
-                        "change_low": check.low,
-                        "failed": check.failed,
-                    }
-                    for check in c.limits
-                ],
-            }
-            for c in comparisons
-        ],
-    }
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -477,11 +369,13 @@ def compare_command(
     parsed = [parse_limit(text) for text in limits]
     pairs = _pairs(base, new, endpoint)
     comparisons = [compare(b, n, parsed) for b, n in pairs]
+    passed = all(comparison.passed for comparison in comparisons)
     if json_out:
-        print(json.dumps(to_json(comparisons), indent=2))
+        shown = [comparison.model_dump(mode="json") for comparison in comparisons]
+        print(json.dumps({"passed": passed, "comparisons": shown}, indent=2))
     else:
         render_table(comparisons, Console(highlight=False))
-    return EXIT_FAILED if comparisons_failed(comparisons) else EXIT_OK
+    return EXIT_OK if passed else EXIT_FAILED
 
 
 def _pairs(base: Path, new: Path, endpoint: str | None) -> list[tuple[Version, Version]]:

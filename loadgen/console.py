@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from loadgen.compare import outcome_markup
 from loadgen.histograms import histogram_summary, new_histogram
 from loadgen.metrics import Interval
 from loadgen.scenario import Scenario
+from loadgen.summary import RunSummary, TrafficSummary
 
 
 def stderr_console() -> Console:
@@ -91,14 +93,13 @@ def _ms(value: float) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"
 
 
-def print_summary(summary: dict[str, Any], folder: Path, console: Console | None = None) -> None:
+def print_summary(summary: RunSummary, console: Console | None = None) -> None:
+    """The tables after a run: endpoints and variants, thresholds and comparisons."""
     if console is None:
         console = Console(highlight=False)
         if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
             console = Console(highlight=False, width=150)
-    table = Table(
-        title=f"{summary['scenario']}  run {summary['run_id']}  {summary['duration_s']:.1f}s"
-    )
+    table = Table(title=f"{summary.scenario}  run {summary.run_id}  {summary.duration_s:.1f}s")
     columns = (
         "endpoint / variant",
         "requests",
@@ -113,72 +114,85 @@ def print_summary(summary: dict[str, Any], folder: Path, console: Console | None
     for column in columns + ("matched", "mismatched", "missing", "late"):
         table.add_column(column, justify="left" if column.startswith("endpoint") else "right")
 
-    def row(name: str, stats: dict[str, Any]) -> None:
-        latency = stats["latency_ms"]
-        correlation = stats["correlation"]
+    def row(name: str, stats: TrafficSummary) -> None:
+        latency = stats.latency_ms
+        correlation = stats.correlation
         table.add_row(
             name,
-            f"{stats['requests']:,}",
-            f"{stats['error_count']:,}",
-            f"{stats['throughput_rps']:,.1f}",
-            *(_ms(latency[key]) for key in ("p50", "p90", "p99", "p999", "max")),
-            f"{correlation['matched']:,}",
-            f"{correlation['mismatched']:,}",
-            f"{correlation['missing']:,}",
-            f"{stats['late_starts']:,}",
+            f"{stats.requests:,}",
+            f"{stats.error_count:,}",
+            f"{stats.throughput_rps:,.1f}",
+            *(
+                _ms(value)
+                for value in (latency.p50, latency.p90, latency.p99, latency.p999, latency.max)
+            ),
+            f"{correlation.matched:,}",
+            f"{correlation.mismatched:,}",
+            f"{correlation.missing:,}",
+            f"{stats.late_starts:,}",
         )
 
-    for label, stats in summary["endpoints"].items():
+    for label, stats in summary.endpoints.items():
         row(label, stats)
-        for variant, variant_stats in stats["variants"].items():
+        for variant, variant_stats in stats.variants.items():
             row(f"  {variant}", variant_stats)
     console.print(table)
     console.print(
         "latency in ms from the intended start (coordinated-omission corrected); correlation counts successful calls"
     )
-    for label, stats in summary["endpoints"].items():
-        if stats["errors"]:
-            codes = ", ".join(f"{code} {count:,}" for code, count in stats["errors"].items())
+    for label, stats in summary.endpoints.items():
+        if stats.errors:
+            codes = ", ".join(f"{code} {count:,}" for code, count in stats.errors.items())
             console.print(f"errors {label}: {codes}")
-    for label, stats in summary["endpoints"].items():
-        slowest = stats.get("slowest", [])[:5]
+    for label, stats in summary.endpoints.items():
+        slowest = stats.slowest[:5]
         if slowest:
-            listed = ", ".join(f"{s['trace_id']} {_ms(s['latency_ms'])} ms" for s in slowest)
+            listed = ", ".join(f"{s.trace_id} {_ms(s.latency_ms)} ms" for s in slowest)
             console.print(f"slowest {label}: {listed}")
-            query = stats["slowest_query"]
+            query = stats.slowest_query
             console.print(
-                f"  find them: Logs Insights on {query['log_group']}: {query['query']}",
+                f"  find them: Logs Insights on {query.log_group}: {query.query}",
                 soft_wrap=True,
             )
-    thresholds = summary.get("thresholds", [])
-    if thresholds:
+    if summary.thresholds:
         gate = Table(title="thresholds", title_justify="left")
         for column in ("", "endpoint", "threshold", "observed"):
             gate.add_column(column, justify="right" if column == "observed" else "left")
-        for threshold in thresholds:
-            mark = "[green]pass[/green]" if threshold["passed"] else "[red bold]FAIL[/red bold]"
-            limit = f"{threshold['metric']} {threshold['comparator']} {threshold['limit']:g}"
-            gate.add_row(mark, threshold["endpoint"], limit, f"{threshold['observed']:g}")
+        for threshold in summary.thresholds:
+            mark = "[green]pass[/green]" if threshold.passed else "[red bold]FAIL[/red bold]"
+            bound = f"{threshold.metric} {threshold.comparator} {threshold.limit:g}"
+            gate.add_row(mark, threshold.endpoint, bound, f"{threshold.observed:g}")
         console.print(gate)
-    for comparison in summary.get("comparisons", []):
-        metrics = comparison["metrics"]
+    for comparison in summary.comparisons:
         changes = ", ".join(
-            f"{key} {metrics[key]['change']:+.1%} [{metrics[key]['ci_low']:+.1%}, {metrics[key]['ci_high']:+.1%}]"
+            f"{key} {change.change:+.1%} [{change.ci_low:+.1%}, {change.ci_high:+.1%}]"
             for key in ("p50", "p99")
-            if key in metrics
+            for change in (comparison.metrics[key],)
+            if change.ci_low is not None and change.ci_high is not None
         )
-        p_value = comparison["mann_whitney"]["p_value"]
+        p_value = comparison.mann_whitney.p_value
         console.print(
-            f"compare {comparison['new']} vs {comparison['base']}: {comparison['verdict']} (p={p_value:.2g}); {changes}"
+            f"compare {escape(comparison.name)}: {outcome_markup(comparison)} (p={p_value:.2g}); {changes}"
         )
-        for failed in comparison["failed_limits"]:
-            console.print(f"  [red bold]FAIL[/red bold] {failed}")
-    if summary.get("client_failure"):
+        for limit in comparison.limits:
+            if limit.failed:
+                console.print(f"  [red bold]FAIL[/red bold] {limit.failure()}")
+    if summary.client_failure:
         console.print(
-            f"[red]client failure (a loadgen bug, please report): {summary['client_failure']}[/red]"
+            f"[red]client failure (a loadgen bug, please report): {summary.client_failure}[/red]"
         )
-    if not summary["complete"]:
+    if not summary.complete:
         console.print(
-            f"[yellow]run stopped early ({summary['stop_reason']}): results so far are written[/yellow]"
+            f"[yellow]run stopped early ({escape(summary.stop_text)}): results so far are written[/yellow]"
         )
-    console.print(f"results: {folder}")
+
+
+def print_verdict(summary: RunSummary, folder: Path, console: Console) -> None:
+    """The run's last line, PASSED or FAILED and why, with the results folder: shown even
+    with --quiet, so a CI log always ends with the verdict."""
+    verdict = summary.verdict
+    colour = "green" if verdict.passed else "red"
+    console.print(
+        f"[{colour} bold]{escape(verdict.headline)}[/{colour} bold]  results: {escape(str(folder))}",
+        soft_wrap=True,
+    )

@@ -1,32 +1,41 @@
-"""Thresholds: each limit checked per endpoint after a run, and the early abort during one."""
+"""The gates: thresholds checked per endpoint and in-run comparisons, once a run has ended,
+and the early abort during one. What they find goes into the RunSummary, whose Verdict
+decides the exit code.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-from loadgen.histograms import histogram_summary, new_histogram
+from loadgen.compare import compare_within_run, parse_limit
+from loadgen.histograms import RunHistograms, histogram_summary, new_histogram
 from loadgen.metrics import Interval
-from loadgen.scenario import AbortOnFail, Thresholds, ThresholdSet
+from loadgen.scenario import AbortOnFail, Scenario, Thresholds, ThresholdSet
+from loadgen.summary import (
+    ComparisonResult,
+    EndpointSummary,
+    ThresholdResult,
+    TrafficSummary,
+)
 
 
 @dataclass(frozen=True)
-class ThresholdResult:
-    endpoint: str
-    metric: str  # e.g. "latency_ms.p99", "error_rate", "error_rates.ThrottlingException"
-    comparator: str  # "<=" or ">="
-    limit: float
-    observed: float
-    passed: bool
+class Judgement:
+    thresholds: tuple[ThresholdResult, ...]
+    comparisons: tuple[ComparisonResult, ...]
 
-    @property
-    def name(self) -> str:
-        return f"{self.endpoint}: {self.metric} {self.comparator} {self.limit:g}"
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"name": self.name}
+def judge(
+    scenario: Scenario, endpoints: Mapping[str, EndpointSummary], histograms: RunHistograms
+) -> Judgement:
+    """The scenario's thresholds and comparisons, on this run's numbers and histograms."""
+    comparisons: list[ComparisonResult] = []
+    for pair in scenario.compare:
+        limits = [parse_limit(f"{metric}={limit}") for metric, limit in pair.max_regression.items()]
+        comparisons += compare_within_run(histograms, endpoints, [(pair.base, pair.new)], limits)
+    return Judgement(evaluate(scenario.thresholds, endpoints), tuple(comparisons))
 
 
 def limits_for(thresholds: Thresholds, label: str) -> ThresholdSet:
@@ -48,52 +57,64 @@ def _rate(part: int, whole: int) -> float:
 
 
 def check_endpoint(
-    label: str, limits: ThresholdSet, stats: dict[str, Any]
+    label: str, limits: ThresholdSet, stats: TrafficSummary
 ) -> list[ThresholdResult]:
     results: list[ThresholdResult] = []
 
     def at_most(metric: str, limit: float, observed: float) -> None:
         results.append(
-            ThresholdResult(label, metric, "<=", limit, round(observed, 6), observed <= limit)
+            ThresholdResult(
+                endpoint=label,
+                metric=metric,
+                comparator="<=",
+                limit=limit,
+                observed=round(observed, 6),
+                passed=observed <= limit,
+            )
         )
 
-    for section in ("latency_ms", "service_time_ms"):
-        for key, limit in getattr(limits, section).items():
-            at_most(f"{section}.{key}", limit, stats[section][key])
-    requests = stats["requests"]
+    for key, limit in limits.latency_ms.items():
+        at_most(f"latency_ms.{key}", limit, getattr(stats.latency_ms, key))
+    for key, limit in limits.service_time_ms.items():
+        at_most(f"service_time_ms.{key}", limit, getattr(stats.service_time_ms, key))
+    requests = stats.requests
     if limits.error_rate is not None:
-        at_most("error_rate", limits.error_rate, _rate(stats["error_count"], requests))
+        at_most("error_rate", limits.error_rate, _rate(stats.error_count, requests))
     for code, limit in limits.error_rates.items():
-        at_most(f"error_rates.{code}", limit, _rate(stats["errors"].get(code, 0), requests))
+        at_most(f"error_rates.{code}", limit, _rate(stats.errors.get(code, 0), requests))
     if limits.late_start_rate is not None:
-        at_most("late_start_rate", limits.late_start_rate, _rate(stats["late_starts"], requests))
-    correlation = stats["correlation"]
+        at_most("late_start_rate", limits.late_start_rate, _rate(stats.late_starts, requests))
+    correlation = stats.correlation
     if limits.mismatch_rate is not None:
-        at_most(
-            "mismatch_rate", limits.mismatch_rate, _rate(correlation["mismatched"], stats["ok"])
-        )
+        at_most("mismatch_rate", limits.mismatch_rate, _rate(correlation.mismatched, stats.ok))
     if limits.missing_rate is not None:
-        at_most("missing_rate", limits.missing_rate, _rate(correlation["missing"], stats["ok"]))
+        at_most("missing_rate", limits.missing_rate, _rate(correlation.missing, stats.ok))
     if limits.min_throughput_rps is not None:
-        observed = stats["throughput_rps"]
-        passed = observed >= limits.min_throughput_rps
+        observed = stats.throughput_rps
         results.append(
             ThresholdResult(
-                label, "throughput_rps", ">=", limits.min_throughput_rps, observed, passed
+                endpoint=label,
+                metric="throughput_rps",
+                comparator=">=",
+                limit=limits.min_throughput_rps,
+                observed=observed,
+                passed=observed >= limits.min_throughput_rps,
             )
         )
     return results
 
 
-def evaluate(thresholds: Thresholds, summary: dict[str, Any]) -> list[ThresholdResult]:
+def evaluate(
+    thresholds: Thresholds, endpoints: Mapping[str, TrafficSummary]
+) -> tuple[ThresholdResult, ...]:
     results = []
-    for label, stats in summary["endpoints"].items():
+    for label, stats in endpoints.items():
         results.extend(check_endpoint(label, limits_for(thresholds, label), stats))
-    return results
+    return tuple(results)
 
 
 class AbortWatch:
-    """Watches closed seconds; calls `abort(reason)` once limits are broken for `grace` in a row.
+    """Watches closed seconds; calls `abort(why)` once limits are broken for `grace` in a row.
 
     Seconds without a single finished request keep the current streak as it is.
     """
@@ -126,7 +147,7 @@ class AbortWatch:
         self._streak += 1
         if self._streak >= self._needed:
             self.fired = True
-            self._abort(f"abort_on_fail: {reason} for {self._streak}s (grace {self.rule.grace:g}s)")
+            self._abort(f"{reason} for {self._streak}s (grace {self.rule.grace:g}s)")
 
     def _broken(self, second: list[Interval], requests: int) -> str | None:
         rule = self.rule

@@ -8,10 +8,17 @@ percentiles come from one pass over the counts array. Values are integer microse
 from __future__ import annotations
 
 import ctypes
+import json
 from bisect import bisect_left
+from dataclasses import dataclass
 from itertools import accumulate
+from pathlib import Path
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
+
+from loadgen.errors import UsageError
+from loadgen.results.files import read_json_object
 
 HIGHEST_US = 3_600_000_000  # one hour: anything slower is counted as out of range
 SIGNIFICANT_FIGURES = 3
@@ -28,7 +35,6 @@ def new_histogram() -> HdrHistogram:
 # a few bytecodes. `counts_index` is checked against hdrh's own in tests/test_metrics.py.
 _LAYOUT = new_histogram()
 assert _LAYOUT.unit_magnitude == 0 and _LAYOUT.sub_bucket_half_count_magnitude == 10
-SUB_BUCKETS = _LAYOUT.sub_bucket_count  # 2048
 COUNTS_LEN = _LAYOUT.counts_len  # 23552 counters, up to HIGHEST_US and a little beyond
 COUNTER_BYTES = ctypes.sizeof(_LAYOUT.counts._type_)  # 8: hdrh's default word size
 del _LAYOUT
@@ -148,3 +154,84 @@ def histogram_summary(histogram: HdrHistogram) -> dict[str, float]:
     summary["max"] = histogram.get_max_value() / 1000.0
     summary["mean"] = round(weighted / total / 1000.0, 3)
     return summary
+
+
+# --- histograms.json: a run's full histograms -------------------------------------------------
+
+HISTOGRAMS_UNIT = "microseconds"
+
+
+@dataclass(frozen=True)
+class HistogramPair:
+    latency: HdrHistogram  # from the intended start
+    service_time: HdrHistogram  # from the actual send
+
+
+@dataclass(frozen=True)
+class EndpointHistograms(HistogramPair):
+    variants: dict[str, HistogramPair]
+
+
+@dataclass(frozen=True)
+class RunHistograms:
+    """Latency and service-time histograms per endpoint and variant: what in-run comparisons
+    read in memory, and histograms.json holds (HdrHistogram's encoding) for later ones."""
+
+    endpoints: dict[str, EndpointHistograms]
+
+    def to_json(self) -> str:
+        def pair(histograms: HistogramPair) -> dict[str, str]:
+            return {
+                "latency": histograms.latency.encode().decode("ascii"),
+                "service_time": histograms.service_time.encode().decode("ascii"),
+            }
+
+        endpoints = {
+            label: pair(entry)
+            | {"variants": {name: pair(variant) for name, variant in entry.variants.items()}}
+            for label, entry in self.endpoints.items()
+        }
+        return json.dumps({"unit": HISTOGRAMS_UNIT, "endpoints": endpoints}, indent=2) + "\n"
+
+    @classmethod
+    def load(cls, path: Path) -> RunHistograms:
+        """A histograms.json; any problem is one UsageError line naming the file and the part."""
+        data = read_json_object(path)
+        if data.get("unit", HISTOGRAMS_UNIT) != HISTOGRAMS_UNIT:
+            raise UsageError(f"{path}: unit {data.get('unit')!r}, expected {HISTOGRAMS_UNIT}")
+        endpoints = data.get("endpoints")
+        if not isinstance(endpoints, dict):
+            raise UsageError(f"{path}: 'endpoints' is missing or not an object")
+        loaded = {}
+        for label, entry in endpoints.items():
+            latency, service_time = _decoded_pair(path, label, entry)
+            variants = entry.get("variants") or {}
+            if not isinstance(variants, dict):
+                raise UsageError(f"{path}: {label}: 'variants' is not an object")
+            loaded[label] = EndpointHistograms(
+                latency,
+                service_time,
+                {
+                    name: HistogramPair(*_decoded_pair(path, f"{label} variant {name}", value))
+                    for name, value in variants.items()
+                },
+            )
+        return cls(loaded)
+
+
+def _decoded_pair(path: Path, where: str, entry: Any) -> tuple[HdrHistogram, HdrHistogram]:
+    if not isinstance(entry, dict) or "latency" not in entry:
+        raise UsageError(f"{path}: no latency histogram for {where!r}")
+    return (
+        _decoded(path, f"{where} latency", entry["latency"]),
+        _decoded(path, f"{where} service_time", entry.get("service_time")),
+    )
+
+
+def _decoded(path: Path, where: str, encoded: Any) -> HdrHistogram:
+    histogram = new_histogram()
+    try:
+        histogram.decode_and_add(encoded)
+    except Exception:  # hdrh raises a zoo of types (binascii, zlib, its own, TypeError)
+        raise UsageError(f"{path}: {where}: not a valid HdrHistogram encoding") from None
+    return histogram

@@ -17,7 +17,7 @@ import sys
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NamedTuple
 
 from hdrh.histogram import HdrHistogram
 
@@ -25,12 +25,17 @@ from loadgen.correlate import MAX_SAMPLES, Echo, MismatchSample
 from loadgen.histograms import (
     COUNTER_BYTES,
     COUNTS_LEN,
+    EndpointHistograms,
+    HistogramPair,
+    RunHistograms,
     add_counts,
     counts_index,
     histogram_summary,
     new_histogram,
     record_value,
 )
+from loadgen.summary import Correlation, LatencyStats, TrafficSummary
+from loadgen.summary import MismatchSample as SampleSummary
 from loadgen.transport.base import Outcome
 
 SLOWEST_KEPT = 20
@@ -39,11 +44,38 @@ _MATCHED = Echo.MATCHED  # enum member look-ups cost ~0.1 µs each: not per requ
 _MISMATCHED = Echo.MISMATCHED
 
 
-@dataclass(frozen=True, slots=True)
-class SlowRequest:
+class Slow(NamedTuple):
+    """One of an endpoint's slowest requests; ordered by latency first, as its heap needs."""
+
     latency_us: int
     trace_id: str
     variant: str | None
+
+
+@dataclass(frozen=True)
+class StatsState:
+    """A Stats as it travels between processes: histograms encoded (they do not pickle)."""
+
+    latency: str
+    service: str
+    requests: int
+    ok: int
+    errors: dict[str, int]
+    model_error_status: dict[str, int]
+    late_starts: int
+    out_of_range: int
+    correlation: dict[str, int]
+    samples: tuple[MismatchSample, ...]
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    stats: StatsState
+    variants: dict[str, StatsState]
+    slowest: tuple[Slow, ...]
+
+
+RecorderState = dict[str, EndpointState]  # by endpoint label
 
 
 class Stats:
@@ -100,61 +132,63 @@ class Stats:
 
     # --- merging across workers: histograms travel encoded (they do not pickle) -----------
 
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "latency": self.latency.encode().decode("ascii"),
-            "service": self.service.encode().decode("ascii"),
-            "requests": self.requests,
-            "ok": self.ok,
-            "errors": dict(self.errors),
-            "model_error_status": dict(self.model_error_status),
-            "late_starts": self.late_starts,
-            "out_of_range": self.out_of_range,
-            "correlation": dict(self.correlation),
-            "samples": [[s.trace_id, s.sent, s.received] for s in self.samples],
-        }
+    def to_state(self) -> StatsState:
+        return StatsState(
+            self.latency.encode().decode("ascii"),
+            self.service.encode().decode("ascii"),
+            self.requests,
+            self.ok,
+            dict(self.errors),
+            dict(self.model_error_status),
+            self.late_starts,
+            self.out_of_range,
+            dict(self.correlation),
+            tuple(self.samples),
+        )
 
-    def merge_state(self, state: dict[str, Any]) -> None:
-        if state["requests"]:
-            self.latency.decode_and_add(state["latency"])
-            self.service.decode_and_add(state["service"])
-        self.requests += state["requests"]
-        self.ok += state["ok"]
-        self.late_starts += state["late_starts"]
-        self.out_of_range += state["out_of_range"]
+    def merge_state(self, state: StatsState) -> None:
+        if state.requests:
+            self.latency.decode_and_add(state.latency)
+            self.service.decode_and_add(state.service)
+        self.requests += state.requests
+        self.ok += state.ok
+        self.late_starts += state.late_starts
+        self.out_of_range += state.out_of_range
         for target, source in (
-            (self.errors, state["errors"]),
-            (self.model_error_status, state["model_error_status"]),
-            (self.correlation, state["correlation"]),
+            (self.errors, state.errors),
+            (self.model_error_status, state.model_error_status),
+            (self.correlation, state.correlation),
         ):
             for key, count in source.items():
                 target[key] = target.get(key, 0) + count
-        for trace_id, sent, received in state["samples"]:
-            self.add_sample(MismatchSample(trace_id, sent, received))
+        for sample in state.samples:
+            self.add_sample(sample)
 
     def merge(self, other: Stats) -> None:
         self.merge_state(other.to_state())
 
-    def summary(self, elapsed_s: float) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "ok": self.ok,
-            "errors": dict(sorted(self.errors.items())),
-            "error_count": self.requests - self.ok,
-            "model_error_status": dict(sorted(self.model_error_status.items())),
-            "throughput_rps": round(self.requests / elapsed_s, 3) if elapsed_s > 0 else 0.0,
-            "latency_ms": histogram_summary(self.latency),
-            "service_time_ms": histogram_summary(self.service),
-            "late_starts": self.late_starts,
-            "out_of_range": self.out_of_range,
-            "correlation": {
-                **self.correlation,
-                "samples": [
-                    {"trace_id": s.trace_id, "sent": s.sent, "received": s.received}
+    def summary(self, elapsed_s: float) -> TrafficSummary:
+        correlation = self.correlation
+        return TrafficSummary(
+            requests=self.requests,
+            ok=self.ok,
+            errors=dict(sorted(self.errors.items())),
+            model_error_status=dict(sorted(self.model_error_status.items())),
+            throughput_rps=round(self.requests / elapsed_s, 3) if elapsed_s > 0 else 0.0,
+            latency_ms=LatencyStats(**histogram_summary(self.latency)),
+            service_time_ms=LatencyStats(**histogram_summary(self.service)),
+            late_starts=self.late_starts,
+            out_of_range=self.out_of_range,
+            correlation=Correlation(
+                matched=correlation[Echo.MATCHED.value],
+                mismatched=correlation[Echo.MISMATCHED.value],
+                missing=correlation[Echo.MISSING.value],
+                samples=tuple(
+                    SampleSummary(trace_id=s.trace_id, sent=s.sent, received=s.received)
                     for s in self.samples
-                ],
-            },
-        }
+                ),
+            ),
+        )
 
 
 @dataclass(slots=True)
@@ -176,12 +210,12 @@ IntervalSink = Callable[[Interval], None]
 class EndpointRecord:
     stats: Stats = field(default_factory=Stats)
     variants: dict[str, Stats] = field(default_factory=dict)
-    slowest: list[tuple[int, str, str | None]] = field(default_factory=list)  # min-heap
+    slowest: list[Slow] = field(default_factory=list)  # min-heap
     interval: Interval | None = None
 
 
-def keep_slowest(slowest: list[tuple[int, str, str | None]], entry: tuple[int, str, str | None]) -> None:
-    """Push (latency_us, trace_id, variant) onto a min-heap of the SLOWEST_KEPT slowest."""
+def keep_slowest(slowest: list[Slow], entry: Slow) -> None:
+    """Push `entry` onto a min-heap of the SLOWEST_KEPT slowest."""
     if len(slowest) < SLOWEST_KEPT:
         heapq.heappush(slowest, entry)
     elif entry[0] > slowest[0][0]:
@@ -224,7 +258,7 @@ class _Pending:
         "slowest_floor",
     )
 
-    def __init__(self, slowest: list[tuple[int, str, str | None]]) -> None:
+    def __init__(self, slowest: list[Slow]) -> None:
         self.latency = new_histogram()
         self.service = new_histogram()
         # Recorder.record_ok's counters: a list item costs a third of a ctypes one, and one
@@ -344,7 +378,7 @@ class _Pending:
     def keep_if_slow(self, latency_us: int, trace_id: str, variant: str | None) -> None:
         """Keep a request among the endpoint's slowest if it is, and raise the floor."""
         slowest = self.slowest
-        keep_slowest(slowest, (latency_us, trace_id, variant))
+        keep_slowest(slowest, Slow(latency_us, trace_id, variant))
         if len(slowest) >= SLOWEST_KEPT:
             self.slowest_floor = slowest[0][0]
 
@@ -407,7 +441,6 @@ class Recorder:
         self._interval_end_ns = start_ns + NS_PER_S
         for label, record in self._endpoints.items():
             record.interval = Interval(0, label, new_histogram())
-        self.last_closed: dict[str, Interval] = {}
 
     @property
     def endpoints(self) -> dict[str, EndpointRecord]:
@@ -436,7 +469,13 @@ class Recorder:
             pending.keep_if_slow(latency_us, trace_id, variant)
 
     def record_ok(
-        self, label: str, variant: str | None, echo: Echo, service_us: int, trace_id: str, now_ns: int
+        self,
+        label: str,
+        variant: str | None,
+        echo: Echo,
+        service_us: int,
+        trace_id: str,
+        now_ns: int,
     ) -> None:
         """`record` for a successful closed-loop request (latency = service time, never late)
         whose echo matched or is missing: one list counter serves both histograms."""
@@ -511,39 +550,36 @@ class Recorder:
             closed = endpoint.interval
             assert closed is not None
             endpoint.interval = Interval(next_index, label, new_histogram())
-            self.last_closed[label] = closed
             if self._sink is not None:
                 self._sink(closed)
         self._interval_index = next_index
         self._interval_end_ns += NS_PER_S
 
-    def take_state(self) -> dict[str, Any]:
+    def take_state(self) -> RecorderState:
         """Everything recorded since the last call, encoded for another process; then start afresh."""
         state = {}
         for label, endpoint in self.endpoints.items():
-            state[label] = {
-                "stats": endpoint.stats.to_state(),
-                "variants": {
-                    variant: stats.to_state() for variant, stats in endpoint.variants.items()
-                },
-                "slowest": list(endpoint.slowest),
-            }
+            state[label] = EndpointState(
+                endpoint.stats.to_state(),
+                {variant: stats.to_state() for variant, stats in endpoint.variants.items()},
+                tuple(endpoint.slowest),
+            )
             endpoint.stats = Stats()
             endpoint.variants = {}
             endpoint.slowest = []
         self._pending.clear()  # so the next request of a variant makes its Stats again
         return state
 
-    def merge_state(self, state: dict[str, Any]) -> None:
+    def merge_state(self, state: RecorderState) -> None:
         """Add another recorder's `take_state()`: workers' deltas make one run's result."""
         endpoints = self.endpoints
         for label, part in state.items():
             endpoint = endpoints[label]
-            endpoint.stats.merge_state(part["stats"])
-            for variant, variant_state in part["variants"].items():
+            endpoint.stats.merge_state(part.stats)
+            for variant, variant_state in part.variants.items():
                 endpoint.variants.setdefault(variant, Stats()).merge_state(variant_state)
-            for latency_us, trace_id, variant in part["slowest"]:
-                keep_slowest(endpoint.slowest, (latency_us, trace_id, variant))
+            for slow in part.slowest:
+                keep_slowest(endpoint.slowest, slow)
 
     def totals(self) -> Stats:
         total = Stats()
@@ -551,6 +587,21 @@ class Recorder:
             total.merge(endpoint.stats)
         return total
 
-    def slowest(self, label: str) -> list[SlowRequest]:
-        ordered = sorted(self._endpoints[label].slowest, reverse=True)
-        return [SlowRequest(latency, trace_id, variant) for latency, trace_id, variant in ordered]
+    def slowest(self, label: str) -> list[Slow]:
+        return sorted(self.endpoints[label].slowest, reverse=True)
+
+    def histograms(self) -> RunHistograms:
+        """Every endpoint's and variant's full histograms, as they stand (not copies)."""
+        return RunHistograms(
+            {
+                label: EndpointHistograms(
+                    record.stats.latency,
+                    record.stats.service,
+                    {
+                        variant: HistogramPair(stats.latency, stats.service)
+                        for variant, stats in sorted(record.variants.items())
+                    },
+                )
+                for label, record in self.endpoints.items()
+            }
+        )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from loadgen.results.writer import run_folder
+from loadgen.summary import RunSummary, StopReason
 from tests.servers import wait_until_running
 
 QUICKSTART = Path(__file__).parent.parent / "scenarios" / "quickstart.yaml"
@@ -134,11 +134,12 @@ def test_quickstart_runs_against_the_mock(tmp_path: Path) -> None:
     result = loadgen("run", str(QUICKSTART), "--duration", "2s", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     (folder,) = tmp_path.iterdir()
-    summary = json.loads((folder / "summary.json").read_text())
-    assert summary["complete"] is True
-    assert summary["total"]["requests"] == 400
-    assert summary["total"]["correlation"]["mismatched"] == 0
+    summary = RunSummary.load(folder / "summary.json")
+    assert summary.complete is True and summary.passed is True
+    assert summary.total.requests == 400
+    assert summary.total.correlation.mismatched == 0
     assert "churn-v2/canary" in result.stdout and "mismatched" in result.stdout
+    assert result.stdout.splitlines()[-1] == f"PASSED  results: {folder}"
     assert {p.name for p in folder.iterdir()} >= {"summary.json", "timeseries.csv", "churn-v1.hlog"}
 
 
@@ -170,8 +171,10 @@ def test_a_signal_mid_run_writes_results_and_exits_130(
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     (folder,) = tmp_path.iterdir()
-    summary = json.loads((folder / "summary.json").read_text())
-    assert summary["complete"] is False and summary["stop_reason"] == signum.name
+    summary = RunSummary.load(folder / "summary.json")
+    assert summary.complete is False and summary.passed is False
+    assert summary.stop_reason is StopReason(signum.name.lower())
+    assert stdout.startswith(f"FAILED: interrupted by {signum.name}")  # --quiet: only this
     assert {p.name for p in folder.iterdir()} >= {
         "histograms.json",
         "junit.xml",
@@ -179,8 +182,8 @@ def test_a_signal_mid_run_writes_results_and_exits_130(
         "report.html",
     }
     assert not list(folder.glob(".*.tmp"))  # atomic writes leave no temporary files
-    assert 0 < summary["total"]["requests"] < 60 * 200
-    assert summary["duration_s"] < 20
+    assert 0 < summary.total.requests < 60 * 200
+    assert summary.duration_s < 20
 
 
 def test_a_results_folder_is_never_overwritten(tmp_path: Path) -> None:

@@ -70,10 +70,10 @@ async def closed_loop(tmp_path: Path, behaviour: Behaviour, transport: str) -> t
         )
         read = server.requests
     summary = result.summary
-    total = summary["total"]
-    assert summary["interrupted_requests"] == 0
-    assert summary["client_failure"] is None
-    assert hlog_total(result.folder, "ep") == total["requests"] == REQUESTS
+    total = summary.total
+    assert summary.interrupted_requests == 0
+    assert summary.client_failure is None
+    assert hlog_total(result.folder, "ep") == total.requests == REQUESTS
     return total, read
 
 
@@ -84,8 +84,8 @@ async def closed_loop(tmp_path: Path, behaviour: Behaviour, transport: str) -> t
 )
 async def test_a_closed_connection_costs_no_request(tmp_path: Path, behaviour: Behaviour) -> None:
     total, read = await closed_loop(tmp_path, behaviour, "fast")
-    assert total["ok"] == REQUESTS, total["errors"]
-    assert total["correlation"]["matched"] == REQUESTS
+    assert total.ok == REQUESTS, total.errors
+    assert total.correlation.matched == REQUESTS
     # resent only when a reused connection closed before any answer: never twice answered
     assert read >= REQUESTS
 
@@ -111,9 +111,9 @@ async def test_faults_are_counted_exactly_in_a_closed_loop(
 ) -> None:
     behaviour, errors = FAULTS[fault]
     total, read = await closed_loop(tmp_path, behaviour, transport)
-    assert total["errors"] == errors
-    assert total["ok"] == REQUESTS - sum(errors.values())
-    assert total["correlation"]["matched"] == total["ok"]
+    assert total.errors == errors
+    assert total.ok == REQUESTS - sum(errors.values())
+    assert total.correlation.matched == total.ok
     assert read == REQUESTS  # nothing answered was sent twice
 
 

@@ -7,26 +7,22 @@ import json
 from pathlib import Path
 
 import pytest
-from hdrh.log import HistogramLogWriter
 from rich.console import Console
 
 from loadgen.compare import (
     Limit,
-    Verdict,
     Version,
     compare,
     compare_command,
     compare_within_run,
-    comparisons_failed,
     load_versions,
     parse_limit,
     render_table,
-    to_json,
     versions_in_run,
 )
 from loadgen.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
-from loadgen.histograms import histogram_summary
-from loadgen.results.writer import hlog_name
+from loadgen.summary import ComparisonOutcome, ComparisonResult, Direction
+from tests.summaries import write_run
 from tests.test_stats import histogram_of, lognormal_samples
 
 TEN_PERCENT = [parse_limit("p99=10%"), parse_limit("p50=10%")]
@@ -34,55 +30,7 @@ SAMPLES = 3000
 
 
 def version(name: str, samples: list[int], errors: int = 0) -> Version:
-    return Version(name, histogram_of(samples), None, len(samples), errors)
-
-
-def write_run(
-    folder: Path,
-    endpoints: dict[str, list[int]],
-    variants: dict[str, dict[str, list[int]]] | None = None,
-    errors: int = 0,
-) -> Path:
-    """A run folder as `loadgen run` writes it: summary.json, histograms.json, one .hlog each."""
-    folder.mkdir(parents=True)
-    variants = variants or {}
-    summary: dict = {"scenario": "test", "endpoints": {}}
-    encoded: dict = {"unit": "microseconds", "endpoints": {}}
-    for label, samples in endpoints.items():
-        histogram = histogram_of(samples)
-        stats = {
-            "requests": len(samples),
-            "ok": len(samples) - errors,
-            "error_count": errors,
-            "latency_ms": histogram_summary(histogram),
-            "service_time_ms": histogram_summary(histogram),
-        }
-        text = histogram.encode().decode("ascii")
-        summary["endpoints"][label] = stats | {"variants": {}}
-        encoded["endpoints"][label] = {"latency": text, "service_time": text, "variants": {}}
-        for variant, variant_samples in variants.get(label, {}).items():
-            variant_text = histogram_of(variant_samples).encode().decode("ascii")
-            summary["endpoints"][label]["variants"][variant] = {
-                "requests": len(variant_samples),
-                "ok": len(variant_samples),
-                "error_count": 0,
-            }
-            encoded["endpoints"][label]["variants"][variant] = {
-                "latency": variant_text,
-                "service_time": variant_text,
-            }
-        with (folder / hlog_name(label)).open("w", encoding="utf-8") as handle:
-            log = HistogramLogWriter(handle)
-            log.output_log_format_version()
-            log.output_legend()
-            half = len(samples) // 2
-            for second, part in enumerate((samples[:half], samples[half:])):
-                log.output_interval_histogram(
-                    histogram_of(part), float(second), float(second + 1), 1000.0
-                )
-    (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
-    (folder / "histograms.json").write_text(json.dumps(encoded), encoding="utf-8")
-    return folder
+    return Version(name, histogram_of(samples), len(samples), errors)
 
 
 # --- the issue's acceptance criterion ------------------------------------------------------
@@ -94,9 +42,10 @@ def test_a_30_percent_slower_version_is_slower_and_fails_10_percent_limits(
     base = lognormal_samples(0, SAMPLES)  # median 20 ms
     new = lognormal_samples(1, SAMPLES, scale=1.3)
     comparison = compare(version("ep", base), version("ep", new), TEN_PERCENT)
-    assert comparison.verdict is Verdict.SLOWER
+    assert comparison.direction is Direction.SLOWER
+    assert comparison.outcome is ComparisonOutcome.SLOWER_OVER_LIMIT and not comparison.passed
     assert [check.failed for check in comparison.limits] == [True, True]
-    assert comparison.change("p50").change == pytest.approx(0.3, abs=0.05)
+    assert comparison.metrics["p50"].change == pytest.approx(0.3, abs=0.05)
     write_run(tmp_path / "base", {"ep": base})
     write_run(tmp_path / "new", {"ep": new})
     status = compare_command(
@@ -104,7 +53,7 @@ def test_a_30_percent_slower_version_is_slower_and_fails_10_percent_limits(
     )
     assert status == EXIT_FAILED
     out = capsys.readouterr().out
-    assert "verdict: slower" in out
+    assert "verdict: slower, over limit" in out
     assert "limit p99 <= +10.0%: FAILED" in out
     assert "limit p50 <= +10.0%: FAILED" in out
 
@@ -115,9 +64,9 @@ def test_no_false_alarm_in_20_repeated_comparisons_of_identical_setups() -> None
         base = version("ep", lognormal_samples(seed, SAMPLES))
         new = version("ep", lognormal_samples(seed + 100, SAMPLES))
         comparison = compare(base, new, TEN_PERCENT, seed=seed)
-        assert not comparison.failed
-        verdicts.append(comparison.verdict)
-    assert verdicts.count(Verdict.SAME) >= 19  # alpha 0.01 and a CI: about 0 expected
+        assert comparison.passed
+        verdicts.append(comparison.direction)
+    assert verdicts.count(Direction.SAME) >= 19  # alpha 0.01 and a CI: about 0 expected
 
 
 def test_a_30_percent_difference_is_found_in_every_seed() -> None:
@@ -126,7 +75,7 @@ def test_a_30_percent_difference_is_found_in_every_seed() -> None:
         base = version("ep", lognormal_samples(seed, SAMPLES))
         new = version("ep", lognormal_samples(seed + 100, SAMPLES, scale=1.3))
         comparison = compare(base, new, TEN_PERCENT, seed=seed)
-        assert comparison.verdict is Verdict.SLOWER
+        assert comparison.direction is Direction.SLOWER
         p99, p50 = comparison.limits
         assert p50.failed  # ~1500 samples either side of the median: always beyond 10%
         p99_failures += p99.failed
@@ -138,10 +87,12 @@ def test_a_faster_version_is_faster_and_fails_no_limit() -> None:
     base = version("ep", lognormal_samples(0, SAMPLES))
     new = version("ep", lognormal_samples(1, SAMPLES, scale=0.7))
     comparison = compare(base, new, [parse_limit("p99=0%")])
-    assert comparison.verdict is Verdict.FASTER
-    assert comparison.test.z < 0
-    assert not comparison.failed
-    assert comparison.change("p99").high is not None and comparison.change("p99").high < 0
+    assert comparison.direction is Direction.FASTER
+    assert comparison.outcome is ComparisonOutcome.FASTER
+    assert comparison.mann_whitney.z < 0
+    assert comparison.passed
+    p99_high = comparison.metrics["p99"].ci_high
+    assert p99_high is not None and p99_high < 0
 
 
 def test_a_slower_tail_outranks_a_faster_median() -> None:
@@ -150,22 +101,28 @@ def test_a_slower_tail_outranks_a_faster_median() -> None:
     tail = len(samples) * 97 // 100
     new = [round(v * 0.8) for v in samples[:tail]] + [v * 2 for v in samples[tail:]]
     comparison = compare(version("ep", lognormal_samples(0, SAMPLES)), version("ep", new), [])
-    assert comparison.test.p_value < 0.01 and comparison.test.z < 0  # most calls are faster
-    assert comparison.change("p50").high is not None and comparison.change("p50").high < 0
-    assert comparison.change("p99").low is not None and comparison.change("p99").low > 0
-    assert comparison.verdict is Verdict.SLOWER
+    test = comparison.mann_whitney
+    assert test.p_value < 0.01 and test.z < 0  # most calls are faster
+    p50_high, p99_low = comparison.metrics["p50"].ci_high, comparison.metrics["p99"].ci_low
+    assert p50_high is not None and p50_high < 0
+    assert p99_low is not None and p99_low > 0
+    assert comparison.direction is Direction.SLOWER
+    # no limit was set: slower passes, and says so
+    assert comparison.outcome is ComparisonOutcome.SLOWER_NO_LIMIT and comparison.passed
 
 
 def test_a_significant_change_below_the_limit_passes_it() -> None:
     base = version("ep", lognormal_samples(0, 20_000))
     new = version("ep", lognormal_samples(1, 20_000, scale=1.05))
     comparison = compare(base, new, [parse_limit("p50=10%"), parse_limit("p50=1%")])
-    assert comparison.verdict is Verdict.SLOWER
+    assert comparison.direction is Direction.SLOWER
     assert [check.failed for check in comparison.limits] == [False, True]
+    within = compare(base, new, [parse_limit("p50=10%")])
+    assert within.outcome is ComparisonOutcome.SLOWER_WITHIN_LIMIT and within.passed
 
 
 def test_comparing_an_empty_version_is_a_usage_error() -> None:
-    empty = Version("ep", histogram_of([]), None, 0, 0)
+    empty = Version("ep", histogram_of([]), 0, 0)
     with pytest.raises(UsageError, match="no recorded latencies"):
         compare(empty, version("ep", [1000]), [])
 
@@ -203,13 +160,13 @@ def runs(tmp_path: Path) -> tuple[Path, Path]:
     base = write_run(
         tmp_path / "base",
         {"same": lognormal_samples(1, 2000), "slow": lognormal_samples(2, 2000)},
-        errors=3,
+        errors={"same": 3, "slow": 3},
     )
     new = write_run(
         tmp_path / "new",
         {"same": lognormal_samples(3, 2000), "slow": lognormal_samples(4, 2000, scale=1.3)},
     )
-    return base, new
+    return base.folder, new.folder
 
 
 def test_the_table_shows_every_metric_and_the_verdict(
@@ -221,8 +178,8 @@ def test_the_table_shows_every_metric_and_the_verdict(
     for metric in ("p50", "p90", "p99", "p999", "max", "mean"):
         assert f"│ {metric} " in out
     assert "same (base) vs same (new)" in out and "slow (base) vs slow (new)" in out
-    assert "verdict: no significant difference" in out
-    assert "verdict: slower" in out
+    assert "verdict: no significant change" in out
+    assert "verdict: slower, no limit set" in out
     assert "base 2000 (3 errors), new 2000 (0 errors)" in out
 
 
@@ -232,9 +189,10 @@ def test_json_output_parses_and_fails_on_a_limit(
     base, new = runs
     assert compare_command(base, new, ["p99=10%"], endpoint=None, json_out=True) == EXIT_FAILED
     data = json.loads(capsys.readouterr().out)
-    assert data["failed"] is True
+    assert data["passed"] is False
     by_name = {entry["new"]: entry for entry in data["comparisons"]}
-    assert by_name["same"]["verdict"] == "no significant difference"
+    assert by_name["same"]["outcome"] == "no significant change"
+    assert by_name["same"]["passed"] is True
     assert by_name["same"]["limits"] == [
         {
             "metric": "p99",
@@ -244,7 +202,8 @@ def test_json_output_parses_and_fails_on_a_limit(
         }
     ]
     slow = by_name["slow"]
-    assert slow["verdict"] == "slower" and slow["failed"] is True
+    assert slow["direction"] == "slower" and slow["outcome"] == "slower, over limit"
+    assert slow["passed"] is False
     assert slow["mann_whitney"]["p_value"] < 0.01 and slow["mann_whitney"]["effect"] > 0.5
     assert set(slow["metrics"]) == {"p50", "p90", "p99", "p999", "max", "mean"}
     assert slow["metrics"]["max"]["ci_low"] is None
@@ -288,7 +247,7 @@ def test_hlog_files_compare_whatever_their_names(
     versions = load_versions(base / "slow.hlog")
     assert list(versions) == ["slow"]
     assert versions["slow"].latency.get_total_count() == 2000  # both intervals
-    assert versions["slow"].service_time is None
+    assert (versions["slow"].requests, versions["slow"].errors) == (2000, 3)  # summary beside
     status = compare_command(
         base / "same.hlog", new / "slow.hlog", ["p50=10%"], endpoint=None, json_out=True
     )
@@ -304,12 +263,11 @@ def test_a_summary_json_path_reads_its_folder(runs: tuple[Path, Path]) -> None:
     versions = load_versions(base / "summary.json")
     assert list(versions) == ["same", "slow"]
     assert (versions["same"].requests, versions["same"].errors) == (2000, 3)
-    assert versions["same"].service_time is not None
 
 
 def test_without_common_labels_several_versions_are_a_usage_error(tmp_path: Path) -> None:
-    base = write_run(tmp_path / "a", {"x": [1000] * 5, "y": [1000] * 5})
-    new = write_run(tmp_path / "b", {"z": [1000] * 5})
+    base = write_run(tmp_path / "a", {"x": [1000] * 5, "y": [1000] * 5}).folder
+    new = write_run(tmp_path / "b", {"z": [1000] * 5}).folder
     with pytest.raises(UsageError, match="no endpoint label in both"):
         compare_command(base, new, [], endpoint=None, json_out=True)
 
@@ -317,8 +275,8 @@ def test_without_common_labels_several_versions_are_a_usage_error(tmp_path: Path
 def test_one_version_each_side_pairs_regardless_of_name(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = write_run(tmp_path / "a", {"model-v1": lognormal_samples(1, 500)})
-    new = write_run(tmp_path / "b", {"model-v2": lognormal_samples(2, 500)})
+    base = write_run(tmp_path / "a", {"model-v1": lognormal_samples(1, 500)}).folder
+    new = write_run(tmp_path / "b", {"model-v2": lognormal_samples(2, 500)}).folder
     assert compare_command(base, new, [], endpoint=None, json_out=True) == EXIT_OK
     data = json.loads(capsys.readouterr().out)
     assert [(c["base"], c["new"]) for c in data["comparisons"]] == [("model-v1", "model-v2")]
@@ -329,9 +287,10 @@ def test_one_version_each_side_pairs_regardless_of_name(
     [
         ("histograms.json", "{not json", "not valid JSON"),
         ("histograms.json", "[1, 2]", "expected a JSON object"),
-        ("histograms.json", '{"endpoints": {"a": {"latency": "xyz"}}}', "not a loadgen"),
+        ("histograms.json", '{"endpoints": {"a": {"latency": "xyz"}}}', "not a valid HdrHist"),
         ("histograms.json", '{"unit": "ms", "endpoints": {}}', "expected microseconds"),
-        ("summary.json", '{"endpoints": {"a": {"ok": 1}}}', "not a loadgen summary.json"),
+        ("summary.json", '{"endpoints": {"a": {"ok": 1}}}', "not a loadgen-summary/1 file"),
+        ("summary.json", '{"schema": "loadgen-summary/0"}', "schema 'loadgen-summary/0' is not"),
         ("timeseries.csv", "second,endpoint\n", "no histograms.json or .hlog files"),
     ],
 )
@@ -361,7 +320,7 @@ def test_other_files_are_usage_errors(tmp_path: Path) -> None:
 
 
 def test_a_folder_without_histograms_json_reads_its_hlogs(tmp_path: Path) -> None:
-    folder = write_run(tmp_path / "run", {"ep/canary": [1000] * 10, "other": [2000] * 4})
+    folder = write_run(tmp_path / "run", {"ep/canary": [1000] * 10, "other": [2000] * 4}).folder
     (folder / "histograms.json").unlink()
     versions = load_versions(folder)
     assert sorted(versions) == ["ep/canary", "other"]  # labels back from summary.json
@@ -375,28 +334,27 @@ def test_a_folder_without_histograms_json_reads_its_hlogs(tmp_path: Path) -> Non
 
 
 def test_versions_in_run_and_compare_within_run(tmp_path: Path) -> None:
-    folder = write_run(
-        tmp_path / "run",
-        {"ep": lognormal_samples(1, 4000)},
-        variants={
-            "ep": {"blue": lognormal_samples(2, 2000), "green": lognormal_samples(3, 2000, 1.3)}
-        },
-    )
+    samples = {"blue": lognormal_samples(2, 2000), "green": lognormal_samples(3, 2000, 1.3)}
+    run = write_run(tmp_path / "run", {"ep": samples})
+    folder = run.folder
     versions = versions_in_run(folder)
     assert list(versions) == ["ep", "ep/blue", "ep/green"]
-    assert versions["ep/green"].requests == 2000
+    assert versions["ep/green"].requests == 2000 and versions["ep"].requests == 4000
     assert list(load_versions(folder)) == ["ep"]
+    # in the run itself: the in-memory histograms and summaries, the same verdicts
+    pairs = [("ep/blue", "ep/green"), ("ep/blue", "ep/blue")]
     comparisons = compare_within_run(
-        folder, [("ep/blue", "ep/green"), ("ep/blue", "ep/blue")], [parse_limit("p50=10%")]
+        run.histograms, run.summary.endpoints, pairs, [parse_limit("p50=10%")]
     )
-    assert [c.verdict for c in comparisons] == [Verdict.SLOWER, Verdict.SAME]
-    assert comparisons_failed(comparisons)
-    assert not comparisons_failed(comparisons[1:])
+    assert [c.direction for c in comparisons] == [Direction.SLOWER, Direction.SAME]
+    assert [c.passed for c in comparisons] == [False, True]
+    from_disk = [compare(versions[b], versions[n], [parse_limit("p50=10%")]) for b, n in pairs]
+    assert from_disk == comparisons
     with pytest.raises(UsageError, match="'ep/red'"):
-        compare_within_run(folder, [("ep/blue", "ep/red")], [])
+        compare_within_run(run.histograms, run.summary.endpoints, [("ep/blue", "ep/red")], [])
 
 
-def test_failed_limits_are_red_and_to_json_is_plain_data() -> None:
+def test_failed_limits_are_red_and_a_comparison_round_trips_through_json() -> None:
     base = version("ep", lognormal_samples(0, SAMPLES))
     new = version("ep", lognormal_samples(1, SAMPLES, scale=1.3))
     comparisons = [compare(base, new, [parse_limit("p50=10%")])]
@@ -406,4 +364,6 @@ def test_failed_limits_are_red_and_to_json_is_plain_data() -> None:
     )
     out = buffer.getvalue()
     assert "\x1b[31mlimit p50 <= +10.0%: FAILED" in out
-    assert json.loads(json.dumps(to_json(comparisons))) == to_json(comparisons)
+    assert "\x1b[1;31mslower, over limit" in out  # the outcome, red: it failed
+    (comparison,) = comparisons
+    assert ComparisonResult.model_validate_json(comparison.model_dump_json()) == comparison

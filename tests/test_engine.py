@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
@@ -13,14 +12,16 @@ from hdrh.log import HistogramLogReader
 
 from loadgen import api
 from loadgen.correlate import Correlator, TraceIds
+from loadgen.engine.context import RunContext
 from loadgen.engine.core import Engine
-from loadgen.engine.drive import Part, drive
+from loadgen.engine.drive import Reporting, drive
 from loadgen.engine.requests import RequestFactory
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.histograms import new_histogram
 from loadgen.metrics import Recorder
 from loadgen.results.writer import hlog_name
 from loadgen.scenario import scenario_from_dict
+from loadgen.summary import RunSummary
 from loadgen.transport.base import Outcome, Request, Target, Transport
 from tests.servers import Counter, echo_response, mock_process, scenario, serve
 
@@ -57,17 +58,17 @@ async def test_counts_mismatched_and_missing_echoes_exactly(
             scenario(url, transport, **LOADS[load]),
             RunOptions(out=tmp_path, quiet=True),
         )
-    stats = result.summary["endpoints"]["ep"]
+    stats = result.summary.endpoints["ep"]
     assert seen.count == 140
-    assert stats["requests"] == 140 and stats["ok"] == 140
+    assert stats.requests == 140 and stats.ok == 140
     # missing: 7, 14, ..., 140 -> 20; mismatched: 10, 20, ..., 140 minus 70 and 140 -> 12
-    assert stats["correlation"]["missing"] == 20
-    assert stats["correlation"]["mismatched"] == 12
-    assert stats["correlation"]["matched"] == 108
-    samples = stats["correlation"]["samples"]
+    assert stats.correlation.missing == 20
+    assert stats.correlation.mismatched == 12
+    assert stats.correlation.matched == 108
+    samples = stats.correlation.samples
     assert len(samples) == 10
-    assert all(s["received"] == "trace=ffffffff-000-000000000000" for s in samples)
-    assert all(s["sent"] == f"trace={s['trace_id']}" for s in samples)
+    assert all(s.received == "trace=ffffffff-000-000000000000" for s in samples)
+    assert all(s.sent == f"trace={s.trace_id}" for s in samples)
 
 
 async def test_exact_and_regex_correlation(tmp_path: Path) -> None:
@@ -79,10 +80,10 @@ async def test_exact_and_regex_correlation(tmp_path: Path) -> None:
         for mode in ("exact", "contains", r"regex:Trace ID: trace=(\S+)"):
             s = scenario(url, requests=20).model_copy(update={"correlation": mode})
             summary = (await run_scenario(s, RunOptions(out=tmp_path, quiet=True))).summary
-            results[mode.split(":")[0]] = summary["endpoints"]["ep"]["correlation"]
-    assert results["exact"]["mismatched"] == 20  # the echo is decorated, not verbatim
-    assert results["contains"]["matched"] == 20
-    assert results["regex"]["matched"] == 20
+            results[mode.split(":")[0]] = summary.endpoints["ep"].correlation
+    assert results["exact"].mismatched == 20  # the echo is decorated, not verbatim
+    assert results["contains"].matched == 20
+    assert results["regex"].matched == 20
 
 
 async def test_stall_shows_in_latency_not_in_service_time(tmp_path: Path) -> None:
@@ -108,13 +109,13 @@ async def test_stall_shows_in_latency_not_in_service_time(tmp_path: Path) -> Non
             scenario(url, rate=200, duration="3s", max_in_flight=4),
             RunOptions(out=tmp_path, quiet=True),
         )
-    stats = result.summary["endpoints"]["ep"]
-    assert stats["requests"] == 600
-    assert stats["service_time_ms"]["max"] >= 490
-    assert stats["service_time_ms"]["p99"] < 100
-    assert stats["latency_ms"]["p99"] > 300
-    assert stats["latency_ms"]["p99"] > 4 * stats["service_time_ms"]["p99"]
-    assert stats["late_starts"] >= 50
+    stats = result.summary.endpoints["ep"]
+    assert stats.requests == 600
+    assert stats.service_time_ms.max >= 490
+    assert stats.service_time_ms.p99 < 100
+    assert stats.latency_ms.p99 > 300
+    assert stats.latency_ms.p99 > 4 * stats.service_time_ms.p99
+    assert stats.late_starts >= 50
 
 
 @TRANSPORTS
@@ -145,12 +146,12 @@ async def test_errors_and_timeouts_are_counted_alike_by_both_transports(
             scenario(url, transport, rate=100, requests=40, timeout="500ms"),
             RunOptions(out=tmp_path, quiet=True),
         )
-    stats = result.summary["endpoints"]["ep"]
-    assert stats["requests"] == 40
-    assert stats["errors"] == {"ModelError": 10, "ThrottlingException": 10, "Timeout": 10}
-    assert stats["model_error_status"] == {"503": 10}
-    assert stats["ok"] == 10
-    assert stats["correlation"]["matched"] == 10
+    stats = result.summary.endpoints["ep"]
+    assert stats.requests == 40
+    assert stats.errors == {"ModelError": 10, "ThrottlingException": 10, "Timeout": 10}
+    assert stats.model_error_status == {"503": 10}
+    assert stats.ok == 10
+    assert stats.correlation.matched == 10
 
 
 async def test_hlog_reads_back_to_summary_totals(tmp_path: Path) -> None:
@@ -160,7 +161,7 @@ async def test_hlog_reads_back_to_summary_totals(tmp_path: Path) -> None:
     async with serve(handler) as url:
         raw = scenario(url, rate=300, duration="2500ms")
         result = await run_scenario(raw, RunOptions(out=tmp_path, quiet=True))
-    summary = json.loads((result.folder / "summary.json").read_text())
+    summary = RunSummary.load(result.folder / "summary.json")
     assert summary == result.summary
     reader = HistogramLogReader(str(result.folder / hlog_name("ep")), new_histogram())
     total = new_histogram()
@@ -168,10 +169,10 @@ async def test_hlog_reads_back_to_summary_totals(tmp_path: Path) -> None:
     while reader.add_next_interval_histogram(total) is not None:
         intervals += 1
     reader.close()
-    stats = summary["endpoints"]["ep"]
+    stats = summary.endpoints["ep"]
     assert intervals >= 3
-    assert total.get_total_count() == stats["requests"] == 750
-    assert total.get_max_value() / 1000.0 == stats["latency_ms"]["max"]
+    assert total.get_total_count() == stats.requests == 750
+    assert total.get_max_value() / 1000.0 == stats.latency_ms.max
     rows = (result.folder / "timeseries.csv").read_text().splitlines()
     assert rows[0] == "second,endpoint,requests,errors,mismatched,p50_ms,p99_ms"
     assert sum(int(row.split(",")[2]) for row in rows[1:]) == 750
@@ -200,10 +201,10 @@ async def test_closed_loop_keeps_concurrency_and_request_budget(tmp_path: Path) 
             }
         )
         result = await run_scenario(s, RunOptions(out=tmp_path, quiet=True))
-    endpoints = result.summary["endpoints"]
-    assert endpoints["a"]["requests"] == 51 and endpoints["b"]["requests"] == 50
+    endpoints = result.summary.endpoints
+    assert endpoints["a"].requests == 51 and endpoints["b"].requests == 50
     assert peak == 4
-    assert result.summary["total"]["late_starts"] == 0
+    assert result.summary.total.late_starts == 0
 
 
 async def test_open_loop_achieves_500_per_second_within_2_percent(tmp_path: Path) -> None:
@@ -212,13 +213,13 @@ async def test_open_loop_achieves_500_per_second_within_2_percent(tmp_path: Path
             scenario(url, rate=500, duration="5s", max_in_flight=64),
             RunOptions(out=tmp_path, quiet=True),
         )
-    stats = result.summary["endpoints"]["ep"]
-    assert stats["requests"] == 2500  # every scheduled start happened
-    assert stats["ok"] == 2500
-    achieved = result.summary["achieved_rate_rps"]
+    stats = result.summary.endpoints["ep"]
+    assert stats.requests == 2500  # every scheduled start happened
+    assert stats.ok == 2500
+    achieved = result.summary.achieved_rate_rps
     assert abs(achieved - 500) / 500 < 0.02, achieved
     # a broken scheduler makes nearly every start late; a busy shared machine makes some late
-    assert result.summary["total"]["late_starts"] < 1250
+    assert result.summary.total.late_starts < 1250
 
 
 class InstantTransport(Transport):
@@ -246,7 +247,10 @@ async def test_every_open_loop_start_counts_in_the_start_delay() -> None:
         await engine.issue(intended_ns)
     delays = engine.tester.start_delay
     assert delays.total_count == engine.tester.sent == 3
-    assert (delays.get_min_value(), delays.get_max_value()) == (0, delays.get_highest_equivalent_value(2_500))
+    assert (delays.get_min_value(), delays.get_max_value()) == (
+        0,
+        delays.get_highest_equivalent_value(2_500),
+    )
     assert delays.get_count_at_value(0) == 2
     assert engine.recorder.endpoints["ep"].stats.late_starts == 1
 
@@ -263,8 +267,9 @@ class ExplodingTransport(Transport):
 async def test_a_transport_bug_is_counted_and_its_text_never_kept(tmp_path: Path) -> None:
     s = scenario("http://127.0.0.1:9", rate=200, requests=20)
     stop = asyncio.Event()
+    ctx = RunContext(s, "00000000", s.endpoint_url)
     driven = await drive(
-        s, ExplodingTransport(), Part("00000000"), time.monotonic_ns(), lambda _: None, stop
+        ctx, ExplodingTransport(), time.monotonic_ns(), stop, Reporting(lambda _: None)
     )
     stats = driven.recorder.totals()
     assert stats.requests == 20 and stats.errors == {"ClientFailure": 20}

@@ -10,10 +10,8 @@ credential or signature reaches a results file or the output, whatever the run's
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,6 +21,7 @@ from loadgen.engine.runner import RunOptions, RunResult, run_scenario
 from loadgen.errors import CannotRunError
 from loadgen.mock.config import MockConfig
 from loadgen.mock.server import start_mock
+from loadgen.summary import EndpointSummary, RunSummary
 from tests import faulty
 from tests.faulty import RawServer, raw_server
 from tests.servers import hlog_total, mock_process, scenario
@@ -67,19 +66,19 @@ async def run_fault(
 
 def assert_accounted(result: RunResult, scheduled: int) -> None:
     summary = result.summary
-    assert json.loads((result.folder / "summary.json").read_text()) == summary
-    for label, stats in summary["endpoints"].items():
-        assert stats["requests"] == stats["ok"] + sum(stats["errors"].values()), stats
-        assert hlog_total(result.folder, label) == stats["requests"]
+    assert RunSummary.load(result.folder / "summary.json") == summary
+    for label, stats in summary.endpoints.items():
+        assert stats.requests == stats.ok + sum(stats.errors.values()), stats
+        assert hlog_total(result.folder, label) == stats.requests
         rows = [row for row in timeseries(result.folder) if row["endpoint"] == label]
-        assert sum(int(row["requests"]) for row in rows) == stats["requests"]
-        assert sum(int(row["errors"]) for row in rows) == stats["error_count"]
-    assert summary["total"]["requests"] + summary["interrupted_requests"] == scheduled, summary
-    assert summary["client_failure"] is None, summary["client_failure"]
+        assert sum(int(row["requests"]) for row in rows) == stats.requests
+        assert sum(int(row["errors"]) for row in rows) == stats.error_count
+    assert summary.total.requests + summary.interrupted_requests == scheduled, summary
+    assert summary.client_failure is None, summary.client_failure
 
 
-def endpoint(result: RunResult) -> dict[str, Any]:
-    return result.summary["endpoints"]["ep"]
+def endpoint(result: RunResult) -> EndpointSummary:
+    return result.summary.endpoints["ep"]
 
 
 # --- before the run -----------------------------------------------------------------------
@@ -140,9 +139,9 @@ async def test_server_dies_mid_run_and_comes_back(tmp_path: Path, transport: str
     finally:
         await server.stop()
     stats = endpoint(result)
-    assert set(stats["errors"]) == {api.CONNECTION_ERROR}, stats["errors"]
-    assert 10 <= stats["errors"][api.CONNECTION_ERROR] <= 50
-    assert stats["ok"] >= 60
+    assert set(stats.errors) == {api.CONNECTION_ERROR}, stats.errors
+    assert 10 <= stats.errors[api.CONNECTION_ERROR] <= 50
+    assert stats.ok >= 60
     rows = timeseries(result.folder)
     failing = [i for i, row in enumerate(rows) if int(row["errors"]) > 0]
     assert failing, rows
@@ -173,9 +172,9 @@ async def test_every_request_fails_with_its_class(
     async with raw_server(behaviour) as server:
         result = await run_fault(tmp_path, server.url, transport)
     stats = endpoint(result)
-    assert stats["ok"] == 0
-    assert stats["errors"] == {expected: RATE}, stats["errors"]
-    assert result.summary["interrupted_requests"] == 0
+    assert stats.ok == 0
+    assert stats.errors == {expected: RATE}, stats.errors
+    assert result.summary.interrupted_requests == 0
 
 
 @TRANSPORTS
@@ -188,10 +187,10 @@ async def test_body_longer_than_its_content_length(tmp_path: Path, transport: st
         result = await run_fault(tmp_path, server.url, transport)
     stats = endpoint(result)
     if transport == "fast":
-        assert stats["errors"] == {} and stats["ok"] == RATE
-        assert stats["correlation"]["matched"] == RATE
+        assert stats.errors == {} and stats.ok == RATE
+        assert stats.correlation.matched == RATE
     else:
-        assert stats["errors"] == {api.PROTOCOL_ERROR: RATE} and stats["ok"] == 0
+        assert stats.errors == {api.PROTOCOL_ERROR: RATE} and stats.ok == 0
 
 
 STORMS = {
@@ -215,7 +214,7 @@ async def test_5xx_storm_is_counted_by_code(tmp_path: Path, transport: str, stor
     async with raw_server(faulty.error_status(status, reason, error_type, body)) as server:
         result = await run_fault(tmp_path, server.url, transport)
     stats = endpoint(result)
-    assert stats["errors"] == {expected: RATE}, stats["errors"]
+    assert stats.errors == {expected: RATE}, stats.errors
     assert server.requests == RATE  # no retries: the endpoint saw each request once
 
 
@@ -224,8 +223,8 @@ async def test_huge_response_body(tmp_path: Path, transport: str) -> None:
     async with raw_server(faulty.huge_body(api.MAX_BODY_BYTES)) as server:
         result = await run_fault(tmp_path, server.url, transport, rate=20, timeout="1s")
     stats = endpoint(result)
-    assert stats["errors"] == {} and stats["ok"] == 20
-    assert stats["correlation"]["matched"] == 20
+    assert stats.errors == {} and stats.ok == 20
+    assert stats.correlation.matched == 20
 
 
 # --- secrets --------------------------------------------------------------------------------
@@ -274,7 +273,7 @@ async def test_no_credential_reaches_results_or_output(
                     scenario(mock.url, transport, requests=20, rate=100),
                     RunOptions(out=out, quiet=False),
                 )
-            assert endpoint(result)["errors"] == expected, (transport, secret)
+            assert endpoint(result).errors == expected, (transport, secret)
     captured = capsys.readouterr()
     assert_no_leak("run_scenario's stdout", captured.out)
     assert_no_leak("run_scenario's stderr", captured.err)

@@ -11,14 +11,14 @@ import yaml
 
 from loadgen.gates import check_endpoint, limits_for
 from loadgen.scenario import Thresholds
+from loadgen.summary import ComparisonOutcome, RunSummary, StopReason, TrafficSummary
 from tests.test_cli import QUICKSTART, loadgen, write
 
 
-def stats(**overrides: object) -> dict:
-    base = {
+def stats(**overrides: object) -> TrafficSummary:
+    base: dict[str, object] = {
         "requests": 1000,
         "ok": 990,
-        "error_count": 10,
         "errors": {"ThrottlingException": 4, "ModelError": 6},
         "throughput_rps": 100.0,
         "late_starts": 5,
@@ -41,8 +41,10 @@ def stats(**overrides: object) -> dict:
             "mean": 24.0,
         },
         "correlation": {"matched": 985, "mismatched": 3, "missing": 2, "samples": []},
+        "model_error_status": {"500": 6},
+        "out_of_range": 0,
     }
-    return base | overrides
+    return TrafficSummary.model_validate(base | overrides)
 
 
 def test_each_limit_is_checked_with_its_observed_value() -> None:
@@ -118,17 +120,17 @@ def test_met_thresholds_exit_0_and_missed_ones_exit_1_named_in_output_and_junit(
     assert suite.get("failures") == "1"
     markdown = (folder / "summary.md").read_text()
     assert markdown.startswith("## loadgen: quickstart FAILED") and "**FAIL**" in markdown
-    summary = json.loads((folder / "summary.json").read_text())
-    assert summary["passed"] is False
-    assert sum(not t["passed"] for t in summary["thresholds"]) == 1
+    summary = RunSummary.load(folder / "summary.json")
+    assert summary.passed is False and summary.verdict.exit_code == 1
+    assert sum(not t.passed for t in summary.thresholds) == 1
 
 
 def test_json_flag_prints_the_summary(tmp_path: Path) -> None:
     result = loadgen("run", str(QUICKSTART), "--duration", "1s", "--out", str(tmp_path), "--json")
     assert result.returncode == 0, result.stderr
-    printed = json.loads(result.stdout)
     (folder,) = tmp_path.iterdir()
-    assert printed == json.loads((folder / "summary.json").read_text())
+    assert result.stdout == (folder / "summary.json").read_text()
+    assert result.stderr.startswith("PASSED")  # the verdict line, off stdout
 
 
 def test_abort_on_fail_stops_within_grace_plus_a_second(tmp_path: Path) -> None:
@@ -140,12 +142,13 @@ def test_abort_on_fail_stops_within_grace_plus_a_second(tmp_path: Path) -> None:
     wall = time.monotonic() - started
     assert result.returncode == 1, result.stderr
     (folder,) = (tmp_path / "out").iterdir()
-    summary = json.loads((folder / "summary.json").read_text())
-    assert summary["complete"] is False
-    assert summary["stop_reason"].startswith("abort_on_fail: error rate 100.0% above 50.0% for 2s")
-    assert summary["duration_s"] <= 3.0
+    summary = RunSummary.load(folder / "summary.json")
+    assert summary.complete is False and summary.stop_reason is StopReason.ABORTED
+    assert summary.stop_detail is not None
+    assert summary.stop_detail.startswith("error rate 100.0% above 50.0% for 2s")
+    assert summary.duration_s <= 3.0
     assert wall < 15
-    assert "abort_on_fail" in result.stdout
+    assert "FAILED: aborted by abort_on_fail: error rate 100.0%" in result.stdout
 
 
 def test_in_run_variant_comparison_fails_a_30_percent_regression(tmp_path: Path) -> None:
@@ -153,11 +156,12 @@ def test_in_run_variant_comparison_fails_a_30_percent_regression(tmp_path: Path)
     out = tmp_path / "ab"
     result = loadgen("run", str(ab), "--duration", "5s", "--out", str(out))
     assert result.returncode == 1, result.stderr
-    assert "compare churn/green vs churn/blue: slower" in result.stdout
+    assert "compare churn/green vs churn/blue: slower, over limit" in result.stdout
     (folder,) = out.iterdir()
-    summary = json.loads((folder / "summary.json").read_text())
-    (comparison,) = summary["comparisons"]
-    assert comparison["verdict"] == "slower" and comparison["failed_limits"]
+    summary = RunSummary.load(folder / "summary.json")
+    (comparison,) = summary.comparisons
+    assert comparison.outcome is ComparisonOutcome.SLOWER_OVER_LIMIT
+    assert any(limit.failed for limit in comparison.limits) and not comparison.passed
     suite = ET.parse(folder / "junit.xml").getroot()
     assert [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None] == [
         "churn/green vs churn/blue"
@@ -176,6 +180,6 @@ def test_compare_command_on_two_runs_of_the_same_endpoint(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr + result.stdout
     data = json.loads(result.stdout)
     assert {c["base"] for c in data["comparisons"]} == {"churn-v1", "churn-v2/canary"}
-    assert data["failed"] is False
+    assert data["passed"] is True
     result = loadgen("compare", str(base), str(tmp_path / "nope"))
     assert result.returncode == 2 and "nope" in result.stderr and "Traceback" not in result.stderr

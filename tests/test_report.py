@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -16,60 +14,47 @@ import pytest
 from aiohttp import web
 
 from loadgen.api import logs_insights_query
+from loadgen.compare import Version, compare, parse_limit
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.errors import UsageError
 from loadgen.histograms import new_histogram
-from loadgen.metrics import Stats
 from loadgen.results.report import render_report, write_report
-from loadgen.results.rundata import TimeRow, spectrum_points
+from loadgen.results.rundata import load_run, spectrum_points
 from loadgen.results.svg import CHART_IDS, MAX_POINTS, bucket_rows
-from loadgen.results.writer import TIMESERIES_FIELDS
-from loadgen.transport.base import Outcome
+from loadgen.results.writer import TIMESERIES_FIELDS, TimeRow
+from loadgen.summary import ComparisonResult, StopReason, ThresholdResult
 from tests import chromium
 from tests.servers import echo_response, scenario, serve
+from tests.summaries import write_run
+from tests.test_stats import histogram_of, lognormal_samples
 
 EVIL = '<script>alert("x")</script><img src=x onerror=console.error("escaped-not")>'
 
-THRESHOLDS = [
-    {
-        "name": "p99 under 250 ms",
-        "endpoint": "churn-v1",
-        "metric": "latency_ms.p99",
-        "limit": 250,
-        "observed": 84.99,
-        "passed": True,
-    },
-    {
-        "name": "error rate",
-        "endpoint": None,
-        "metric": "error_rate",
-        "limit": 0.001,
-        "observed": 0.004,
-        "passed": False,
-    },
-]
-COMPARISONS = [
-    {
-        "base": "churn-v1",
-        "new": "churn-v2/canary",
-        "rows": [
-            {"metric": "p50", "base_ms": 23.8, "new_ms": 23.4, "change_pct": -1.7},
-            {"metric": "p99", "base_ms": 85.0, "new_ms": 99.1, "change_pct": 16.6},
-        ],
-        "verdict": "slower",
-        "p_value": 0.0021,
-        "failed_limits": ["p99 change +16.6% > +10%"],
-    }
-]
+THRESHOLDS = (
+    ThresholdResult(
+        endpoint="churn-v1",
+        metric="latency_ms.p99",
+        comparator="<=",
+        limit=250,
+        observed=84.99,
+        passed=True,
+    ),
+    ThresholdResult(
+        endpoint="churn-v2/canary",
+        metric="error_rate",
+        comparator="<=",
+        limit=0.001,
+        observed=0.004,
+        passed=False,
+    ),
+)
 
 
-def _stats(rng: random.Random, requests: int, errors: int, median_us: float) -> Stats:
-    stats = Stats()
-    for index in range(requests):
-        latency = int(rng.lognormvariate(math.log(median_us), 0.6))
-        outcome = Outcome(error="ModelError", original_status=500) if index < errors else Outcome()
-        stats.record(outcome, None, latency, int(latency * 0.95), index % 7 == 0)
-    return stats
+def comparisons() -> tuple[ComparisonResult, ...]:
+    """A 30% slower canary against its 10% limits: slower, over limit."""
+    base = Version("churn-v1", histogram_of(lognormal_samples(0, 3000)), 3000, 1)
+    new = Version("churn-v2/canary", histogram_of(lognormal_samples(1, 3000, 1.3)), 3000, 2)
+    return (compare(base, new, [parse_limit("p99=10%"), parse_limit("p50=10%")]),)
 
 
 def make_run(
@@ -79,92 +64,43 @@ def make_run(
     requests: int = 2000,
     seed: int = 1,
     evil: str | None = None,
-    **extra: Any,
+    **fields: Any,
 ) -> Path:
-    """A run folder written by hand: the four files, from seeded histograms."""
+    """A run folder written by the run's own writers, from seeded latencies."""
     rng = random.Random(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    endpoints: dict[str, Any] = {}
-    histograms: dict[str, Any] = {}
-    table = io.StringIO()
-    rows = csv.writer(table)
-    rows.writerow(TIMESERIES_FIELDS)
-    total = Stats()
+    samples: dict[str, dict[str, list[int]]] = {}
     for position, label in enumerate(labels):
-        variants = {"AllTraffic": 0.6, "canary": 0.4} if position == 0 else {"AllTraffic": 1.0}
+        shares = {"AllTraffic": 0.6, "canary": 0.4} if position == 0 else {"AllTraffic": 1.0}
         if evil:
-            variants = {evil: 1.0}
-        parts = {
-            name: _stats(rng, int(requests * share), position + 1, 20_000 + 5000 * index)
-            for index, (name, share) in enumerate(variants.items())
+            shares = {evil: 1.0}
+        samples[label] = {
+            name: [
+                int(rng.lognormvariate(math.log(20_000 + 5000 * index), 0.6))
+                for _ in range(int(requests * share))
+            ]
+            for index, (name, share) in enumerate(shares.items())
         }
-        whole = Stats()
-        for part in parts.values():
-            whole.merge(part)
-        summary = whole.summary(seconds)
-        summary["variants"] = {name: part.summary(seconds) for name, part in parts.items()}
-        summary["slowest"] = [
-            {
-                "trace_id": evil or f"run1-{position:03d}-{index:012x}",
-                "latency_ms": 200.0 - index,
-                "variant": next(iter(variants)),
-            }
-            for index in range(20)
-        ]
-        if evil:
-            summary["correlation"]["samples"] = [{"trace_id": evil, "sent": evil, "received": evil}]
-        endpoints[label] = summary
-        total.merge(whole)
-        histograms[label] = {
-            "latency": whole.latency.encode().decode("ascii"),
-            "service_time": whole.service.encode().decode("ascii"),
-            "variants": {
-                name: {
-                    "latency": part.latency.encode().decode("ascii"),
-                    "service_time": part.service.encode().decode("ascii"),
-                }
-                for name, part in parts.items()
-            },
-        }
-        for second in range(seconds + 1):
-            p50 = 20 + 3 * math.sin(second / 9) + rng.random()
-            count = 100 + rng.randrange(-5, 6) if second < seconds else 3
-            errors = 1 if rng.random() < 0.05 else 0
-            p99 = p50 * 3 + rng.random() * 20
-            rows.writerow((second, label, count, errors, 0, f"{p50:.3f}", f"{p99:.3f}"))
-    summary_doc: dict[str, Any] = {
-        "run_id": "run1",
-        "scenario": "quickstart",
-        "started_at": "2026-11-28T21:00:18.982519Z",
-        "duration_s": seconds + 0.02,
-        "complete": True,
-        "stop_reason": None,
-        "transport": "fast",
-        "load": {"executor": "constant-arrival-rate", "rate": 200.0, "max_in_flight": 256},
-        "correlation_mode": "contains",
-        "achieved_rate_rps": 200.1,
-        "endpoints": endpoints,
-        "total": total.summary(seconds),
-        **extra,
-    }
-    (folder / "summary.json").write_text(json.dumps(summary_doc), encoding="utf-8")
-    (folder / "histograms.json").write_text(
-        json.dumps({"unit": "microseconds", "endpoints": histograms}), encoding="utf-8"
-    )
-    (folder / "timeseries.csv").write_text(table.getvalue(), encoding="utf-8")
+    errors = {label: position + 1 for position, label in enumerate(labels)}
+    write_run(folder, samples, errors=errors, seconds=seconds, trace_id=evil, **fields)
     return folder
 
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_run(tmp_path_factory.mktemp("full"), thresholds=THRESHOLDS, comparisons=COMPARISONS)
+    return make_run(
+        tmp_path_factory.mktemp("full"), thresholds=THRESHOLDS, comparisons=comparisons()
+    )
+
+
+def page_of(folder: Path) -> str:
+    return render_report(load_run(folder))
 
 
 # --- content ------------------------------------------------------------------------------
 
 
 def test_report_shows_every_chart_and_endpoint(full_run: Path) -> None:
-    page = render_report(full_run)
+    page = page_of(full_run)
     for chart_id in CHART_IDS:
         assert f'<svg id="{chart_id}"' in page
     for text in ("churn-v1", "churn-v2/canary", "canary", "AllTraffic", "quickstart", "run1"):
@@ -175,47 +111,57 @@ def test_report_shows_every_chart_and_endpoint(full_run: Path) -> None:
 
 
 def test_report_has_no_external_references(full_run: Path) -> None:
-    page = render_report(full_run)
+    page = page_of(full_run)
     assert "http://" not in page and "https://" not in page
     assert not re.search(r"""(src|href)\s*=\s*["']?(//|[a-z]+:)""", page, re.IGNORECASE)
     assert page.count("<script") == 1  # the copy button's, inline
 
 
 def test_data_from_the_run_is_escaped(tmp_path: Path) -> None:
-    page = render_report(make_run(tmp_path, labels=(EVIL, "ok/" + EVIL), evil=EVIL))
+    page = page_of(make_run(tmp_path, labels=(EVIL, "ok/" + EVIL), evil=EVIL))
     assert "<img" not in page
     assert page.count("<script") == 1
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
 
 
 def test_thresholds_and_comparisons_render_when_present(full_run: Path) -> None:
-    page = render_report(full_run)
+    page = page_of(full_run)
     assert "none configured" not in page
-    assert "p99 under 250 ms" in page and "error_rate" in page
+    assert "churn-v1: latency_ms.p99 &lt;= 250" in page and "error_rate" in page
     assert page.count('class="badge pass">pass') == 1
     assert page.count('class="badge fail">fail') == 1
-    assert "churn-v1</h3>" in page and "→ churn-v2/canary" in page
-    assert "slower" in page and "p = 0.002" in page and "+16.6%" in page and "-1.7%" in page
-    assert "p99 change +16.6% &gt; +10%" in page
+    assert "churn-v1 → churn-v2/canary</h3>" in page
+    assert '<span class="badge fail">slower, over limit</span>' in page
+    (comparison,) = comparisons()
+    p50 = comparison.metrics["p50"]
+    assert f"p = {comparison.mann_whitney.p_value:.3g}" in page
+    assert f"{p50.change * 100:+.1f}%" in page
+    assert f"{p50.ci_low * 100:+.1f}% .. {p50.ci_high * 100:+.1f}%" in page
+    assert "p50 at least +" in page and "limit +10%" in page
 
 
 def test_thresholds_and_comparisons_say_none_when_absent(tmp_path: Path) -> None:
-    page = render_report(make_run(tmp_path))
+    page = page_of(make_run(tmp_path))
     thresholds = page.split('<section id="thresholds">')[1].split("</section>")[0]
     comparisons = page.split('<section id="comparisons">')[1].split("</section>")[0]
     assert "none configured" in thresholds and "none configured" in comparisons
 
 
 def test_stopped_early_shows_the_reason(tmp_path: Path) -> None:
-    page = render_report(make_run(tmp_path, complete=False, stop_reason="SIGINT"))
-    assert "stopped early: SIGINT" in page
+    page = page_of(make_run(tmp_path, stop_reason=StopReason.SIGINT))
+    assert "stopped early: interrupted by SIGINT" in page
+    assert '<div id="verdict" class="verdict fail"><b>FAILED</b>' in page
 
 
 def test_slowest_requests_and_logs_insights_query(full_run: Path) -> None:
-    page = render_report(full_run)
+    page = page_of(full_run)
     assert "/aws/sagemaker/Endpoints/churn-v1<" in page
     assert "/aws/sagemaker/Endpoints/churn-v2<" in page  # the name before the variant
-    assert "run1-001-00000000000a" in page
+    slowest = load_run(full_run).summary.endpoints["churn-v2/canary"].slowest
+    assert len(slowest) == 20 and slowest[0].trace_id.startswith("run1-001-")
+    assert f"<code>{slowest[0].trace_id}</code>" in page  # the slowest, listed first
+    assert f"<code>{slowest[10].trace_id}</code>" not in page  # ten listed; the query has all
+    assert slowest[19].trace_id in page
     query = logs_insights_query("churn-v1", ["a-1", "b/2"])
     assert query == {
         "log_group": "/aws/sagemaker/Endpoints/churn-v1",
@@ -233,7 +179,7 @@ async def test_report_of_a_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     async with serve(_echo) as url:
         options = RunOptions(out=tmp_path, quiet=True)
         result = await run_scenario(scenario(url, requests=30), options)
-    page = render_report(result.folder)
+    page = page_of(result.folder)
     for chart_id in CHART_IDS:
         assert f'<svg id="{chart_id}"' in page
     assert ">ep<" in page and "no data" not in page
@@ -259,7 +205,7 @@ def test_write_report_is_atomic_and_returns_the_path(tmp_path: Path) -> None:
     [
         (lambda f: (f / "summary.json").unlink(), "summary.json: not found"),
         (lambda f: (f / "summary.json").write_text("{oops"), "summary.json: not valid JSON"),
-        (lambda f: (f / "summary.json").write_text("{}"), "summary.json: 'endpoints' is missing"),
+        (lambda f: (f / "summary.json").write_text("{}"), "summary.json: not a loadgen-summary/1"),
         (lambda f: (f / "timeseries.csv").unlink(), "timeseries.csv: not found"),
         (lambda f: (f / "timeseries.csv").write_text("a,b\n1,2\n"), "timeseries.csv: missing"),
         (
@@ -283,7 +229,7 @@ def test_missing_or_malformed_files_are_usage_errors(
     folder = make_run(tmp_path / "run")
     damage(folder)
     with pytest.raises(UsageError) as caught:
-        render_report(folder)
+        page_of(folder)
     assert len(caught.value.problems) == 1
     assert str(caught.value).startswith(str(folder)) and message in str(caught.value)
 
@@ -317,7 +263,7 @@ def test_long_runs_are_bucketed_and_keep_the_worst_p99() -> None:
 
 def test_a_ten_minute_four_endpoint_report_stays_small(tmp_path: Path) -> None:
     labels = ("a", "b/one", "c", "d/two")
-    page = render_report(make_run(tmp_path, labels=labels, seconds=600, requests=4000))
+    page = page_of(make_run(tmp_path, labels=labels, seconds=600, requests=4000))
     assert len(page.encode()) < 300_000
 
 
@@ -346,7 +292,7 @@ async def test_report_renders_in_chromium_without_errors(tmp_path: Path) -> None
         tmp_path / "run",
         labels=("churn-v1", "churn-v2/canary", EVIL),
         thresholds=THRESHOLDS,
-        comparisons=COMPARISONS,
+        comparisons=comparisons(),
     )
     page = write_report(folder)
     probe = CHART_PROBE % json.dumps(list(CHART_IDS))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.scenario import scenario_from_dict
+from loadgen.summary import RunSummary
 
 ACCESS_KEY, SECRET_KEY = "AKIDAGREE", "agree-secret"
 
@@ -38,18 +40,18 @@ def mock_scenario(transport: str) -> dict:
     }
 
 
-def counts(summary: dict) -> dict:
+def counts(summary: RunSummary) -> dict[str, Any]:
     """Everything counted, without timings."""
-    result = {}
-    for label, stats in summary["endpoints"].items():
-        correlation = {k: v for k, v in stats["correlation"].items() if k != "samples"}
-        result[label] = (stats["requests"], stats["ok"], stats["errors"], correlation)
-    total = summary["total"]
-    result["total"] = (total["requests"], total["ok"], total["errors"], total["model_error_status"])
-    variants = {}
-    for stats in summary["endpoints"].values():
-        for variant, v in stats["variants"].items():
-            variants[variant] = variants.get(variant, 0) + v["requests"]
+    result: dict[str, Any] = {}
+    for label, stats in summary.endpoints.items():
+        correlation = stats.correlation.model_dump(exclude={"samples"})
+        result[label] = (stats.requests, stats.ok, stats.errors, correlation)
+    total = summary.total
+    result["total"] = (total.requests, total.ok, total.errors, total.model_error_status)
+    variants: dict[str, int] = {}
+    for stats in summary.endpoints.values():
+        for variant, v in stats.variants.items():
+            variants[variant] = variants.get(variant, 0) + v.requests
     result["variants"] = variants
     return result
 

@@ -6,7 +6,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 from loadgen.correlate import Correlator, Echo, MismatchSample
 from loadgen.engine.requests import RequestFactory
@@ -18,9 +18,6 @@ LATE_NS = 1_000_000  # a start more than 1 ms after its intended time counts as 
 
 CLIENT_FAILURE = "ClientFailure"
 _MISMATCHED = Echo.MISMATCHED  # enum member look-ups cost ~0.1 µs: not per request
-# A request's own timeout can fire at the very end of the drain's grace period; this much
-# more lets it be recorded as a Timeout rather than cut off and counted as interrupted.
-DRAIN_MARGIN_S = 0.1
 
 Clock = Callable[[], int]
 
@@ -46,27 +43,37 @@ class TesterStats:
         window_ns = self.last_sent_ns - self.first_sent_ns
         return (self.sent - 1) * 1e9 / window_ns if self.sent > 1 and window_ns > 0 else 0.0
 
-    def to_state(self) -> dict[str, Any]:
-        return {
-            "start_delay": self.start_delay.encode().decode("ascii"),
-            "sent": self.sent,
-            "first_sent_ns": self.first_sent_ns,
-            "last_sent_ns": self.last_sent_ns,
-            "interrupted": self.interrupted,
-            "client_failure": self.client_failure,
-        }
+    def to_state(self) -> TesterState:
+        return TesterState(
+            self.start_delay.encode().decode("ascii"),
+            self.sent,
+            self.first_sent_ns,
+            self.last_sent_ns,
+            self.interrupted,
+            self.client_failure,
+        )
 
-    def merge_state(self, state: dict[str, Any]) -> None:
+    def merge_state(self, state: TesterState) -> None:
         """Monotonic clocks are shared by all processes on a machine, so windows combine."""
-        if state["sent"]:
-            self.start_delay.decode_and_add(state["start_delay"])
-            self.first_sent_ns = min(
-                self.first_sent_ns or state["first_sent_ns"], state["first_sent_ns"]
-            )
-            self.last_sent_ns = max(self.last_sent_ns, state["last_sent_ns"])
-        self.sent += state["sent"]
-        self.interrupted += state["interrupted"]
-        self.client_failure = self.client_failure or state["client_failure"]
+        if state.sent:
+            self.start_delay.decode_and_add(state.start_delay)
+            self.first_sent_ns = min(self.first_sent_ns or state.first_sent_ns, state.first_sent_ns)
+            self.last_sent_ns = max(self.last_sent_ns, state.last_sent_ns)
+        self.sent += state.sent
+        self.interrupted += state.interrupted
+        self.client_failure = self.client_failure or state.client_failure
+
+
+@dataclass(frozen=True)
+class TesterState:
+    """TesterStats as it travels between processes (the histogram encoded)."""
+
+    start_delay: str
+    sent: int
+    first_sent_ns: int
+    last_sent_ns: int
+    interrupted: int
+    client_failure: str | None
 
 
 class Engine:
@@ -182,9 +189,9 @@ class Engine:
             self.recorder.add_mismatch(label, outcome.variant, sample)
 
     async def drain(self, grace_s: float) -> None:
-        """Let in-flight requests finish for up to `grace_s` (and a margin), then cancel the rest."""
+        """Let in-flight requests finish for up to `grace_s`, then cancel the rest."""
         if self.in_flight:
-            await asyncio.wait(set(self.in_flight), timeout=grace_s + DRAIN_MARGIN_S)
+            await asyncio.wait(set(self.in_flight), timeout=grace_s)
         leftovers = set(self.in_flight)
         for task in leftovers:
             task.cancel()

@@ -9,19 +9,28 @@ from __future__ import annotations
 import abc
 import asyncio
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from loadgen.engine.core import Engine
 from loadgen.engine.schedule import constant_offsets, ramping_offsets, take_share
-from loadgen.scenario import ConstantArrivalRate, ConstantConcurrency, RampingArrivalRate
+from loadgen.scenario import (
+    ConstantArrivalRate,
+    ConstantConcurrency,
+    LoadBase,
+    RampingArrivalRate,
+)
+
+ConfigT = TypeVar("ConfigT", bound=LoadBase)
 
 NS_PER_S = 1_000_000_000
 # Timers resolve to about a millisecond: wake this much early rather than late.
 EARLY_NS = 1_000_000
 
 
-class Executor(abc.ABC):
-    registry: ClassVar[dict[str, type[Executor]]] = {}
+class Executor(abc.ABC, Generic[ConfigT]):
+    """Registered under its scenario name (`load.executor`), as k6 registers its executors."""
+
+    registry: ClassVar[dict[str, type[Executor[Any]]]] = {}
     name: ClassVar[str]
 
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -29,16 +38,27 @@ class Executor(abc.ABC):
         if "name" in cls.__dict__:
             Executor.registry[cls.name] = cls
 
-    def __init__(self, share: int = 0, shares: int = 1) -> None:
+    def __init__(self, config: ConfigT, share: int = 0, shares: int = 1) -> None:
         """This process runs `share` of `shares` equal parts of the load (worker processes)."""
+        self.config = config
         self.share = share
         self.shares = shares
+
+    @classmethod
+    def of(
+        cls,
+        config: ConstantConcurrency | ConstantArrivalRate | RampingArrivalRate,
+        share: int = 0,
+        shares: int = 1,
+    ) -> Executor[Any]:
+        """The executor that `config.executor` names, for this share of the load."""
+        return cls.registry[config.executor](config, share, shares)
 
     @abc.abstractmethod
     async def run(self, engine: Engine, start_ns: int) -> None: ...
 
 
-class OpenLoop(Executor):
+class OpenLoop(Executor[ConfigT]):
     """Starts requests at scheduled times whatever the endpoint does; latency counts from then."""
 
     @abc.abstractmethod
@@ -54,37 +74,25 @@ class OpenLoop(Executor):
             await engine.start(intended_ns)
 
 
-class ConstantArrivalRateExecutor(OpenLoop):
+class ConstantArrivalRateExecutor(OpenLoop[ConstantArrivalRate]):
     name = "constant-arrival-rate"
-
-    def __init__(self, config: ConstantArrivalRate, share: int = 0, shares: int = 1) -> None:
-        super().__init__(share, shares)
-        self.config = config
 
     def offsets(self) -> Iterator[float]:
         return constant_offsets(self.config.rate, self.config.duration, self.config.requests)
 
 
-class RampingArrivalRateExecutor(OpenLoop):
+class RampingArrivalRateExecutor(OpenLoop[RampingArrivalRate]):
     name = "ramping-arrival-rate"
-
-    def __init__(self, config: RampingArrivalRate, share: int = 0, shares: int = 1) -> None:
-        super().__init__(share, shares)
-        self.config = config
 
     def offsets(self) -> Iterator[float]:
         stages = [(stage.duration, stage.target) for stage in self.config.stages]
         return ramping_offsets(self.config.start_rate, stages)
 
 
-class ConstantConcurrencyExecutor(Executor):
+class ConstantConcurrencyExecutor(Executor[ConstantConcurrency]):
     """Closed loop: each of N callers starts its next request when its last one ends."""
 
     name = "constant-concurrency"
-
-    def __init__(self, config: ConstantConcurrency, share: int = 0, shares: int = 1) -> None:
-        super().__init__(share, shares)
-        self.config = config
 
     def callers(self) -> int:
         base, extra = divmod(self.config.concurrency, self.shares)

@@ -2,6 +2,7 @@
 
 A worker streams each closed second and, every tick, what its recorder holds since the last
 tick (histograms encoded: they do not pickle). A worker that dies loses at most one tick.
+Messages are the typed records below, pickled by multiprocessing's Connection.
 """
 
 from __future__ import annotations
@@ -14,52 +15,96 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import NamedTuple
 
 from hdrh.histogram import HdrHistogram
 
-from loadgen.engine.core import TesterStats
-from loadgen.engine.drive import Part, drive, share_of
+from loadgen.engine.context import RunContext
+from loadgen.engine.core import TesterState, TesterStats
+from loadgen.engine.drive import Reporting, drive
+from loadgen.engine.transports import open_transport
 from loadgen.errors import CannotRunError, LoadgenError
 from loadgen.histograms import new_histogram
-from loadgen.metrics import Interval, Recorder
-from loadgen.scenario import Scenario
+from loadgen.metrics import Interval, Recorder, RecorderState
+from loadgen.summary import StopReason
 
 READY_TIMEOUT_S = 60.0  # spawning and importing a worker takes a second or two
 START_MARGIN_NS = 100_000_000  # all workers start at one instant, this far after "go"
 
-WireInterval = tuple[int, str, str, int, int, int]
+
+# --- messages -------------------------------------------------------------------------------
 
 
-def _to_wire(interval: Interval) -> WireInterval:
-    return (
-        interval.index,
-        interval.label,
-        interval.latency.encode().decode("ascii"),
-        interval.requests,
-        interval.errors,
-        interval.mismatched,
-    )
+class WireInterval(NamedTuple):
+    """A closed second of one endpoint, its histogram encoded."""
+
+    second: int
+    label: str
+    latency: str
+    requests: int
+    errors: int
+    mismatched: int
+
+    @classmethod
+    def of(cls, interval: Interval) -> WireInterval:
+        return cls(
+            interval.index,
+            interval.label,
+            interval.latency.encode().decode("ascii"),
+            interval.requests,
+            interval.errors,
+            interval.mismatched,
+        )
+
+
+@dataclass(frozen=True)
+class Start:
+    start_ns: int
+
+
+@dataclass(frozen=True)
+class Stop:
+    pass
+
+
+@dataclass(frozen=True)
+class Ready:
+    pass
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The worker could not start: the project's own error, to raise in the parent."""
+
+    cannot_run: bool  # CannotRunError (exit 3), else a usage problem (exit 2)
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Tick:
+    intervals: tuple[WireInterval, ...]
+    state: RecorderState
+
+
+@dataclass(frozen=True)
+class Final(Tick):
+    tester: TesterState
 
 
 # --- the worker process ---------------------------------------------------------------------
 
 
-def worker_entry(conn: Connection, payload: dict[str, Any]) -> None:
+def worker_entry(conn: Connection, ctx: RunContext) -> None:
     import uvloop
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop's own handlers are in place
     try:
-        uvloop.run(_worker_main(conn, payload))
+        uvloop.run(_worker_main(conn, ctx))
     finally:
         conn.close()
 
 
-async def _worker_main(conn: Connection, payload: dict[str, Any]) -> None:
-    from loadgen.engine.runner import open_transport
-
-    scenario = Scenario.model_validate(payload["scenario"])
-    part = Part(payload["run_id"], payload["share"], payload["shares"])
+async def _worker_main(conn: Connection, ctx: RunContext) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     started: asyncio.Future[int] = loop.create_future()
@@ -68,12 +113,12 @@ async def _worker_main(conn: Connection, payload: dict[str, Any]) -> None:
 
     def on_message() -> None:
         try:
-            kind, value = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):  # the parent is gone: stop
-            kind, value = "stop", None
-        if kind == "start" and not started.done():
-            started.set_result(value)
-        elif kind == "stop":
+            message = Stop()
+        if isinstance(message, Start) and not started.done():
+            started.set_result(message.start_ns)
+        elif isinstance(message, Stop):
             stop.set()
             if not started.done():
                 started.cancel()
@@ -82,29 +127,27 @@ async def _worker_main(conn: Connection, payload: dict[str, Any]) -> None:
     closed: list[Interval] = []
     async with AsyncExitStack() as stack:
         try:
-            connections = share_of(scenario.load.max_connections, part.share, part.shares)
-            transport = await open_transport(scenario, payload["endpoint_url"], stack, connections)
+            transport = await open_transport(ctx.scenario, ctx.endpoint_url, ctx.connections, stack)
         except LoadgenError as exc:
-            conn.send(("error", (type(exc).__name__, exc.problems)))
+            conn.send(Failed(isinstance(exc, CannotRunError), tuple(exc.problems)))
             return
-        conn.send(("ready", None))
+        conn.send(Ready())
         try:
             start_ns = await started
         except asyncio.CancelledError:
-            conn.send(("final", ([], {}, TesterStats().to_state())))
+            conn.send(Final((), {}, TesterStats().to_state()))
             return
 
-        def on_tick(recorder: Recorder, elapsed_s: float) -> None:
-            conn.send(("tick", ([_to_wire(i) for i in closed], recorder.take_state())))
+        def take_intervals() -> tuple[WireInterval, ...]:
+            wire = tuple(WireInterval.of(interval) for interval in closed)
             closed.clear()
+            return wire
 
-        driven = await drive(scenario, transport, part, start_ns, closed.append, stop, on_tick)
-        final = (
-            [_to_wire(i) for i in closed],
-            driven.recorder.take_state(),
-            driven.tester.to_state(),
-        )
-        conn.send(("final", final))
+        def on_tick(recorder: Recorder, elapsed_s: float) -> None:
+            conn.send(Tick(take_intervals(), recorder.take_state()))
+
+        driven = await drive(ctx, transport, start_ns, stop, Reporting(closed.append, on_tick))
+        conn.send(Final(take_intervals(), driven.recorder.take_state(), driven.tester.to_state()))
     loop.remove_reader(conn.fileno())
 
 
@@ -121,41 +164,50 @@ class Worker:
     gone: bool = False  # its pipe closed
 
 
+@dataclass(frozen=True)
+class WorkerFailure:
+    reason: StopReason
+    detail: str
+
+
 @dataclass
 class Merged:
     """The parent's view: one recorder and tester stats, fed by every worker."""
 
     recorder: Recorder
     tester: TesterStats = field(default_factory=TesterStats)
-    failure: str | None = None  # why the run is incomplete because of a worker
+    failure: WorkerFailure | None = None  # why the run is incomplete because of a worker
+
+    def fail(self, reason: StopReason, detail: str) -> None:
+        if self.failure is None:
+            self.failure = WorkerFailure(reason, detail)
+
+
+@dataclass
+class _Second:
+    """One second's intervals from the workers that have reported it so far."""
+
+    reported: int = 0
+    by_label: dict[str, Interval] = field(default_factory=dict)
 
 
 class WorkerPool:
-    def __init__(
-        self, scenario: Scenario, endpoint_url: str | None, run_id: str, shares: int
-    ) -> None:
-        self.scenario = scenario
-        self.shares = shares
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
         context = multiprocessing.get_context("spawn")
-        payload = {
-            "scenario": scenario.model_dump(mode="json"),
-            "endpoint_url": endpoint_url,
-            "run_id": run_id,
-            "shares": shares,
-        }
         self.workers: list[Worker] = []
-        for share in range(shares):
+        for share in range(ctx.shares):
             parent_end, child_end = context.Pipe(duplex=True)
             process = context.Process(
                 target=worker_entry,
-                args=(child_end, payload | {"share": share}),
+                args=(child_end, ctx.part(share, ctx.shares)),
                 name=f"loadgen-worker-{share}",
                 daemon=True,
             )
             process.start()
             child_end.close()
             self.workers.append(Worker(share, process, parent_end))
-        self._pending: dict[int, tuple[int, dict[str, Interval]]] = {}
+        self._pending: dict[int, _Second] = {}
         self._next_index = 0
 
     async def wait_ready(self) -> None:
@@ -166,15 +218,11 @@ class WorkerPool:
                 if worker.ready:
                     continue
                 if worker.conn.poll():
-                    kind, value = worker.conn.recv()
-                    if kind == "error":
-                        name, problems = value
-                        raise (
-                            CannotRunError(problems)
-                            if name == "CannotRunError"
-                            else LoadgenError(problems)
-                        )
-                    worker.ready = kind == "ready"
+                    message = worker.conn.recv()
+                    if isinstance(message, Failed):
+                        error = CannotRunError if message.cannot_run else LoadgenError
+                        raise error(list(message.problems))
+                    worker.ready = isinstance(message, Ready)
                 elif not worker.process.is_alive():
                     raise CannotRunError(
                         f"worker {worker.share} exited while starting (code {worker.process.exitcode})"
@@ -186,14 +234,14 @@ class WorkerPool:
     def start(self) -> int:
         start_ns = time.monotonic_ns() + START_MARGIN_NS
         for worker in self.workers:
-            worker.conn.send(("start", start_ns))
+            worker.conn.send(Start(start_ns))
         return start_ns
 
     def stop(self) -> None:
         for worker in self.workers:
             if not worker.gone:
                 try:
-                    worker.conn.send(("stop", None))
+                    worker.conn.send(Stop())
                 except OSError:
                     pass
 
@@ -215,9 +263,9 @@ class WorkerPool:
                 if (stop.is_set() or merged.failure) and not stop_sent:
                     self.stop()
                     stop_sent = True
-                    deadline_s = min(deadline_s, time.monotonic() + self.scenario.load.timeout + 10)
+                    deadline_s = min(deadline_s, self.ctx.finish_deadline(time.monotonic()))
                 if time.monotonic() > deadline_s:
-                    merged.failure = merged.failure or "workers did not finish in time"
+                    merged.fail(StopReason.WORKERS_LATE, "no final report by the deadline")
                     break
                 changed.clear()
                 waiter = loop.create_task(changed.wait())
@@ -240,56 +288,58 @@ class WorkerPool:
         changed: asyncio.Event,
     ) -> None:
         try:
-            kind, value = worker.conn.recv()
+            message = worker.conn.recv()
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(worker.conn.fileno())
             worker.gone = True
             worker.process.join(timeout=5)
             if not worker.finished:
-                merged.failure = merged.failure or (
-                    f"worker {worker.share} crashed (exit code {worker.process.exitcode})"
+                merged.fail(
+                    StopReason.WORKER_CRASHED,
+                    f"worker {worker.share}, exit code {worker.process.exitcode}",
                 )
             changed.set()
             return
-        if kind in ("tick", "final"):
-            intervals, state = value[0], value[1]
-            merged.recorder.merge_state(state)
-            self._add_intervals(intervals, sink)
-            if kind == "final":
-                merged.tester.merge_state(value[2])
+        if isinstance(message, Tick):
+            merged.recorder.merge_state(message.state)
+            self._add_intervals(message.intervals, sink)
+            if isinstance(message, Final):
+                merged.tester.merge_state(message.tester)
                 worker.finished = True
         changed.set()
 
-    def _add_intervals(self, wire: list[WireInterval], sink: Callable[[Interval], None]) -> None:
-        for index, label, encoded, requests, errors, mismatched in wire:
-            reported, by_label = self._pending.setdefault(index, (0, {}))
-            interval = by_label.get(label)
+    def _add_intervals(
+        self, wire: tuple[WireInterval, ...], sink: Callable[[Interval], None]
+    ) -> None:
+        for item in wire:
+            pending = self._pending.setdefault(item.second, _Second())
+            interval = pending.by_label.get(item.label)
             if interval is None:
-                interval = by_label[label] = Interval(index, label, new_histogram())
-            interval.latency.add(HdrHistogram.decode(encoded))
-            interval.requests += requests
-            interval.errors += errors
-            interval.mismatched += mismatched
-            self._pending[index] = (reported, by_label)
-        for index in {item[0] for item in wire}:
-            reported, by_label = self._pending[index]
-            self._pending[index] = (reported + 1, by_label)
+                interval = pending.by_label[item.label] = Interval(
+                    item.second, item.label, new_histogram()
+                )
+            interval.latency.add(HdrHistogram.decode(item.latency))
+            interval.requests += item.requests
+            interval.errors += item.errors
+            interval.mismatched += item.mismatched
+        for second in {item.second for item in wire}:
+            self._pending[second].reported += 1
         self._flush_pending(sink)
 
     def _flush_pending(self, sink: Callable[[Interval], None], everything: bool = False) -> None:
         """Write seconds in order, each once every running worker has reported it."""
         running = sum(1 for worker in self.workers if not (worker.finished or worker.gone))
         while self._next_index in self._pending:
-            reported, by_label = self._pending[self._next_index]
-            if reported < running and not everything:
+            second = self._pending[self._next_index]
+            if second.reported < running and not everything:
                 return
-            for interval in by_label.values():
+            for interval in second.by_label.values():
                 sink(interval)
             del self._pending[self._next_index]
             self._next_index += 1
         if everything:
             for index in sorted(self._pending):
-                for interval in self._pending.pop(index)[1].values():
+                for interval in self._pending.pop(index).by_label.values():
                     sink(interval)
 
     def close(self) -> None:

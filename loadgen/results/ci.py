@@ -2,120 +2,113 @@
 
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
+
+from loadgen.results.files import write_text_atomic
+from loadgen.summary import RunSummary
 
 
-def _atomic_text(path: Path, text: str) -> Path:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-    return path
-
-
-def junit_xml(summary: dict[str, Any]) -> str:
-    thresholds = summary.get("thresholds", [])
-    comparisons = summary.get("comparisons", [])
-    cases = len(thresholds) + len(comparisons) + 1
-    failures = sum(not t["passed"] for t in thresholds) + sum(
-        bool(c["failed_limits"]) for c in comparisons
+def junit_xml(summary: RunSummary) -> str:
+    """"run completed", then one testcase per threshold and per comparison: the suite fails
+    exactly when the verdict does."""
+    thresholds = summary.thresholds
+    comparisons = summary.comparisons
+    failures = (
+        (not summary.complete)
+        + sum(not t.passed for t in thresholds)
+        + sum(not c.passed for c in comparisons)
     )
-    failures += 0 if summary["complete"] else 1
+    duration = f"{summary.duration_s:.3f}"
     suite = ET.Element(
         "testsuite",
-        name=f"loadgen {summary['scenario']}",
-        tests=str(cases),
+        name=f"loadgen {summary.scenario}",
+        tests=str(1 + len(thresholds) + len(comparisons)),
         failures=str(failures),
         errors="0",
-        time=f"{summary['duration_s']:.3f}",
-        timestamp=summary["started_at"],
+        time=duration,
+        timestamp=summary.started_at.isoformat(),
     )
     run = ET.SubElement(
-        suite,
-        "testcase",
-        classname="loadgen.run",
-        name="run completed",
-        time=f"{summary['duration_s']:.3f}",
+        suite, "testcase", classname="loadgen.run", name="run completed", time=duration
     )
-    if not summary["complete"]:
-        ET.SubElement(run, "failure", message=f"run stopped early: {summary['stop_reason']}")
+    if not summary.complete:
+        ET.SubElement(run, "failure", message=f"run stopped early: {summary.stop_text}")
     for threshold in thresholds:
         case = ET.SubElement(
             suite,
             "testcase",
-            classname=f"loadgen.thresholds.{threshold['endpoint']}",
-            name=threshold["name"],
+            classname=f"loadgen.thresholds.{threshold.endpoint}",
+            name=threshold.name,
         )
-        if not threshold["passed"]:
-            message = (
-                f"{threshold['metric']} observed {threshold['observed']:g}, "
-                f"limit {threshold['comparator']} {threshold['limit']:g}"
-            )
+        if not threshold.passed:
+            message = threshold.failure()
             ET.SubElement(case, "failure", message=message).text = message
     for comparison in comparisons:
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname="loadgen.compare",
-            name=f"{comparison['new']} vs {comparison['base']}",
-        )
-        if comparison["failed_limits"]:
-            message = f"{comparison['verdict']}: " + "; ".join(comparison["failed_limits"])
+        case = ET.SubElement(suite, "testcase", classname="loadgen.compare", name=comparison.name)
+        if not comparison.passed:
+            message = comparison.failure()
             ET.SubElement(case, "failure", message=message).text = message
     ET.indent(suite)
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
-    )
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
-    """Fits a GitHub job summary: verdict first, then the numbers."""
-    thresholds = summary.get("thresholds", [])
-    comparisons = summary.get("comparisons", [])
-    passed = summary.get("passed", True)
-    status = "passed" if passed and summary["complete"] else "FAILED"
+def summary_markdown(summary: RunSummary) -> str:
+    """Fits a GitHub job summary: the verdict and its reasons first, then the numbers."""
+    verdict = summary.verdict
     lines = [
-        f"## loadgen: {summary['scenario']} {status}",
+        f"## loadgen: {summary.scenario} {'PASSED' if verdict.passed else 'FAILED'}",
         "",
-        f"Run `{summary['run_id']}` started {summary['started_at']}, {summary['duration_s']:.1f} s, "
-        f"{summary['transport']} transport, {summary['load']['executor']}.",
+        f"Run `{summary.run_id}` started {summary.started_at:%Y-%m-%d %H:%M:%S} UTC, "
+        f"{summary.duration_s:.1f} s, {summary.transport} transport, {summary.load_config.executor}.",
     ]
-    if not summary["complete"]:
-        lines += ["", f"**Stopped early:** {summary['stop_reason']}"]
+    if not verdict.passed:
+        lines += ["", f"**Failed** (exit code {verdict.exit_code}):", ""]
+        lines += [f"- {reason}" for reason in verdict.reasons]
     lines += [
         "",
         "| endpoint | requests | errors | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | mismatched | missing |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, stats in summary["endpoints"].items():
+    for label, stats in summary.endpoints.items():
         rows = [(label, stats)] + [
-            (f"{label} ({variant})", v) for variant, v in stats["variants"].items()
+            (f"{label} ({variant})", variant_stats)
+            for variant, variant_stats in stats.variants.items()
         ]
         for name, row in rows:
-            latency = row["latency_ms"]
+            latency = row.latency_ms
             lines.append(
-                f"| {name} | {row['requests']} | {row['error_count']} | {row['throughput_rps']:.1f} | "
-                f"{latency['p50']:.1f} | {latency['p90']:.1f} | {latency['p99']:.1f} | {latency['p999']:.1f} | "
-                f"{latency['max']:.1f} | {row['correlation']['mismatched']} | {row['correlation']['missing']} |"
+                f"| {name} | {row.requests} | {row.error_count} | {row.throughput_rps:.1f} | "
+                f"{latency.p50:.1f} | {latency.p90:.1f} | {latency.p99:.1f} | {latency.p999:.1f} | "
+                f"{latency.max:.1f} | {row.correlation.mismatched} | {row.correlation.missing} |"
             )
-    if thresholds:
+    if summary.thresholds:
         lines += ["", "### Thresholds", "", "| | threshold | observed |", "|---|---|---:|"]
-        for threshold in thresholds:
-            mark = "pass" if threshold["passed"] else "**FAIL**"
-            lines.append(f"| {mark} | `{threshold['name']}` | {threshold['observed']:g} |")
-    if comparisons:
+        for threshold in summary.thresholds:
+            mark = "pass" if threshold.passed else "**FAIL**"
+            lines.append(f"| {mark} | `{threshold.name}` | {threshold.observed:g} |")
+    if summary.comparisons:
         lines += ["", "### Comparisons", ""]
-        for comparison in comparisons:
-            failed = comparison["failed_limits"]
+        for comparison in summary.comparisons:
+            mark = "pass" if comparison.passed else "**FAIL**"
+            p99 = comparison.metrics["p99"]
             lines.append(
-                f"- **{comparison['new']}** vs **{comparison['base']}**: {comparison['verdict']}"
-                + (f" (FAIL: {'; '.join(failed)})" if failed else "")
+                f"- {mark} **{comparison.new}** vs **{comparison.base}**: {comparison.outcome} "
+                f"(p99 {p99.change:+.1%}, Mann-Whitney p = {comparison.mann_whitney.p_value:.3g})"
             )
+            lines += [f"  - {limit.failure()}" for limit in comparison.limits if limit.failed]
+    for label, stats in summary.endpoints.items():
+        if stats.slowest:
+            query = stats.slowest_query
+            lines += [
+                "",
+                f"Slowest requests of {label}: CloudWatch Logs Insights on `{query.log_group}`:",
+                "",
+                f"    {query.query}",
+            ]
     return "\n".join(lines) + "\n"
 
 
-def write_ci_outputs(folder: Path, summary: dict[str, Any]) -> None:
-    _atomic_text(folder / "junit.xml", junit_xml(summary))
-    _atomic_text(folder / "summary.md", summary_markdown(summary))
+def write_ci_outputs(folder: Path, summary: RunSummary) -> None:
+    write_text_atomic(folder / "junit.xml", junit_xml(summary))
+    write_text_atomic(folder / "summary.md", summary_markdown(summary))

@@ -3,79 +3,143 @@
 Everything is drawn here, in Python, as inline SVG: no scripts or fonts from anywhere else.
 The only script on the page copies a Logs Insights query to the clipboard. Long time series
 are bucketed to at most MAX_POINTS points a line, so a long run still makes a small file.
+Every number and every pass/fail on the page comes from the run's RunSummary.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import Any
 
-from loadgen.api import logs_insights_query
-from loadgen.errors import UsageError
-from loadgen.results.rundata import load_run
+from loadgen.results.files import write_text_atomic
+from loadgen.results.rundata import RunData, load_run
 from loadgen.results.svg import format_number, spectrum_chart, time_charts
+from loadgen.summary import ComparisonResult, RunSummary, TrafficSummary
 
 REPORT_NAME = "report.html"
 SLOWEST_SHOWN = 10
 
+# --- the verdict and the header -----------------------------------------------------------
+
+
+def _banner(summary: RunSummary) -> str:
+    """PASSED or FAILED with every reason: the first thing on the page."""
+    verdict = summary.verdict
+    if verdict.passed:
+        return '<div id="verdict" class="verdict pass"><b>PASSED</b></div>'
+    reasons = "".join(f"<li>{escape(reason)}</li>" for reason in verdict.reasons)
+    return (
+        f'<div id="verdict" class="verdict fail"><b>FAILED</b>'
+        f" (exit code {verdict.exit_code})<ul>{reasons}</ul></div>"
+    )
+
+
+def _header(summary: RunSummary) -> str:
+    load = summary.load_config
+    shape = [
+        f"{key.replace('_', ' ')} {format_number(getattr(load, key), 0)}"
+        for key in ("rate", "concurrency", "max_in_flight")
+        if getattr(load, key, None) is not None
+    ]
+    if summary.complete:
+        status = '<span class="badge pass">complete</span>'
+    else:
+        status = f'<span class="badge warn">stopped early: {escape(summary.stop_text)}</span>'
+    facts = [
+        ("run", summary.run_id),
+        ("started", summary.started_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("duration", f"{format_number(summary.duration_s, 1)} s"),
+        ("transport", summary.transport),
+        ("load", " · ".join([load.executor, *shape])),
+        ("correlation", summary.correlation_mode),
+    ]
+    facts_html = "".join(f"<div><dt>{k}</dt><dd>{escape(str(v))}</dd></div>" for k, v in facts)
+    total = summary.total
+    latency = total.latency_ms
+    requests = total.requests
+    corr = total.correlation
+    tiles = [
+        ("requests", format_number(requests)),
+        ("achieved rate", f"{format_number(summary.achieved_rate_rps)}/s"),
+        ("errors", f"{100 * total.error_count / requests:.2f}%" if requests else "–"),
+        ("p50", f"{format_number(latency.p50, 2)} ms"),
+        ("p99", f"{format_number(latency.p99, 2)} ms"),
+        ("max", f"{format_number(latency.max, 2)} ms"),
+        ("mismatched", format_number(corr.mismatched + corr.missing)),
+    ]
+    tiles_html = "".join(f"<div class='tile'><span>{k}</span><b>{v}</b></div>" for k, v in tiles)
+    warnings = []
+    if summary.client_failure:
+        warnings.append(f"client failure: {escape(summary.client_failure)}")
+    if summary.interrupted_requests:
+        warnings.append(
+            f"{format_number(summary.interrupted_requests)} requests were still in flight at the end"
+        )
+    if total.out_of_range:
+        warnings.append(
+            f"{format_number(total.out_of_range)} latencies above one hour were not recorded"
+        )
+    warn_html = "".join(f"<p class='warning'>{w}</p>" for w in warnings)
+    return (
+        f"<header>{_banner(summary)}<h1>{escape(summary.scenario)} {status}</h1>"
+        f"<dl class='facts'>{facts_html}</dl><div class='tiles'>{tiles_html}</div>{warn_html}</header>"
+    )
+
+
 # --- tables -------------------------------------------------------------------------------
 
 
-def _errors_cell(stats: dict[str, Any]) -> str:
-    errors = stats.get("errors") or {}
-    count = stats.get("error_count", sum(v for v in errors.values() if isinstance(v, int)))
-    requests = stats.get("requests") or 0
+def _errors_cell(stats: TrafficSummary) -> str:
+    count = stats.error_count
     if not count:
         return '<span class="muted">0</span>'
-    rate = f" ({100 * count / requests:.2g}%)" if requests else ""
+    rate = f" ({100 * count / stats.requests:.2g}%)" if stats.requests else ""
     parts = [f'<b class="bad">{format_number(count)}{rate}</b>']
-    parts += [f"{escape(str(code))} {format_number(n)}" for code, n in errors.items()]
-    statuses = stats.get("model_error_status") or {}
-    if statuses:
+    parts += [f"{escape(code)} {format_number(n)}" for code, n in stats.errors.items()]
+    if stats.model_error_status:
         parts.append(
             "model status "
-            + ", ".join(f"{escape(str(s))}×{format_number(n)}" for s, n in statuses.items())
+            + ", ".join(
+                f"{escape(s)}×{format_number(n)}" for s, n in stats.model_error_status.items()
+            )
         )
     return "<br>".join(parts)
 
 
-def _correlation_cell(stats: dict[str, Any]) -> str:
-    corr = stats.get("correlation") or {}
-    if not any(corr.get(key) for key in ("matched", "mismatched", "missing")):
+def _correlation_cell(stats: TrafficSummary) -> str:
+    corr = stats.correlation
+    if not (corr.matched or corr.mismatched or corr.missing):
         return '<span class="muted">–</span>'
     bad = [
-        f'<b class="bad">{format_number(corr[key])} {key}</b>'
-        for key in ("mismatched", "missing")
-        if corr.get(key)
+        f'<b class="bad">{format_number(count)} {key}</b>'
+        for key, count in (("mismatched", corr.mismatched), ("missing", corr.missing))
+        if count
     ]
-    return "<br>".join([f"{format_number(corr.get('matched', 0))} matched", *bad])
+    return "<br>".join([f"{format_number(corr.matched)} matched", *bad])
 
 
-def _stats_row(name: str, stats: dict[str, Any], variant: bool, only: str | None = None) -> str:
-    latency = stats.get("latency_ms") or {}
-    service = stats.get("service_time_ms") or {}
+def _stats_row(name: str, stats: TrafficSummary, variant: bool, only: str | None = None) -> str:
+    latency = stats.latency_ms
+    service = stats.service_time_ms
     suffix = f' <span class="muted">· {escape(only)}</span>' if only else ""
     cells = [
         f'<th scope="row" class="{"variant" if variant else "endpoint"}">{escape(name)}{suffix}</th>',
-        f"<td>{format_number(stats.get('requests'))}</td>",
-        f"<td>{format_number(stats.get('throughput_rps'))}</td>",
+        f"<td>{format_number(stats.requests)}</td>",
+        f"<td>{format_number(stats.throughput_rps)}</td>",
         f'<td class="left">{_errors_cell(stats)}</td>',
         *(
-            f"<td>{format_number(latency.get(key), 2)}</td>"
-            for key in ("p50", "p90", "p99", "p999", "max")
+            f"<td>{format_number(value, 2)}</td>"
+            for value in (latency.p50, latency.p90, latency.p99, latency.p999, latency.max)
         ),
-        f"<td>{format_number(latency.get('mean'), 2)}</td>",
-        f"<td>{format_number(service.get('p50'), 2)} / {format_number(service.get('p99'), 2)}</td>",
+        f"<td>{format_number(latency.mean, 2)}</td>",
+        f"<td>{format_number(service.p50, 2)} / {format_number(service.p99, 2)}</td>",
         f'<td class="left">{_correlation_cell(stats)}</td>',
-        f"<td>{format_number(stats.get('late_starts'))}</td>",
+        f"<td>{format_number(stats.late_starts)}</td>",
     ]
     return f'<tr class="{"sub" if variant else ""}">{"".join(cells)}</tr>'
 
 
-def _stats_table(summary: dict[str, Any]) -> str:
+def _stats_table(summary: RunSummary) -> str:
     head = (
         "<tr><th class='left'>endpoint / variant</th><th>requests</th><th>req/s</th>"
         '<th class="left">errors</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th>'
@@ -83,32 +147,28 @@ def _stats_table(summary: dict[str, Any]) -> str:
         "<th>late starts</th></tr>"
     )
     rows = []
-    for label, stats in summary["endpoints"].items():
-        variants = {k: v for k, v in (stats.get("variants") or {}).items() if isinstance(v, dict)}
-        only = next(iter(variants.values()), {}) if len(variants) == 1 else {}
-        if only.get("requests") == stats.get("requests"):  # one line would say it all
+    for label, stats in summary.endpoints.items():
+        variants = stats.variants
+        if len(variants) == 1 and next(iter(variants.values())).requests == stats.requests:
             rows.append(_stats_row(label, stats, variant=False, only=next(iter(variants))))
-            continue
+            continue  # one line says it all
         rows.append(_stats_row(label, stats, variant=False))
-        for variant, vstats in variants.items():
-            rows.append(_stats_row(f"↳ {variant}", vstats, variant=True))
-    total = summary.get("total")
-    if isinstance(total, dict) and len(summary["endpoints"]) > 1:
-        rows.append(
-            _stats_row("all endpoints", total, variant=False).replace("<tr", '<tr class="total"', 1)
-        )
+        for variant, variant_stats in variants.items():
+            rows.append(_stats_row(f"↳ {variant}", variant_stats, variant=True))
+    if len(summary.endpoints) > 1:
+        total_row = _stats_row("all endpoints", summary.total, variant=False)
+        rows.append(total_row.replace("<tr", '<tr class="total"', 1))
     samples = [
         (label, sample)
-        for label, stats in summary["endpoints"].items()
-        for sample in (stats.get("correlation") or {}).get("samples") or []
-        if isinstance(sample, dict)
+        for label, stats in summary.endpoints.items()
+        for sample in stats.correlation.samples
     ]
     mismatch = ""
     if samples:
         body = "".join(
-            f"<tr><td>{escape(label)}</td><td><code>{escape(str(s.get('trace_id', '')))}</code></td>"
-            f"<td><code>{escape(str(s.get('sent', '')))}</code></td>"
-            f"<td><code>{escape(str(s.get('received', '')))}</code></td></tr>"
+            f"<tr><td>{escape(label)}</td><td><code>{escape(s.trace_id)}</code></td>"
+            f"<td><code>{escape(s.sent)}</code></td>"
+            f"<td><code>{escape(s.received)}</code></td></tr>"
             for label, s in samples
         )
         mismatch = (
@@ -123,26 +183,22 @@ def _stats_table(summary: dict[str, Any]) -> str:
     )
 
 
-def _verdict(passed: Any) -> str:
-    if passed is True:
-        return '<span class="badge pass">pass</span>'
-    if passed is False:
-        return '<span class="badge fail">fail</span>'
-    return f'<span class="badge">{escape(str(passed))}</span>'
+def _badge(passed: bool, text: str) -> str:
+    return f'<span class="badge {"pass" if passed else "fail"}">{escape(text)}</span>'
 
 
-def _thresholds(summary: dict[str, Any]) -> str:
-    entries = [e for e in summary.get("thresholds") or [] if isinstance(e, dict)]
-    if not entries:
+def _thresholds(summary: RunSummary) -> str:
+    if not summary.thresholds:
         body = '<p class="muted">none configured</p>'
     else:
         rows = "".join(
-            f"<tr><td class='left'>{escape(str(e.get('name', '')))}</td>"
-            f"<td class='left'>{escape(str(e.get('endpoint') or 'all'))}</td>"
-            f"<td class='left'>{escape(str(e.get('metric', '')))}</td>"
-            f"<td>{format_number(e.get('limit'), 3)}</td><td>{format_number(e.get('observed'), 3)}</td>"
-            f"<td>{_verdict(e.get('passed'))}</td></tr>"
-            for e in entries
+            f"<tr><td class='left'>{escape(t.name)}</td>"
+            f"<td class='left'>{escape(t.endpoint)}</td>"
+            f"<td class='left'>{escape(t.metric)}</td>"
+            f"<td>{escape(t.comparator)} {format_number(t.limit, 3)}</td>"
+            f"<td>{format_number(t.observed, 3)}</td>"
+            f"<td>{_badge(t.passed, 'pass' if t.passed else 'fail')}</td></tr>"
+            for t in summary.thresholds
         )
         body = (
             "<div class='scroll'><table class='plain'><tr><th class='left'>threshold</th>"
@@ -152,88 +208,74 @@ def _thresholds(summary: dict[str, Any]) -> str:
     return f'<section id="thresholds"><h2>Thresholds</h2>{body}</section>'
 
 
-def _change(value: Any) -> str:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return format_number(value)
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:+.1f}%"
+
+
+def _change(value: float) -> str:
     css = "bad" if value > 0 else "good" if value < 0 else "muted"
-    return f'<span class="{css}">{value:+.1f}%</span>'
+    return f'<span class="{css}">{_percent(value)}</span>'
 
 
-def _comparisons(summary: dict[str, Any]) -> str:
-    entries = [e for e in summary.get("comparisons") or [] if isinstance(e, dict)]
-    if not entries:
-        return '<section id="comparisons"><h2>Comparisons</h2><p class="muted">none configured</p></section>'
-    blocks = []
-    for entry in entries:
-        rows = "".join(
-            f"<tr><td class='left'>{escape(str(r.get('metric', '')))}</td>"
-            f"<td>{format_number(r.get('base_ms'), 2)}</td><td>{format_number(r.get('new_ms'), 2)}</td>"
-            f"<td>{_change(r.get('change_pct'))}</td></tr>"
-            for r in entry.get("rows") or []
-            if isinstance(r, dict)
-        )
-        failed = entry.get("failed_limits") or []
-        failed_html = (
-            "<ul class='failed'>"
-            + "".join(f"<li>{escape(_plain(f))}</li>" for f in failed)
-            + "</ul>"
-            if failed
-            else ""
-        )
-        p_value = entry.get("p_value")
-        p_html = f" · p = {format_number(p_value, 3)}" if p_value is not None else ""
-        verdict = escape(str(entry.get("verdict", "")))
-        blocks.append(
-            f"<div class='comparison'><h3>{escape(str(entry.get('base', '?')))} → "
-            f"{escape(str(entry.get('new', '?')))}</h3>"
-            f"<p><span class='badge {_verdict_class(entry)}'>{verdict}</span>{p_html}</p>"
-            "<table class='plain'><tr><th class='left'>metric</th><th>base (ms)</th>"
-            f"<th>new (ms)</th><th>change</th></tr>{rows}</table>{failed_html}</div>"
-        )
-    return f'<section id="comparisons"><h2>Comparisons</h2>{"".join(blocks)}</section>'
+def _comparison(comparison: ComparisonResult) -> str:
+    level = f"{comparison.confidence:.0%} CI"
+    rows = "".join(
+        f"<tr><td class='left'>{escape(metric)}</td>"
+        f"<td>{format_number(row.base_ms, 2)}</td><td>{format_number(row.new_ms, 2)}</td>"
+        f"<td>{_change(row.change)}</td>"
+        f"<td>{'–' if row.ci_low is None else f'{_percent(row.ci_low)} .. {_percent(row.ci_high)}'}</td></tr>"
+        for metric, row in comparison.metrics.items()
+    )
+    failed = [limit.failure() for limit in comparison.limits if limit.failed]
+    failed_html = (
+        "<ul class='failed'>" + "".join(f"<li>{escape(text)}</li>" for text in failed) + "</ul>"
+        if failed
+        else ""
+    )
+    limits = ", ".join(f"{limit.metric} ≤ +{limit.max_increase:.0%}" for limit in comparison.limits)
+    test = comparison.mann_whitney
+    return (
+        f"<div class='comparison'><h3>{escape(comparison.base)} → {escape(comparison.new)}</h3>"
+        f"<p>{_badge(comparison.passed, str(comparison.outcome))}"
+        f" · Mann-Whitney p = {test.p_value:.3g} (alpha {comparison.alpha:g})"
+        f" · limits: {escape(limits) if limits else 'none'}"
+        f" · requests {format_number(comparison.requests.base)} / "
+        f"{format_number(comparison.requests.new)}</p>"
+        "<table class='plain'><tr><th class='left'>metric</th><th>base (ms)</th>"
+        f"<th>new (ms)</th><th>change</th><th>{level}</th></tr>{rows}</table>{failed_html}</div>"
+    )
 
 
-def _verdict_class(entry: dict[str, Any]) -> str:
-    if entry.get("failed_limits"):
-        return "fail"
-    verdict = str(entry.get("verdict", "")).lower()
-    return "fail" if any(w in verdict for w in ("slower", "regress", "fail", "worse")) else "pass"
+def _comparisons(summary: RunSummary) -> str:
+    blocks = "".join(_comparison(comparison) for comparison in summary.comparisons)
+    body = blocks or '<p class="muted">none configured</p>'
+    return f'<section id="comparisons"><h2>Comparisons</h2>{body}</section>'
 
 
-def _plain(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {v}" for k, v in value.items())
-    return str(value)
-
-
-def _slowest(summary: dict[str, Any]) -> str:
+def _slowest(summary: RunSummary) -> str:
     cards = []
-    for position, (label, stats) in enumerate(summary["endpoints"].items()):
-        slowest = [s for s in stats.get("slowest") or [] if isinstance(s, dict)]
-        if not slowest:
+    for position, (label, stats) in enumerate(summary.endpoints.items()):
+        if not stats.slowest:
             continue
         rows = "".join(
-            f"<tr><td class='left'><code>{escape(str(s.get('trace_id', '')))}</code></td>"
-            f"<td>{format_number(s.get('latency_ms'), 2)}</td>"
-            f"<td class='left'>{escape(str(s.get('variant') or ''))}</td></tr>"
-            for s in slowest[:SLOWEST_SHOWN]
+            f"<tr><td class='left'><code>{escape(s.trace_id)}</code></td>"
+            f"<td>{format_number(s.latency_ms, 2)}</td>"
+            f"<td class='left'>{escape(s.variant or '')}</td></tr>"
+            for s in stats.slowest[:SLOWEST_SHOWN]
         )
         more = (
-            f" (the {SLOWEST_SHOWN} slowest are listed; the query finds all {len(slowest)})"
-            if len(slowest) > SLOWEST_SHOWN
+            f" (the {SLOWEST_SHOWN} slowest are listed; the query finds all {len(stats.slowest)})"
+            if len(stats.slowest) > SLOWEST_SHOWN
             else ""
         )
-        endpoint_name = label.split("/", 1)[0]
-        query = logs_insights_query(endpoint_name, [str(s.get("trace_id", "")) for s in slowest])[
-            "query"
-        ]
+        query = stats.slowest_query
         cards.append(
             f"<div class='card'><h3>{escape(label)}</h3>"
             "<table class='plain'><tr><th class='left'>trace ID</th><th>latency (ms)</th>"
             f"<th class='left'>variant</th></tr>{rows}</table>"
             f"<p class='note'>CloudWatch Logs Insights, log group "
-            f"<code>/aws/sagemaker/Endpoints/{escape(endpoint_name)}</code>{more}:</p>"
-            f"<pre id='query-{position}'>{escape(query)}</pre>"
+            f"<code>{escape(query.log_group)}</code>{more}:</p>"
+            f"<pre id='query-{position}'>{escape(query.query)}</pre>"
             f"<button type='button' data-copy='query-{position}'>Copy query</button></div>"
         )
     body = "".join(cards) or '<p class="muted">no requests recorded</p>'
@@ -243,68 +285,6 @@ def _slowest(summary: dict[str, Any]) -> str:
 
 
 # --- the page -----------------------------------------------------------------------------
-
-
-def _header(summary: dict[str, Any]) -> str:
-    load = summary.get("load") or {}
-    executor = str(load.get("executor", "?"))
-    shape = [
-        f"{key.replace('_', ' ')} {format_number(load[key], 0)}"
-        for key in ("rate", "concurrency", "vus", "max_in_flight")
-        if load.get(key) is not None
-    ]
-    started = str(summary.get("started_at", ""))
-    try:
-        started = datetime.fromisoformat(started.replace("Z", "+00:00")).strftime(
-            "%Y-%m-%d %H:%M:%S UTC"
-        )
-    except ValueError:
-        pass
-    if summary.get("complete", True):
-        status = '<span class="badge pass">complete</span>'
-    else:
-        reason = summary.get("stop_reason") or "unknown reason"
-        status = f'<span class="badge warn">stopped early: {escape(str(reason))}</span>'
-    facts = [
-        ("run", summary.get("run_id", "?")),
-        ("started", started),
-        ("duration", f"{format_number(summary.get('duration_s'), 1)} s"),
-        ("transport", summary.get("transport", "?")),
-        ("load", " · ".join([executor, *shape])),
-        ("correlation", summary.get("correlation_mode", "?")),
-    ]
-    facts_html = "".join(f"<div><dt>{k}</dt><dd>{escape(str(v))}</dd></div>" for k, v in facts)
-    total = summary.get("total") if isinstance(summary.get("total"), dict) else {}
-    latency = total.get("latency_ms") or {}
-    requests = total.get("requests") or 0
-    errors = total.get("error_count") or 0
-    corr = total.get("correlation") or {}
-    tiles = [
-        ("requests", format_number(requests)),
-        ("achieved rate", f"{format_number(summary.get('achieved_rate_rps'))}/s"),
-        ("errors", f"{100 * errors / requests:.2f}%" if requests else "–"),
-        ("p50", f"{format_number(latency.get('p50'), 2)} ms"),
-        ("p99", f"{format_number(latency.get('p99'), 2)} ms"),
-        ("max", f"{format_number(latency.get('max'), 2)} ms"),
-        ("mismatched", format_number(corr.get("mismatched", 0) + corr.get("missing", 0))),
-    ]
-    tiles_html = "".join(f"<div class='tile'><span>{k}</span><b>{v}</b></div>" for k, v in tiles)
-    warnings = []
-    if summary.get("client_failure"):
-        warnings.append(f"client failure: {escape(str(summary['client_failure']))}")
-    if summary.get("interrupted_requests"):
-        warnings.append(
-            f"{format_number(summary['interrupted_requests'])} requests were still in flight at the end"
-        )
-    if total.get("out_of_range"):
-        warnings.append(
-            f"{format_number(total['out_of_range'])} latencies above one hour were not recorded"
-        )
-    warn_html = "".join(f"<p class='warning'>{w}</p>" for w in warnings)
-    return (
-        f"<header><h1>{escape(str(summary.get('scenario', 'run')))} {status}</h1>"
-        f"<dl class='facts'>{facts_html}</dl><div class='tiles'>{tiles_html}</div>{warn_html}</header>"
-    )
 
 
 STYLE = """
@@ -362,6 +342,11 @@ pre{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f
 button{font:inherit;font-size:13px;padding:4px 12px;border:1px solid #cbd5e1;border-radius:6px;background:#fff;cursor:pointer}
 button:hover{background:#f1f5f9}
 .failed{color:var(--bad);margin:8px 0 0}
+.verdict{border-radius:8px;padding:12px 16px;margin:0 0 18px;font-size:15px}
+.verdict b{font-size:20px;letter-spacing:.02em}
+.verdict.pass{background:#d1fae5;border:1px solid #6ee7b7;color:#065f46}
+.verdict.fail{background:#fee2e2;border:1px solid #fca5a5;color:#991b1b}
+.verdict ul{margin:6px 0 0;padding-left:20px}
 footer{margin-top:40px;color:var(--muted);font-size:12px}
 @media (max-width:640px){.cards{grid-template-columns:1fr}main{padding:16px 10px}}
 """
@@ -386,11 +371,10 @@ document.querySelectorAll("button[data-copy]").forEach(function (button) {
 """
 
 
-def render_report(folder: Path) -> str:
-    """The report of the run in `folder`, as one self-contained HTML page."""
-    run = load_run(Path(folder))
+def render_report(run: RunData) -> str:
+    """The report of one run, as one self-contained HTML page."""
     summary = run.summary
-    title = f"{summary.get('scenario', 'run')} {summary.get('run_id', '')} · loadgen report"
+    title = f"{summary.scenario} {summary.run_id} · loadgen report"
     return "".join(
         [
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
@@ -412,16 +396,9 @@ def render_report(folder: Path) -> str:
     )
 
 
-def write_report(folder: Path) -> Path:
-    """Write folder/report.html atomically; returns its path."""
+def write_report(folder: Path, run: RunData | None = None) -> Path:
+    """Write folder/report.html atomically, of `run` (at the end of a run) or, without it,
+    of what the folder holds (`loadgen report`); returns its path."""
     folder = Path(folder)
-    text = render_report(folder)
-    path = folder / REPORT_NAME
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise UsageError(f"{path}: cannot write: {exc}") from None
-    return path
+    page = render_report(run if run is not None else load_run(folder))
+    return write_text_atomic(folder / REPORT_NAME, page)

@@ -1,34 +1,25 @@
-"""A run folder read back for the report: summary, per-second rows and decoded histograms."""
+"""What the report draws: a run's summary, its per-second rows and latency spectra.
+
+Made in memory at the end of a run (`RunData.of`), or read back from a run folder by
+`loadgen report` (`load_run`): the same page either way.
+"""
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from hdrh.histogram import HdrHistogram
 
 from loadgen.errors import UsageError
-from loadgen.histograms import recorded_buckets
-from loadgen.results.writer import TIMESERIES_FIELDS
+from loadgen.histograms import RunHistograms, recorded_buckets
+from loadgen.results.writer import TIMESERIES_FIELDS, TimeRow, Timeseries
+from loadgen.summary import RunSummary
 
 DASHES = ("6 4", "2 3", "10 3 2 3", "1 6")  # variants: the endpoint's colour, own dash
 PALETTE = ("#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2", "#65a30d", "#b91c1c")
-
-
-# --- the run folder ---------------------------------------------------------------------
-
-
-class TimeRow(NamedTuple):
-    second: int
-    requests: int
-    errors: int
-    mismatched: int
-    p50_ms: float
-    p99_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,42 +32,30 @@ class Spectrum:
 
 @dataclass(frozen=True, slots=True)
 class RunData:
-    summary: dict[str, Any]
-    timeseries: dict[str, list[TimeRow]]
+    summary: RunSummary
+    timeseries: Timeseries
     spectra: list[Spectrum]
 
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """A results file's JSON object; any problem is one UsageError line naming the file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: not found (is this a run folder?)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a JSON object")
-    return data
+    @classmethod
+    def of(cls, summary: RunSummary, timeseries: Timeseries, histograms: RunHistograms) -> RunData:
+        return cls(summary, timeseries, _spectra(summary, histograms))
 
 
-def _check_summary(path: Path, summary: dict[str, Any]) -> None:
-    endpoints = summary.get("endpoints")
-    if not isinstance(endpoints, dict):
-        raise UsageError(f"{path}: 'endpoints' is missing or not an object")
-    for label, stats in endpoints.items():
-        if not isinstance(stats, dict) or not isinstance(stats.get("latency_ms"), dict):
-            raise UsageError(f"{path}: endpoints.{label}: 'latency_ms' is missing")
-        if not isinstance(stats.get("requests"), int):
-            raise UsageError(f"{path}: endpoints.{label}: 'requests' is missing")
-    for key in ("thresholds", "comparisons"):
-        if summary.get(key) is not None and not isinstance(summary[key], list):
-            raise UsageError(f"{path}: '{key}' must be a list")
+def load_run(folder: Path) -> RunData:
+    """A run folder's summary.json, timeseries.csv and histograms.json."""
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a directory")
+    summary = RunSummary.load(folder / "summary.json")
+    timeseries = _read_timeseries(folder / "timeseries.csv")
+    histograms = RunHistograms.load(folder / "histograms.json")
+    missing = [label for label in summary.endpoints if label not in histograms.endpoints]
+    if missing:
+        raise UsageError(f"{folder / 'histograms.json'}: no latency histogram for {missing[0]!r}")
+    return RunData.of(summary, timeseries, histograms)
 
 
-def _read_timeseries(path: Path) -> dict[str, list[TimeRow]]:
-    rows: dict[str, list[TimeRow]] = {}
+def _read_timeseries(path: Path) -> Timeseries:
+    rows: Timeseries = {}
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
@@ -103,13 +82,6 @@ def _read_timeseries(path: Path) -> dict[str, list[TimeRow]]:
     return {label: sorted(series) for label, series in rows.items()}
 
 
-def _decode(path: Path, where: str, encoded: Any) -> HdrHistogram:
-    try:
-        return HdrHistogram.decode(encoded)
-    except Exception:  # hdrh raises a zoo of types (binascii, zlib, its own, TypeError)
-        raise UsageError(f"{path}: {where}: not a valid HdrHistogram encoding") from None
-
-
 def spectrum_points(histogram: HdrHistogram) -> list[tuple[float, float]]:
     """The percentile spectrum as steps: x = -log10(1 - fraction), y = latency in ms.
 
@@ -133,32 +105,18 @@ def spectrum_points(histogram: HdrHistogram) -> list[tuple[float, float]]:
     return points
 
 
-def load_run(folder: Path) -> RunData:
-    if not folder.is_dir():
-        raise UsageError(f"{folder}: not a directory")
-    summary_path = folder / "summary.json"
-    summary = read_json_object(summary_path)
-    _check_summary(summary_path, summary)
-    timeseries = _read_timeseries(folder / "timeseries.csv")
-    histograms_path = folder / "histograms.json"
-    histograms = read_json_object(histograms_path).get("endpoints")
-    if not isinstance(histograms, dict):
-        raise UsageError(f"{histograms_path}: 'endpoints' is missing or not an object")
+def _spectra(summary: RunSummary, histograms: RunHistograms) -> list[Spectrum]:
+    """One line per endpoint, and one per variant where an endpoint has several."""
     spectra: list[Spectrum] = []
-    for position, label in enumerate(summary["endpoints"]):
+    for position, label in enumerate(summary.endpoints):
         color = PALETTE[position % len(PALETTE)]
-        entry = histograms.get(label)
-        if not isinstance(entry, dict) or "latency" not in entry:
-            raise UsageError(f"{histograms_path}: no latency histogram for {label!r}")
-        variants = entry.get("variants") or {}
+        entry = histograms.endpoints[label]
+        variants = entry.variants
         name = f"{label} ({next(iter(variants))})" if len(variants) == 1 else label
-        histogram = _decode(histograms_path, f"{label} latency", entry["latency"])
-        spectra.append(Spectrum(name, color, spectrum_points(histogram)))
+        spectra.append(Spectrum(name, color, spectrum_points(entry.latency)))
         if len(variants) > 1:  # one variant would draw the same line twice
             for number, (variant, pair) in enumerate(variants.items()):
-                where = f"{label} variant {variant} latency"
-                histogram = _decode(histograms_path, where, (pair or {}).get("latency"))
-                points = spectrum_points(histogram)
                 dash = DASHES[number % len(DASHES)]
+                points = spectrum_points(pair.latency)
                 spectra.append(Spectrum(f"{label} / {variant}", color, points, dash))
-    return RunData(summary, timeseries, spectra)
+    return spectra

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from loadgen.results.rundata import DASHES, PALETTE, RunData, TimeRow
+from loadgen.results.rundata import DASHES, PALETTE, RunData
+from loadgen.results.writer import TimeRow
 
 MAX_POINTS = 300  # per time-series line; longer runs are bucketed
 CHART_IDS = (
@@ -221,13 +222,13 @@ def _segments(rows: list[TimeRow], value: Any, skip_idle: bool) -> list[list[tup
 
 def time_charts(run: RunData) -> str:
     summary = run.summary
-    labels = list(summary["endpoints"])
-    duration = summary.get("duration_s")
+    labels = list(summary.endpoints)
+    duration = summary.duration_s
     series: dict[str, list[TimeRow]] = {}
     width = 1
     for label in labels:
         rows = run.timeseries.get(label, [])
-        partial = isinstance(duration, int | float) and rows and rows[-1].second + 1 > duration
+        partial = rows and rows[-1].second + 1 > duration
         if partial and len(rows) > 1:
             rows = rows[:-1]  # the last second is partial: its rate would read as a drop
         series[label], width = bucket_rows(rows)

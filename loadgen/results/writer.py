@@ -1,26 +1,39 @@
-"""The results folder: summary.json, one .hlog per endpoint, timeseries.csv.
+"""The results folder: summary.json, histograms.json, one .hlog per endpoint, timeseries.csv.
 
-Intervals are streamed to disk as they close (memory stays flat); summary.json is written
-atomically, so a killed process never leaves half of one.
+Intervals are streamed to disk as they close, and each second's row is also kept (a few
+numbers per endpoint and second) for the report; summary.json and histograms.json are
+written atomically, so a killed process never leaves half of one.
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, NamedTuple
 
 from hdrh.log import HistogramLogWriter
 
-from loadgen.histograms import percentiles_ms
+from loadgen.histograms import RunHistograms, percentiles_ms
 from loadgen.metrics import Interval
+from loadgen.results.files import write_text_atomic
+from loadgen.summary import RunSummary
 
 HLOG_MS_RATIO = 1000.0  # values are microseconds; the log's max column is in milliseconds
 TIMESERIES_FIELDS = ("second", "endpoint", "requests", "errors", "mismatched", "p50_ms", "p99_ms")
+Timeseries = dict[str, list["TimeRow"]]  # by endpoint label, in time order
+
+
+class TimeRow(NamedTuple):
+    """One second of one endpoint: a timeseries.csv row."""
+
+    second: int
+    requests: int
+    errors: int
+    mismatched: int
+    p50_ms: float
+    p99_ms: float
 
 
 def run_folder(base: Path, scenario_name: str, started: datetime) -> Path:
@@ -40,16 +53,6 @@ def run_folder(base: Path, scenario_name: str, started: datetime) -> Path:
 def hlog_name(label: str) -> str:
     """File name of an endpoint's log; "name/variant" labels become "name.variant"."""
     return label.replace("/", ".") + ".hlog"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 class ResultsWriter:
@@ -74,6 +77,7 @@ class ResultsWriter:
         )
         self._timeseries = csv.writer(self._timeseries_handle)
         self._timeseries.writerow(TIMESERIES_FIELDS)
+        self.timeseries: Timeseries = {label: [] for label in labels}
         self._last_flush = time.monotonic()
 
     def interval(self, interval: Interval) -> None:
@@ -88,15 +92,24 @@ class ResultsWriter:
                 max_value_unit_ratio=HLOG_MS_RATIO,
             )
         p50_ms, p99_ms = percentiles_ms(histogram, (50.0, 99.0))
+        row = TimeRow(
+            interval.index,
+            interval.requests,
+            interval.errors,
+            interval.mismatched,
+            round(p50_ms, 3),  # as the CSV holds it: the report reads the same numbers
+            round(p99_ms, 3),
+        )
+        self.timeseries[interval.label].append(row)
         self._timeseries.writerow(
             (
-                interval.index,
+                row.second,
                 interval.label,
-                interval.requests,
-                interval.errors,
-                interval.mismatched,
-                f"{p50_ms:.3f}",
-                f"{p99_ms:.3f}",
+                row.requests,
+                row.errors,
+                row.mismatched,
+                f"{row.p50_ms:.3f}",
+                f"{row.p99_ms:.3f}",
             )
         )
         now = time.monotonic()
@@ -111,15 +124,11 @@ class ResultsWriter:
             handle.flush()
         self._timeseries_handle.flush()
 
-    def write_summary(self, summary: dict[str, Any]) -> Path:
-        path = self.folder / "summary.json"
-        write_json_atomic(path, summary)
-        return path
+    def write_summary(self, summary: RunSummary) -> Path:
+        return write_text_atomic(self.folder / "summary.json", summary.to_json())
 
-    def write_histograms(self, histograms: dict[str, Any]) -> Path:
-        path = self.folder / "histograms.json"
-        write_json_atomic(path, histograms)
-        return path
+    def write_histograms(self, histograms: RunHistograms) -> Path:
+        return write_text_atomic(self.folder / "histograms.json", histograms.to_json())
 
     def close(self) -> None:
         for handle, _ in self._logs.values():

@@ -1,0 +1,90 @@
+"""A finished run's RunSummary, built once from what its engines recorded, and judged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from loadgen import api
+from loadgen.engine.context import RunContext
+from loadgen.engine.core import TesterStats
+from loadgen.gates import judge
+from loadgen.histograms import RunHistograms, histogram_summary
+from loadgen.metrics import Recorder
+from loadgen.summary import (
+    EndpointSummary,
+    LatencyStats,
+    LogsQuery,
+    RunSummary,
+    SlowRequest,
+    StopReason,
+)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a run leaves once its engines have stopped: the runner's hand-off."""
+
+    recorder: Recorder
+    tester: TesterStats
+    elapsed_s: float
+    stop_reason: StopReason
+    stop_detail: str | None = None
+
+
+def endpoint_summaries(recorder: Recorder, elapsed_s: float) -> dict[str, EndpointSummary]:
+    summaries = {}
+    for label, record in recorder.endpoints.items():
+        slowest = recorder.slowest(label)
+        query = api.logs_insights_query(label.split("/", 1)[0], [slow.trace_id for slow in slowest])
+        summaries[label] = EndpointSummary(
+            **dict(record.stats.summary(elapsed_s)),
+            variants={
+                variant: stats.summary(elapsed_s)
+                for variant, stats in sorted(record.variants.items())
+            },
+            slowest=tuple(
+                SlowRequest(
+                    trace_id=slow.trace_id,
+                    latency_ms=slow.latency_us / 1000.0,
+                    variant=slow.variant,
+                )
+                for slow in slowest
+            ),
+            slowest_query=LogsQuery(**query),
+        )
+    return summaries
+
+
+def summarize(
+    ctx: RunContext, started: datetime, finished: Finished
+) -> tuple[RunSummary, RunHistograms]:
+    """The run's summary, its thresholds and comparisons judged on the in-memory
+    histograms, and those histograms (for histograms.json and the report)."""
+    scenario = ctx.scenario
+    elapsed_s = finished.elapsed_s
+    endpoints = endpoint_summaries(finished.recorder, elapsed_s)
+    histograms = finished.recorder.histograms()
+    judgement = judge(scenario, endpoints, histograms)
+    tester = finished.tester
+    summary = RunSummary(
+        run_id=ctx.run_id,
+        scenario=scenario.name,
+        started_at=started,
+        duration_s=round(elapsed_s, 3),
+        stop_reason=finished.stop_reason,
+        stop_detail=finished.stop_detail,
+        transport=scenario.transport,
+        load_config=scenario.load,
+        correlation_mode=scenario.correlation,
+        workers=ctx.shares,
+        achieved_rate_rps=round(tester.achieved_rate(), 3),
+        start_delay_ms=LatencyStats(**histogram_summary(tester.start_delay)),
+        interrupted_requests=tester.interrupted,
+        client_failure=tester.client_failure,
+        endpoints=endpoints,
+        total=finished.recorder.totals().summary(elapsed_s),
+        thresholds=judgement.thresholds,
+        comparisons=judgement.comparisons,
+    )
+    return summary, histograms

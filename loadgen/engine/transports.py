@@ -1,0 +1,74 @@
+"""The transport a scenario asks for, opened: what the runner and each worker process use."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from contextlib import AsyncExitStack
+from urllib.parse import urlsplit
+
+from loadgen.errors import CannotRunError
+from loadgen.scenario import Scenario
+from loadgen.transport.base import Transport
+from loadgen.transport.credentials import CredentialSource
+from loadgen.transport.fast import FastTransport
+
+
+def regional_url(region: str) -> str:
+    return f"https://runtime.sagemaker.{region}.amazonaws.com"
+
+
+async def open_transport(
+    scenario: Scenario, endpoint_url: str | None, connections: int, stack: AsyncExitStack
+) -> Transport:
+    """The scenario's transport, started; closed (with its credentials) when `stack` unwinds."""
+    load = scenario.load
+    tls = scenario.tls
+    transport: Transport
+    if scenario.transport == "botocore":
+        from loadgen.transport.botocore import BotocoreTransport  # aiobotocore: ~0.4 s to import
+
+        transport = BotocoreTransport(
+            endpoint_url=endpoint_url,
+            region=scenario.region,
+            max_connections=connections,
+            connect_timeout=load.connect_timeout,
+            read_timeout=load.timeout,
+            verify=str(tls.ca_file) if tls.ca_file and tls.verify else tls.verify,
+            allow_placeholder_credentials=scenario.uses_mock,
+        )
+    else:
+        credentials = await CredentialSource.from_chain(
+            scenario.region, allow_placeholder=scenario.uses_mock
+        )
+        await credentials.start()
+        stack.push_async_callback(credentials.close)
+        transport = FastTransport(
+            endpoint_url=endpoint_url or regional_url(scenario.region),
+            region=scenario.region,
+            credentials=credentials,
+            max_connections=connections,
+            connect_timeout=load.connect_timeout,
+            read_timeout=load.timeout,
+            verify=tls.verify,
+            ca_file=str(tls.ca_file) if tls.ca_file else None,
+        )
+    await transport.start()
+    stack.push_async_callback(transport.close)
+    return transport
+
+
+async def check_reachable(url: str, timeout: float) -> None:
+    """A TCP connect before the run, so an unreachable endpoint is one clear error (exit 3)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except (OSError, TimeoutError) as exc:
+        if isinstance(exc, TimeoutError):
+            reason = "timed out"
+        else:  # the errno's own words: event loops phrase strerror differently
+            reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        raise CannotRunError(f"cannot reach endpoint {host}:{port}: {reason}") from None
+    writer.close()

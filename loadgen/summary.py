@@ -1,0 +1,397 @@
+"""The run summary: one typed object, built once at the end of a run, that every output reads.
+
+summary.json is its serialization, read back through the same model (`RunSummary.load`),
+so a key that one side writes and another reads cannot drift. Whatever follows from other
+fields (`complete`, `passed`, the verdict, a comparison's outcome) is computed: written
+into the JSON for its readers, and recomputed, never trusted, when a file is loaded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    computed_field,
+    model_serializer,
+    model_validator,
+)
+
+from loadgen.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
+from loadgen.results.files import read_json_object
+from loadgen.scenario import LoadConfig
+
+SCHEMA: Final = "loadgen-summary/1"
+REASONS_SHOWN = 3  # in a one-line verdict; summary.md and junit list every one
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived(cls, data: Any) -> Any:
+        """Computed fields are in the JSON for its readers; on load they are recomputed."""
+        derived = cls.model_computed_fields
+        if derived and isinstance(data, dict):
+            return {key: value for key, value in data.items() if key not in derived}
+        return data
+
+
+# --- what was measured ----------------------------------------------------------------------
+
+
+class LatencyStats(Model):
+    """Percentiles, max and mean in milliseconds, as HdrHistogram computes them."""
+
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    p999: float
+    max: float
+    mean: float
+
+
+class MismatchSample(Model):
+    trace_id: str
+    sent: str
+    received: str
+
+
+class Correlation(Model):
+    """Echo checks of successful calls."""
+
+    matched: int
+    mismatched: int
+    missing: int
+    samples: tuple[MismatchSample, ...] = ()
+
+
+class TrafficSummary(Model):
+    """Everything counted for one endpoint, one variant, or the whole run."""
+
+    requests: int
+    ok: int
+    errors: dict[str, int]  # error code -> count
+    model_error_status: dict[str, int]  # ModelError's OriginalStatusCode -> count
+    throughput_rps: float
+    latency_ms: LatencyStats  # from the intended start
+    service_time_ms: LatencyStats  # from the actual send
+    late_starts: int
+    out_of_range: int  # latencies HdrHistogram could not hold (above one hour)
+    correlation: Correlation
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def error_count(self) -> int:
+        return self.requests - self.ok
+
+
+class SlowRequest(Model):
+    trace_id: str
+    latency_ms: float
+    variant: str | None
+
+
+class LogsQuery(Model):
+    """A CloudWatch Logs Insights query that finds trace IDs in the endpoint's own logs."""
+
+    log_group: str
+    query: str
+
+
+class EndpointSummary(TrafficSummary):
+    """One endpoint label (`name` or `name/variant`), with each production variant that answered."""
+
+    variants: dict[str, TrafficSummary]
+    slowest: tuple[SlowRequest, ...]
+    slowest_query: LogsQuery
+
+
+# --- what was judged --------------------------------------------------------------------------
+
+
+class ThresholdResult(Model):
+    endpoint: str
+    metric: str  # e.g. "latency_ms.p99", "error_rate", "error_rates.ThrottlingException"
+    comparator: Literal["<=", ">="]
+    limit: float
+    observed: float
+    passed: bool
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def name(self) -> str:
+        return f"{self.endpoint}: {self.metric} {self.comparator} {self.limit:g}"
+
+    def failure(self) -> str:
+        return f"{self.metric} observed {self.observed:g}, limit {self.comparator} {self.limit:g}"
+
+
+class Direction(StrEnum):
+    """What the data says, noise accounted for: the rank test and the CIs agree."""
+
+    SAME = "no significant change"
+    FASTER = "faster"
+    SLOWER = "slower"
+
+
+class ComparisonOutcome(StrEnum):
+    """A comparison's result: its direction judged against its limits."""
+
+    SAME = "no significant change"
+    FASTER = "faster"
+    SLOWER_NO_LIMIT = "slower, no limit set"
+    SLOWER_WITHIN_LIMIT = "slower, within limit"
+    SLOWER_OVER_LIMIT = "slower, over limit"
+
+
+class MetricChange(Model):
+    """One metric of both versions; `ci_low`/`ci_high` bound `change` (None for max: no CI)."""
+
+    base_ms: float
+    new_ms: float
+    change: float  # new/base - 1
+    ci_low: float | None
+    ci_high: float | None
+
+
+class LimitResult(Model):
+    metric: str
+    max_increase: float  # 0.10 for 10%
+    change_low: float  # the CI's low end: the least increase the data supports
+    failed: bool
+
+    def failure(self) -> str:
+        return (
+            f"{self.metric} at least {self.change_low:+.1%} (95% CI low end), "
+            f"limit +{self.max_increase:.0%}"
+        )
+
+
+class RankTest(Model):
+    """Mann-Whitney U of new against base."""
+
+    u: float
+    z: float  # > 0: new tends to be slower
+    p_value: float  # two-sided
+    effect: float  # P(new > base) + 0.5 P(tie); 0.5 is no difference
+    n_base: int
+    n_new: int
+
+
+class Pair(Model):
+    base: int
+    new: int
+
+
+class ComparisonResult(Model):
+    base: str
+    new: str
+    requests: Pair
+    errors: Pair
+    direction: Direction
+    alpha: float
+    confidence: float
+    mann_whitney: RankTest
+    metrics: dict[str, MetricChange]  # p50, p90, p99, p999, max, mean
+    limits: tuple[LimitResult, ...]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def outcome(self) -> ComparisonOutcome:
+        if self.direction is Direction.SAME:
+            return ComparisonOutcome.SAME
+        if self.direction is Direction.FASTER:
+            return ComparisonOutcome.FASTER
+        if any(limit.failed for limit in self.limits):
+            return ComparisonOutcome.SLOWER_OVER_LIMIT
+        return (
+            ComparisonOutcome.SLOWER_WITHIN_LIMIT
+            if self.limits
+            else ComparisonOutcome.SLOWER_NO_LIMIT
+        )
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        return self.outcome is not ComparisonOutcome.SLOWER_OVER_LIMIT
+
+    @property
+    def name(self) -> str:
+        return f"{self.new} vs {self.base}"
+
+    def failure(self) -> str:
+        failed = "; ".join(limit.failure() for limit in self.limits if limit.failed)
+        return f"{self.outcome}: {failed}"
+
+
+# --- how the run ended, and the verdict -------------------------------------------------------
+
+
+class StopReason(StrEnum):
+    """How the run ended; anything but `completed` fails the run."""
+
+    COMPLETED = "completed"
+    SIGINT = "sigint"
+    SIGTERM = "sigterm"
+    ABORTED = "aborted"  # by thresholds.abort_on_fail
+    WORKER_CRASHED = "worker_crashed"
+    WORKERS_LATE = "workers_late"  # did not report by the graceful-stop deadline
+
+    @property
+    def text(self) -> str:
+        return _STOP_TEXT[self]
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code this ending decides by itself; None: the gates decide."""
+        return _STOP_EXIT_CODES.get(self)
+
+    def describe(self, detail: str | None) -> str:
+        return f"{self.text}: {detail}" if detail else self.text
+
+
+_STOP_TEXT = {
+    StopReason.COMPLETED: "completed",
+    StopReason.SIGINT: "interrupted by SIGINT",
+    StopReason.SIGTERM: "interrupted by SIGTERM",
+    StopReason.ABORTED: "aborted by abort_on_fail",
+    StopReason.WORKER_CRASHED: "a worker crashed",
+    StopReason.WORKERS_LATE: "workers did not finish in time",
+}
+_STOP_EXIT_CODES = {
+    StopReason.SIGINT: EXIT_INTERRUPTED,
+    StopReason.SIGTERM: EXIT_INTERRUPTED,
+    StopReason.ABORTED: EXIT_FAILED,
+    StopReason.WORKER_CRASHED: EXIT_CANNOT_RUN,
+    StopReason.WORKERS_LATE: EXIT_CANNOT_RUN,
+}
+
+
+class Verdict(Model):
+    """Passed only when the run completed and every threshold and comparison passed."""
+
+    passed: bool
+    exit_code: int
+    reasons: tuple[str, ...]  # why it failed, in order: the ending, thresholds, comparisons
+
+    @classmethod
+    def of(
+        cls,
+        stop_reason: StopReason,
+        stop_detail: str | None,
+        thresholds: tuple[ThresholdResult, ...],
+        comparisons: tuple[ComparisonResult, ...],
+    ) -> Verdict:
+        reasons = []
+        if stop_reason is not StopReason.COMPLETED:
+            reasons.append(stop_reason.describe(stop_detail))
+        reasons += [f"{t.endpoint}: {t.failure()}" for t in thresholds if not t.passed]
+        reasons += [f"{c.name}: {c.failure()}" for c in comparisons if not c.passed]
+        exit_code = stop_reason.exit_code
+        if exit_code is None:
+            exit_code = EXIT_FAILED if reasons else EXIT_OK
+        return cls(passed=not reasons, exit_code=exit_code, reasons=tuple(reasons))
+
+    @property
+    def headline(self) -> str:
+        """ "PASSED", or "FAILED: " and the first few reasons: the run's last console line."""
+        if self.passed:
+            return "PASSED"
+        shown = "; ".join(self.reasons[:REASONS_SHOWN])
+        more = len(self.reasons) - REASONS_SHOWN
+        return f"FAILED: {shown}" + (f" (and {more} more)" if more > 0 else "")
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+class RunSummary(Model):
+    schema_id: Literal["loadgen-summary/1"] = Field(SCHEMA, alias="schema")
+    run_id: str
+    scenario: str
+    started_at: datetime
+    duration_s: float
+    stop_reason: StopReason
+    stop_detail: str | None = None  # e.g. which abort_on_fail limit, which worker
+    transport: str
+    load_config: LoadConfig = Field(alias="load")  # the scenario's load section
+    correlation_mode: str
+    workers: int
+    achieved_rate_rps: float
+    start_delay_ms: LatencyStats  # actual send minus intended start, open loop
+    interrupted_requests: int  # still in flight when the grace period ran out
+    client_failure: str | None  # the first unexpected transport exception's type
+    endpoints: dict[str, EndpointSummary]
+    total: TrafficSummary
+    thresholds: tuple[ThresholdResult, ...] = ()
+    comparisons: tuple[ComparisonResult, ...] = ()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def complete(self) -> bool:
+        return self.stop_reason is StopReason.COMPLETED
+
+    @property
+    def stop_text(self) -> str:
+        """"completed", or why the run stopped early, e.g. "interrupted by SIGINT"."""
+        return self.stop_reason.describe(self.stop_detail)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.of(self.stop_reason, self.stop_detail, self.thresholds, self.comparisons)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        return self.verdict.passed
+
+    @model_serializer(mode="wrap")
+    def _verdict_first(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The verdict near the top of summary.json, where a person opening it looks."""
+        data: dict[str, Any] = handler(self)
+        first = ("schema", "passed", "complete", "verdict")
+        return {key: data.pop(key) for key in first if key in data} | data
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2) + "\n"
+
+    @classmethod
+    def load(cls, path: Path) -> RunSummary:
+        """A summary.json; an old, foreign or damaged file is a UsageError naming it."""
+        data = read_json_object(path)
+        schema = data.get("schema")
+        if schema is None:
+            raise UsageError(
+                f"{path}: not a {SCHEMA} file (no 'schema' field: written by another tool, "
+                "or by a loadgen older than schema 1)"
+            )
+        if schema != SCHEMA:
+            raise UsageError(
+                f"{path}: schema {schema!r} is not supported (this loadgen reads {SCHEMA})"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise UsageError(_problems(path, exc)) from None
+
+
+def _problems(path: Path, exc: ValidationError, most: int = 5) -> list[str]:
+    errors = exc.errors()
+    lines = [
+        f"{path}: {'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+        for error in errors[:most]
+    ]
+    if len(errors) > most:
+        lines.append(f"{path}: and {len(errors) - most} more problems")
+    return lines
