@@ -9,7 +9,6 @@ transport runs `loadgen run` closed-loop against it, interleaved, median of the 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -18,6 +17,8 @@ import tempfile
 from pathlib import Path
 
 import yaml
+
+from loadgen.summary import RunSummary
 
 BIN = Path(sys.executable).parent
 
@@ -65,13 +66,13 @@ def run_once(scratch: Path, url: str, transport: str, duration: float, concurren
         timeout=duration + 60,
     )
     (folder,) = out.iterdir()
-    summary = json.loads((folder / "summary.json").read_text())
-    total = summary["total"]
-    if total["correlation"]["matched"] != total["requests"]:
+    summary = RunSummary.load(folder / "summary.json")
+    total = summary.total
+    if total.correlation.matched != total.requests:
         raise SystemExit(
-            f"{transport}: {total['requests'] - total['correlation']['matched']} echoes not matched"
+            f"{transport}: {total.requests - total.correlation.matched} echoes not matched"
         )
-    return total["requests"] / summary["duration_s"]
+    return total.requests / summary.duration_s
 
 
 def main() -> int:

@@ -50,10 +50,10 @@ def run_loadgen(
         cpu = time.process_time() - cpu
         if profile is not None:
             profile.disable()
-    total = result.summary["total"]
-    if total["correlation"]["matched"] != total["requests"] or total["error_count"]:
-        print(f"  warning: matched {total['correlation']} errors {total['errors']}")
-    return total["requests"] / result.summary["duration_s"], cpu * 1e6 / total["requests"]
+    total = result.summary.total
+    if total.correlation.matched != total.requests or total.error_count:
+        print(f"  warning: {total.correlation} errors {total.errors}")
+    return total.requests / result.summary.duration_s, cpu * 1e6 / total.requests
 
 
 def run_wrk(settings: Settings) -> float:

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from loadgen.summary import RunSummary
+
 BENCH = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent  # the venv's bin: loadgen and locust live here
 ENDPOINT = "bench"
@@ -210,8 +212,8 @@ def loadgen_env() -> dict[str, str]:
 
 def run_loadgen(
     settings: Settings, scratch: Path, transport: str, workers: int | str = 1
-) -> tuple[Measurement, dict[str, object]]:
-    """One `loadgen run`; returns the measurement and the run's summary.json."""
+) -> tuple[Measurement, RunSummary]:
+    """One `loadgen run`; returns the measurement and the run's summary."""
     scenario = scratch / "scenario.yaml"
     # JSON is YAML: no quoting questions about the body or the {trace_id} template.
     scenario.write_text(json.dumps(loadgen_scenario(settings, transport, workers), indent=2))
@@ -224,17 +226,17 @@ def run_loadgen(
     folders = [p for p in out.iterdir() if p.is_dir()] if out.is_dir() else []
     if len(folders) != 1:
         raise BenchError(f"expected one run folder under {out}, found {len(folders)}")
-    summary = json.loads((folders[0] / "summary.json").read_text(encoding="utf-8"))
-    total = summary["total"]
-    requests, duration_s = total["requests"], summary["duration_s"]
+    summary = RunSummary.load(folders[0] / "summary.json")
+    total = summary.total
+    requests, duration_s = total.requests, summary.duration_s
     if not requests or not duration_s:
         raise BenchError(f"no requests completed (duration_s {duration_s})")
     problems = []
-    matched = total["correlation"].get("matched", 0)
+    matched = total.correlation.matched
     if matched != requests:
         problems.append(f"correlation matched {matched} of {requests}")
-    if total["error_count"]:
-        problems.append(f"{total['error_count']} errors {total['errors']}")
+    if total.error_count:
+        problems.append(f"{total.error_count} errors {total.errors}")
     note = "; ".join(problems) or None
     return Measurement(requests / duration_s, note, None if problems else matched), summary
 
