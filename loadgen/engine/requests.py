@@ -81,7 +81,8 @@ class RequestFactory:
         attributes = trace_id.join(self._parts)
         single = self._single
         if single is not None:
-            return Request(single[0], single[1], trace_id, attributes)
+            target, body = single
+            return Request(target, body, trace_id, attributes)
         count = self._count
         self._count = count + 1
         rounds, target_index = divmod(count, len(self.targets))
