@@ -218,9 +218,6 @@ class HTTP11Connection(asyncio.Protocol):
 
     # Predicates, for the pool and for tests
 
-    def is_idle(self) -> bool:
-        return self.state is ConnectionState.IDLE
-
     def is_closed(self) -> bool:
         return self.state is ConnectionState.CLOSED
 
