@@ -21,6 +21,7 @@ from loadgen.transport.sigv4 import Credentials
 
 logger = logging.getLogger(__name__)
 
+# What both transports sign with against the built-in mock when the chain finds nothing.
 PLACEHOLDER = Credentials("loadgen-mock", "loadgen-mock-secret")
 NO_CREDENTIALS = (
     "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
