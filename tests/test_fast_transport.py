@@ -18,14 +18,8 @@ import uvloop
 from loadgen import api
 from loadgen.transport.base import Outcome, Request, Target
 from loadgen.transport.credentials import CredentialSource
-from loadgen.transport.fast import (
-    TLS_ERROR,
-    FastTransport,
-    Origin,
-    encode_request,
-    outcome_of,
-    prepare_target,
-)
+from loadgen.transport.encode import Origin, encode_request, outcome_of, prepare_target
+from loadgen.transport.fast import FastTransport
 from loadgen.transport.http11 import Response
 
 TARGET = Target(label="ep", endpoint_name="my-ep", accept="application/json")
@@ -610,7 +604,7 @@ async def test_tls_verification(harness: Harness, certificate: tuple[Path, Path]
 
     asyncio.get_running_loop().set_exception_handler(lambda loop, ctx: None)  # server-side noise
     refused = await harness.transport(server.url)
-    assert await refused.invoke(request()) == Outcome(error=TLS_ERROR)
+    assert await refused.invoke(request()) == Outcome(error=api.TLS_ERROR)
     assert refused.pool.connections == frozenset()
 
     unverified = await harness.transport(server.url, verify=False)

@@ -321,7 +321,7 @@ static PyObject *py_midstate(PyObject *module, PyObject *const *args, Py_ssize_t
 
 /* -- build: one signed request's bytes from a per-second plan ---------------------------- */
 
-/* The plan tuple, made by loadgen.transport.fast (FastTransport._plan); fields by index.
+/* The plan tuple, made by loadgen.transport.encode (RequestEncoder._plan); fields by index.
  * The constant leading blocks of both hashes come as midstates, so per request only the
  * blocks from the header value on are compressed (about half, more with a session token). */
 enum {
