@@ -17,7 +17,7 @@ import pytest
 
 from loadgen.transport.base import Request, Target
 from loadgen.transport.credentials import CredentialSource
-from loadgen.transport.encode import JOIN_LIMIT, RequestEncoder
+from loadgen.transport.encode import JOIN_LIMIT, BuildPlan, RequestEncoder
 from loadgen.transport.sigv4 import Credentials, SigV4Signer
 
 DAY = 86_400
@@ -191,17 +191,17 @@ def test_plan_is_made_once_per_second_and_credentials() -> None:
     native.encode(request)
     cached = native._prepared[id(target)]
     plan = cached.plan
-    assert plan is not None and plan[0] == MIDNIGHT and plan[1] is source.credentials
+    assert plan is not None and plan.second == MIDNIGHT and plan.credentials is source.credentials
     clock.now = MIDNIGHT + 0.999_999
     native.encode(request)
     assert cached.plan is plan
     clock.now = MIDNIGHT + 1.0
     native.encode(request)
-    assert cached.plan is not plan and cached.plan[0] == MIDNIGHT + 1
+    assert cached.plan is not plan and cached.plan.second == MIDNIGHT + 1
     plan = cached.plan
     source.credentials = Credentials("AK", "secret", None)  # equal, but a refresh's new object
     native.encode(request)
-    assert cached.plan is not plan and cached.plan[1] is source.credentials
+    assert cached.plan is not plan and cached.plan.credentials is source.credentials
 
 
 @needs_builder
@@ -230,12 +230,16 @@ def test_build_refuses_what_it_leaves_to_python() -> None:
         (plan, "trace=1", b"not hashed yet", now, credentials),
     ]:
         assert build(*args) is None, args
+    assert build(tuple(plan), "trace=1", b"{}", now, credentials) == build(
+        plan, "trace=1", b"{}", now, credentials
+    )  # C reads the fields by index: a plain tuple of them builds the same bytes
     broken = [
         plan[:-1],
         list(plan),
-        (plan[0], plan[1], None, *plan[3:]),  # not a dict of hashes
-        (*plan[:3], plan[3][:31], *plan[4:]),  # a state that is not 32 bytes
-        (*plan[:9], "head", *plan[10:]),  # str where bytes go
+        plan._replace(hashes=None),  # not a dict of hashes
+        plan._replace(creq_state=plan.creq_state[:31]),  # a state that is not 32 bytes
+        plan._replace(head="head"),  # str where bytes go
+        plan._replace(join_limit=float(plan.join_limit)),
     ]
     for bad in broken:
         with pytest.raises(TypeError):
@@ -244,6 +248,13 @@ def test_build_refuses_what_it_leaves_to_python() -> None:
         build(plan, "trace=1", b"{}", "now", credentials)
     with pytest.raises(TypeError):
         build(plan, "trace=1", b"{}", now)
+
+
+def test_plan_fields_are_the_c_enum() -> None:
+    """BuildPlan's names are _sigv4c.c's PLAN_* entries, in the order C reads them."""
+    _sigv4c = pytest.importorskip("loadgen.transport._sigv4c")
+    assert BuildPlan._fields == _sigv4c.PLAN_FIELDS
+    assert len(BuildPlan._fields) == 14
 
 
 def test_pure_environment_has_no_builder() -> None:

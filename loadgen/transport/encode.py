@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from math import floor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 from loadgen import api
@@ -75,17 +75,43 @@ class PreparedTarget:
     signed: tuple[tuple[str, str], ...]  # the static headers that are signed
 
 
-# (session token, its header line or "", signing template or None if it cannot have one)
-_Entry = tuple[str | None, str, SigningTemplate | None]
-# `_sigv4c.build`'s plan: see RequestEncoder._plan for its fields
-_Plan = tuple[Any, ...]
+class _Entry(NamedTuple):
+    """A Target's signing template for one session token."""
+
+    token: str | None
+    token_line: str  # its X-Amz-Security-Token header line, or ""
+    template: SigningTemplate | None  # None: these headers cannot have one
+
+
+class BuildPlan(NamedTuple):
+    """`_sigv4c.build`'s per-second plan for one Target: the bytes of what
+    RequestEncoder._encode_python formats, cut where the custom attributes value,
+    Content-Length and signature go, plus what signs it.
+
+    C reads it by index: the fields are _sigv4c.c's PLAN_* enum, in its order
+    (`_sigv4c.PLAN_FIELDS`, which tests/test_build.py holds this class to).
+    """
+
+    second: int  # the whole epoch second the date strings are for
+    credentials: Credentials  # compared by identity: refreshed credentials are a new object
+    hashes: dict[bytes, str]  # body -> hex SHA-256: the signer's payload-hash cache
+    creq_state: bytes  # SHA-256 midstate after creq_head's whole blocks
+    creq_head: bytes  # the canonical request up to the header value
+    creq_tail: bytes  # ... after it, up to the payload hash
+    inner_state: bytes  # HMAC inner midstate after the key block and sts' whole blocks
+    sts: bytes  # the string to sign up to the canonical request's hash
+    outer_state: bytes  # HMAC outer state after the key block
+    head: bytes  # the request bytes up to the custom attributes value
+    length: bytes  # ... after it, up to the Content-Length digits
+    signature: bytes  # ... after them, up to the signature's hex digits
+    end: bytes  # ... after those, up to the body
+    join_limit: int  # larger bodies are not joined; the caller writes them
 
 
 class _Cached:
     """A Target's PreparedTarget and its signing templates, with and without the custom
-    attributes header, each as (session token, template or None if it cannot have one);
-    rebuilt when the token changes. `plan` is the current second's plan for requests with
-    custom attributes, when the C builder signs them."""
+    attributes header; rebuilt when the token changes. `plan` is the current second's plan
+    for requests with custom attributes, when the C builder signs them."""
 
     __slots__ = ("target", "prepared", "with_attributes", "without_attributes", "plan")
 
@@ -94,7 +120,7 @@ class _Cached:
         self.prepared = prepared
         self.with_attributes: _Entry | None = None
         self.without_attributes: _Entry | None = None
-        self.plan: _Plan | None = None
+        self.plan: BuildPlan | None = None
 
 
 def prepare_target(target: Target, host_header: str) -> PreparedTarget:
@@ -241,9 +267,9 @@ class RequestEncoder:
         credentials = self._credentials.current()
         token = credentials.token
         entry = cached.with_attributes if attributes else cached.without_attributes
-        if entry is None or entry[0] != token:
+        if entry is None or entry.token != token:
             entry = self._template(cached, bool(attributes), token)
-        template = entry[2]
+        template = entry.template
         now = self._clock()
         if template is not None:
             build = self._build
@@ -257,7 +283,7 @@ class RequestEncoder:
             # encode_request's bytes, in one format: the hot path when build is not there
             tail = (
                 f"{_CUSTOM_ATTRIBUTES_LINE}{attributes}\r\n" if attributes else ""
-            ) + f"Content-Length: {len(body)}\r\nX-Amz-Date: {amz_date}\r\n{entry[1]}Authorization: {authorization}\r\n\r\n"
+            ) + f"Content-Length: {len(body)}\r\nX-Amz-Date: {amz_date}\r\n{entry.token_line}Authorization: {authorization}\r\n\r\n"
             if len(body) <= JOIN_LIMIT:
                 data = b"".join((prepared.head, tail.encode("latin-1"), body))
                 separate = None
@@ -285,7 +311,7 @@ class RequestEncoder:
             (api.H_CUSTOM_ATTRIBUTES,) if attributes else (),
             token,
         )
-        entry = (token, f"X-Amz-Security-Token: {token}\r\n" if token else "", template)
+        entry = _Entry(token, f"X-Amz-Security-Token: {token}\r\n" if token else "", template)
         if attributes:
             cached.with_attributes = entry
             cached.plan = None  # made for the old template
@@ -297,40 +323,39 @@ class RequestEncoder:
         """Give `cached` a plan for this second and these credentials if its plan is for
         others; whether it got a new one (if not, build already had the right one)."""
         plan = cached.plan
-        if plan is not None and plan[0] == floor(now) and plan[1] is credentials:
+        if plan is not None and plan.second == floor(now) and plan.credentials is credentials:
             return False
         cached.plan = self._plan(cached.prepared, entry, credentials, now)
         return cached.plan is not None
 
     def _plan(
         self, prepared: PreparedTarget, entry: _Entry, credentials: Credentials, now: float
-    ) -> _Plan | None:
-        """`_sigv4c.build`'s plan: the bytes of what _encode_python formats, cut where
-        the custom attributes value, Content-Length and signature go, plus what signs it."""
-        template = entry[2]
+    ) -> BuildPlan | None:
+        """This second's plan, or None when the signer leaves this template to Python."""
+        template = entry.template
         assert template is not None
         signing = self._signer.signing_plan(template, credentials, now)
         if signing is None:
             return None
         signature = (
-            f"\r\nX-Amz-Date: {signing.amz_date}\r\n{entry[1]}"
+            f"\r\nX-Amz-Date: {signing.amz_date}\r\n{entry.token_line}"
             f"Authorization: {signing.authorization}"
         )
-        return (  # the fields of _sigv4c.c's PLAN_* enum, in its order
-            signing.second,
-            credentials,  # compared by identity: refreshed credentials are a new object
-            signing.payload_hashes,
-            signing.creq_state,
-            signing.creq_head,
-            signing.creq_tail,
-            signing.inner_state,
-            signing.sts_prefix,
-            signing.outer_state,
-            prepared.head + _CUSTOM_ATTRIBUTES_LINE.encode("latin-1"),
-            b"\r\nContent-Length: ",
-            signature.encode("latin-1"),
-            b"\r\n\r\n",
-            JOIN_LIMIT,
+        return BuildPlan(
+            second=signing.second,
+            credentials=credentials,
+            hashes=signing.payload_hashes,
+            creq_state=signing.creq_state,
+            creq_head=signing.creq_head,
+            creq_tail=signing.creq_tail,
+            inner_state=signing.inner_state,
+            sts=signing.sts_prefix,
+            outer_state=signing.outer_state,
+            head=prepared.head + _CUSTOM_ATTRIBUTES_LINE.encode("latin-1"),
+            length=b"\r\nContent-Length: ",
+            signature=signature.encode("latin-1"),
+            end=b"\r\n\r\n",
+            join_limit=JOIN_LIMIT,
         )
 
     def _prepare(self, target: Target) -> PreparedTarget:
