@@ -10,18 +10,15 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from loadgen.transport.base import ClosedLoopCaller, Outcome, Request
 from loadgen.transport.encode import Encoded, error_of, outcome_of
-from loadgen.transport.http11 import (
-    ConnectionClosed,
-    ConnectionState,
-    HTTP11Connection,
-    HTTPError,
-    Simple,
-)
+from loadgen.transport.http11 import ConnectionClosed, ConnectionState, HTTP11Connection, HTTPError
 from loadgen.transport.pool import ConnectionPool
+
+if TYPE_CHECKING:
+    from loadgen.transport._http11c import Simple
 
 _CLOSED_STATE = ConnectionState.CLOSED
 
@@ -88,7 +85,7 @@ class Lane:
         """The usual response: recorded, and this lane queued to send its next request."""
         try:
             self.pending = None
-            self.caller.ok(simple[0], simple[2], simple[1])
+            self.caller.ok(simple.status, simple.variant, simple.echoed)
             batch = self.batch  # SendBatch.add, inlined: this runs once per request
             lanes = batch.lanes
             lanes.append(self)
