@@ -213,6 +213,14 @@ def test_current_before_start_is_an_error() -> None:
         source.current()
 
 
+async def test_neither_credentials_nor_a_provider_cannot_run() -> None:
+    source = CredentialSource(None)
+    with pytest.raises(CannotRunError) as excinfo:
+        await source.start()
+    assert str(excinfo.value) == NO_CREDENTIALS
+    assert not source.refreshable and not source._refresh_due()
+
+
 async def test_both_transports_sign_with_one_placeholder(empty_chain: pytest.MonkeyPatch) -> None:
     """The reference transport falls back to the same placeholder as the fast one."""
     transport = BotocoreTransport(

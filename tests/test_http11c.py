@@ -8,7 +8,9 @@ decline the usual responses.
 
 from __future__ import annotations
 
+import ast
 import random
+from pathlib import Path
 from typing import Any
 
 import httptools
@@ -284,3 +286,15 @@ def test_seeded_random_responses_agree_and_many_are_answered() -> None:
         )
         answered += check(data) is not None
     assert answered >= 150, answered
+
+
+def test_the_stub_types_what_the_module_has() -> None:
+    """mypy checks callers against _http11c.pyi: it must name exactly the module's names."""
+    stub = ast.parse((Path(__file__).resolve().parent.parent / "loadgen/transport/_http11c.pyi").read_text(encoding="utf-8"))
+    named = set()
+    for node in stub.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            named.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            named.add(node.target.id)
+    assert named == {name for name in dir(_http11c) if not name.startswith("_")}
