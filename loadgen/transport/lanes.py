@@ -73,7 +73,8 @@ class Lane:
                 return
             try:
                 self.pending = pending = self.encode(request)
-                conn.send(self, pending[0], self.read_timeout, pending[1])
+                data, body = pending
+                conn.send(self, data, self.read_timeout, body)
                 return
             except ConnectionClosed:  # closed before it was sent: a fresh one sends it
                 self._end(pending)
