@@ -2,7 +2,7 @@
 
 Our signer is timed twice, hashing with the C extension `_sigv4c` and with hashlib, both for
 `sign` (every header per call) and `sign_template` (the fast transport's path without C).
-The `_encode` rows are the fast transport's whole request bytes, signature included: one
+The `encode` rows are the fast transport's whole request bytes, signature included: one
 `_sigv4c.build` call per request, or (native=False) sign_template and formatting in Python.
 Run: python bench/sign.py [--count N]. Not a test: timings on a shared machine are noisy.
 """
@@ -23,7 +23,7 @@ from botocore.credentials import Credentials as BotoCredentials
 from loadgen import api
 from loadgen.transport.base import Request, Target
 from loadgen.transport.credentials import CredentialSource
-from loadgen.transport.fast import FastTransport
+from loadgen.transport.encode import RequestEncoder
 from loadgen.transport.sigv4 import Credentials, SigV4Signer
 
 REGION = "us-east-1"
@@ -69,20 +69,12 @@ def ours_template(count: int, native: bool) -> float:
 
 
 def transport_encode(count: int, native: bool) -> float:
-    """FastTransport._encode of the same requests: Target with Accept and TargetVariant."""
-    transport = FastTransport(
-        endpoint_url=f"https://{HOST}",
-        region=REGION,
-        credentials=CredentialSource.static(*KEY),
-        max_connections=1,
-        connect_timeout=1.0,
-        read_timeout=1.0,
-        native=native,
-    )
+    """RequestEncoder.encode of the same requests: Target with Accept and TargetVariant."""
+    encoder = RequestEncoder(HOST, REGION, CredentialSource.static(*KEY), native=native)
     target = Target("ep", "my-endpoint", accept="application/json", target_variant="variant-a")
     ids = [uuid.uuid4().hex for _ in range(count)]
     requests = [Request(target, BODY, trace, f"trace_id={trace}") for trace in ids]
-    encode = transport._encode
+    encode = encoder.encode
     encode(requests[0])
     start = time.perf_counter()
     for request in requests:
@@ -124,8 +116,8 @@ def main() -> None:
     count = args.count
     rows = median_us(
         [
-            (f"_encode, {native} build", partial(transport_encode, native=True), count),
-            ("_encode, hashlib", partial(transport_encode, native=False), count),
+            (f"encode, {native} build", partial(transport_encode, native=True), count),
+            ("encode, hashlib", partial(transport_encode, native=False), count),
             (f"sign_template, {native}", partial(ours_template, native=True), count),
             ("sign_template, hashlib", partial(ours_template, native=False), count),
             (f"sign, {native}", partial(ours, native=True), count),

@@ -1,6 +1,6 @@
-"""FastTransport._encode through the C builder (`_sigv4c.build`) against the pure Python path.
+"""RequestEncoder.encode through the C builder (`_sigv4c.build`) against the pure Python path.
 
-Both transports run on one injected clock and one credential source; every request's bytes
+Both encoders run on one injected clock and one credential source; every request's bytes
 must be equal. Under LOADGEN_PURE_SIGV4=1 (or without the extension) both sides are Python
 and the tests still check that path; the count of C-built requests then is zero.
 """
@@ -17,7 +17,7 @@ import pytest
 
 from loadgen.transport.base import Request, Target
 from loadgen.transport.credentials import CredentialSource
-from loadgen.transport.fast import _JOIN_LIMIT, FastTransport
+from loadgen.transport.encode import JOIN_LIMIT, BuildPlan, RequestEncoder
 from loadgen.transport.sigv4 import Credentials, SigV4Signer
 
 DAY = 86_400
@@ -61,16 +61,13 @@ class Counting:
         return result
 
 
-def pair(source: CredentialSource | Rotating, clock: Clock) -> tuple[FastTransport, FastTransport]:
-    """(the transport as run, with the C builder if built; the same with native=False)."""
+def pair(source: CredentialSource | Rotating, clock: Clock) -> tuple[RequestEncoder, RequestEncoder]:
+    """(the encoder as run, with the C builder if built; the same with native=False)."""
     made = [
-        FastTransport(
-            endpoint_url="https://runtime.sagemaker.eu-west-1.amazonaws.com",
-            region="eu-west-1",
-            credentials=source,  # type: ignore[arg-type]
-            max_connections=1,
-            connect_timeout=1.0,
-            read_timeout=1.0,
+        RequestEncoder(
+            "runtime.sagemaker.eu-west-1.amazonaws.com",
+            "eu-west-1",
+            source,  # type: ignore[arg-type]
             clock=clock,
             native=native,
         )
@@ -128,7 +125,7 @@ def test_build_equals_the_python_path() -> None:
     targets = random_targets(rng)
     # bodies repeat, as a data set's do: the second sighting of one is signed in C
     bodies = [b"", b"{}", *(rng.randbytes(rng.randint(1, 3000)) for _ in range(20))]
-    bodies += [b"x" * (_JOIN_LIMIT - 1), b"y" * _JOIN_LIMIT, b"z" * (_JOIN_LIMIT + 1)]
+    bodies += [b"x" * (JOIN_LIMIT - 1), b"y" * JOIN_LIMIT, b"z" * (JOIN_LIMIT + 1)]
     count = 4000
     for index in range(count):
         if rng.random() < 0.01:  # refreshed credentials: a new object, maybe a new token
@@ -139,9 +136,9 @@ def test_build_equals_the_python_path() -> None:
             clock.now = random_timestamp(rng)
         body = rng.choice(bodies) if rng.random() < 0.95 else rng.randbytes(rng.randint(0, 200))
         request = Request(rng.choice(targets), body, f"t{index}", random_attributes(rng))
-        expected = pure._encode(request)
-        assert native._encode(request) == expected, (index, request)
-        if len(body) > _JOIN_LIMIT:
+        expected = pure.encode(request)
+        assert native.encode(request) == expected, (index, request)
+        if len(body) > JOIN_LIMIT:
             assert expected[1] is body
     if counting is not None:  # most requests went through C, not all
         assert count * 0.5 < counting.built < count, counting.built
@@ -169,11 +166,11 @@ def test_non_ascii_and_odd_bodies_fall_back(token: str | None) -> None:
     for attributes, body in cases:
         request = Request(target, body, "t", attributes)
         try:
-            expected: Any = pure._encode(request)
+            expected: Any = pure.encode(request)
         except UnicodeEncodeError as exc:  # not latin-1: neither side can send it
             expected = type(exc)
         try:
-            got: Any = native._encode(request)
+            got: Any = native.encode(request)
         except UnicodeEncodeError as exc:
             got = type(exc)
         assert got == expected, attributes
@@ -191,20 +188,20 @@ def test_plan_is_made_once_per_second_and_credentials() -> None:
     native, _ = pair(source, clock)
     target = Target(label="ep", endpoint_name="ep")
     request = Request(target, b"{}", "t", "trace=1")
-    native._encode(request)
+    native.encode(request)
     cached = native._prepared[id(target)]
     plan = cached.plan
-    assert plan is not None and plan[0] == MIDNIGHT and plan[1] is source.credentials
+    assert plan is not None and plan.second == MIDNIGHT and plan.credentials is source.credentials
     clock.now = MIDNIGHT + 0.999_999
-    native._encode(request)
+    native.encode(request)
     assert cached.plan is plan
     clock.now = MIDNIGHT + 1.0
-    native._encode(request)
-    assert cached.plan is not plan and cached.plan[0] == MIDNIGHT + 1
+    native.encode(request)
+    assert cached.plan is not plan and cached.plan.second == MIDNIGHT + 1
     plan = cached.plan
     source.credentials = Credentials("AK", "secret", None)  # equal, but a refresh's new object
-    native._encode(request)
-    assert cached.plan is not plan and cached.plan[1] is source.credentials
+    native.encode(request)
+    assert cached.plan is not plan and cached.plan.credentials is source.credentials
 
 
 @needs_builder
@@ -213,7 +210,7 @@ def test_build_refuses_what_it_leaves_to_python() -> None:
     source = Rotating(Credentials("AK", "secret", "token"))
     native, _ = pair(source, clock)
     target = Target(label="ep", endpoint_name="ep")
-    native._encode(Request(target, b"{}", "t", "trace=1"))  # makes the plan, hashes b"{}"
+    native.encode(Request(target, b"{}", "t", "trace=1"))  # makes the plan, hashes b"{}"
     plan = native._prepared[id(target)].plan
     build = native._build
     assert build is not None and plan is not None
@@ -233,12 +230,16 @@ def test_build_refuses_what_it_leaves_to_python() -> None:
         (plan, "trace=1", b"not hashed yet", now, credentials),
     ]:
         assert build(*args) is None, args
+    assert build(tuple(plan), "trace=1", b"{}", now, credentials) == build(
+        plan, "trace=1", b"{}", now, credentials
+    )  # C reads the fields by index: a plain tuple of them builds the same bytes
     broken = [
         plan[:-1],
         list(plan),
-        (plan[0], plan[1], None, *plan[3:]),  # not a dict of hashes
-        (*plan[:3], plan[3][:31], *plan[4:]),  # a state that is not 32 bytes
-        (*plan[:9], "head", *plan[10:]),  # str where bytes go
+        plan._replace(hashes=None),  # not a dict of hashes
+        plan._replace(creq_state=plan.creq_state[:31]),  # a state that is not 32 bytes
+        plan._replace(head="head"),  # str where bytes go
+        plan._replace(join_limit=float(plan.join_limit)),
     ]
     for bad in broken:
         with pytest.raises(TypeError):
@@ -247,6 +248,13 @@ def test_build_refuses_what_it_leaves_to_python() -> None:
         build(plan, "trace=1", b"{}", "now", credentials)
     with pytest.raises(TypeError):
         build(plan, "trace=1", b"{}", now)
+
+
+def test_plan_fields_are_the_c_enum() -> None:
+    """BuildPlan's names are _sigv4c.c's PLAN_* entries, in the order C reads them."""
+    _sigv4c = pytest.importorskip("loadgen.transport._sigv4c")
+    assert BuildPlan._fields == _sigv4c.PLAN_FIELDS
+    assert len(BuildPlan._fields) == 14
 
 
 def test_pure_environment_has_no_builder() -> None:

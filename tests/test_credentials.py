@@ -13,7 +13,8 @@ from aiobotocore.credentials import AioRefreshableCredentials
 from botocore.credentials import RefreshableCredentials
 
 from loadgen.errors import CannotRunError
-from loadgen.transport.credentials import NO_CREDENTIALS, CredentialSource
+from loadgen.transport.botocore import BotocoreTransport
+from loadgen.transport.credentials import NO_CREDENTIALS, PLACEHOLDER, CredentialSource
 from loadgen.transport.sigv4 import Credentials
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -87,7 +88,8 @@ async def test_chain_reads_environment_without_token(empty_chain: pytest.MonkeyP
 async def test_chain_placeholder_when_nothing_found(empty_chain: pytest.MonkeyPatch) -> None:
     source = await CredentialSource.from_chain("us-east-1", allow_placeholder=True)
     await source.start()
-    assert source.current() == Credentials("loadgen-mock", "loadgen-mock-secret")
+    assert source.current() is PLACEHOLDER
+    assert PLACEHOLDER == Credentials("loadgen-mock", "loadgen-mock-secret")
     await source.close()
 
 
@@ -209,3 +211,34 @@ def test_current_before_start_is_an_error() -> None:
     source = CredentialSource.from_botocore(object())
     with pytest.raises(RuntimeError):
         source.current()
+
+
+async def test_neither_credentials_nor_a_provider_cannot_run() -> None:
+    source = CredentialSource(None)
+    with pytest.raises(CannotRunError) as excinfo:
+        await source.start()
+    assert str(excinfo.value) == NO_CREDENTIALS
+    assert not source.refreshable and not source._refresh_due()
+
+
+async def test_both_transports_sign_with_one_placeholder(empty_chain: pytest.MonkeyPatch) -> None:
+    """The reference transport falls back to the same placeholder as the fast one."""
+    transport = BotocoreTransport(
+        endpoint_url="http://127.0.0.1:9",
+        region="us-east-1",
+        max_connections=1,
+        connect_timeout=1.0,
+        read_timeout=1.0,
+        allow_placeholder_credentials=True,
+    )
+    await transport.start()
+    try:
+        signing = transport._client._request_signer._credentials
+        frozen = await signing.get_frozen_credentials()
+        assert (frozen.access_key, frozen.secret_key, frozen.token) == (
+            PLACEHOLDER.access_key,
+            PLACEHOLDER.secret_key,
+            None,
+        )
+    finally:
+        await transport.close()

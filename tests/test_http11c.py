@@ -1,13 +1,16 @@
 """The C parser of whole 2xx responses against httptools, the reference it shortcuts.
 
 Whenever `parse_simple` answers, httptools must read the same bytes as exactly one complete
-response with the same status, echo, variant, error type, keep-alive and body length. When
-it declines (None), httptools gets the bytes: so it must not decline the usual responses.
+response with the same status, echo, variant, error type, keep-alive and body length, field
+by field and by name. When it declines (None), httptools gets the bytes: so it must not
+decline the usual responses.
 """
 
 from __future__ import annotations
 
+import ast
 import random
+from pathlib import Path
 from typing import Any
 
 import httptools
@@ -15,16 +18,34 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadgen.transport import http11
+from loadgen.transport import _http11c, http11
+from loadgen.transport._http11c import Simple
 
 parse_simple = http11.parse_simple
 
 
+FIELDS = ("status", "echoed", "variant", "error_type", "keep_alive", "body_length")
+
+
 def test_the_parser_is_built() -> None:
     """CI builds the extension; without it every response pays httptools' callbacks."""
-    from loadgen.transport import _http11c
-
     assert parse_simple is _http11c.parse_simple
+
+
+def test_simple_is_a_tuple_with_named_fields() -> None:
+    simple = _http11c.Simple((200, "t=1", "AllTraffic", None, True, 2))
+    assert Simple._fields == Simple.__match_args__ == FIELDS
+    assert isinstance(simple, tuple) and simple == (200, "t=1", "AllTraffic", None, True, 2)
+    assert [getattr(simple, name) for name in FIELDS] == list(simple)
+    assert repr(simple) == (
+        "Simple(status=200, echoed='t=1', variant='AllTraffic', error_type=None,"
+        " keep_alive=True, body_length=2)"
+    )
+    for wrong in [(), (1, 2, 3, 4, 5), (1, 2, 3, 4, 5, 6, 7)]:  # the fields would read past it
+        with pytest.raises(TypeError):
+            Simple(wrong)
+    with pytest.raises(AttributeError):
+        simple.status = 201  # type: ignore[misc]
 
 
 class Reference:
@@ -56,29 +77,34 @@ class Reference:
     def on_message_complete(self) -> None:
         self.messages += 1
 
-    def as_simple(self) -> tuple[Any, ...]:
+    def fields(self) -> dict[str, Any]:
+        """What parse_simple must answer, by field name."""
+
         def get(name: bytes) -> str | None:  # header values as latin-1 str, as the connection keeps them
             value = self.headers.get(name)
             return None if value is None else value.decode("latin-1")
 
-        return (
-            self.status,
-            get(b"x-amzn-sagemaker-custom-attributes"),
-            get(b"x-amzn-invoked-production-variant"),
-            get(b"x-amzn-errortype"),
-            self.keep_alive,
-            self.body_length,
-        )
+        return {
+            "status": self.status,
+            "echoed": get(b"x-amzn-sagemaker-custom-attributes"),
+            "variant": get(b"x-amzn-invoked-production-variant"),
+            "error_type": get(b"x-amzn-errortype"),
+            "keep_alive": self.keep_alive,
+            "body_length": self.body_length,
+        }
 
 
-def check(data: bytes) -> tuple[Any, ...] | None:
+def check(data: bytes) -> Any:
     """parse_simple's answer, after checking it against httptools."""
     assert parse_simple is not None
     simple = parse_simple(data)
     if simple is not None:
         reference = Reference(data)
         assert not reference.error and reference.messages == 1, data
-        assert simple == reference.as_simple(), data
+        assert type(simple) is Simple
+        expected = reference.fields()
+        assert {name: getattr(simple, name) for name in Simple._fields} == expected, data
+        assert simple == Simple(expected.values()), data  # the same values in the same order
     return simple
 
 
@@ -165,7 +191,7 @@ def test_a_repeated_variant_name_is_one_str() -> None:
         head = b"HTTP/1.1 200 OK\r\nX-Amzn-Invoked-Production-Variant: " + name
         simple = check(head + b"\r\nContent-Length: 0\r\n\r\n")
         assert simple is not None
-        return simple[2]
+        return simple.variant
 
     first = variant_of(b"AllTraffic")
     assert variant_of(b"AllTraffic") is first
@@ -260,3 +286,15 @@ def test_seeded_random_responses_agree_and_many_are_answered() -> None:
         )
         answered += check(data) is not None
     assert answered >= 150, answered
+
+
+def test_the_stub_types_what_the_module_has() -> None:
+    """mypy checks callers against _http11c.pyi: it must name exactly the module's names."""
+    stub = ast.parse((Path(__file__).resolve().parent.parent / "loadgen/transport/_http11c.pyi").read_text(encoding="utf-8"))
+    named = set()
+    for node in stub.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            named.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            named.add(node.target.id)
+    assert named == {name for name in dir(_http11c) if not name.startswith("_")}

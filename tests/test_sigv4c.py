@@ -7,6 +7,7 @@ when it is first imported.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import hmac
 import os
@@ -185,3 +186,16 @@ def test_midstate() -> None:
             _sigv4c.midstate(bad_state, data)
     with pytest.raises(TypeError):
         _sigv4c.midstate(None, data)
+
+
+@needs_extension
+def test_the_stub_types_what_the_module_has() -> None:
+    """mypy checks callers against _sigv4c.pyi: it must name exactly the module's names."""
+    stub = ast.parse((ROOT / "loadgen/transport/_sigv4c.pyi").read_text(encoding="utf-8"))
+    named = set()
+    for node in stub.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            named.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            named.add(node.target.id)
+    assert named == {name for name in dir(_sigv4c) if not name.startswith("_")}

@@ -321,25 +321,37 @@ static PyObject *py_midstate(PyObject *module, PyObject *const *args, Py_ssize_t
 
 /* -- build: one signed request's bytes from a per-second plan ---------------------------- */
 
-/* The plan tuple, made by loadgen.transport.fast (FastTransport._plan); fields by index.
- * The constant leading blocks of both hashes come as midstates, so per request only the
- * blocks from the header value on are compressed (about half, more with a session token). */
+/* The plan, made by loadgen.transport.encode (RequestEncoder._plan, a BuildPlan NamedTuple);
+ * fields by index, in this order, named as PLAN_FIELDS exports them (a test holds BuildPlan
+ * to that). The constant leading blocks of both hashes come as midstates, so per request
+ * only the blocks from the header value on are compressed (about half, more with a token). */
+#define PLAN_FIELD_LIST(X)                                                                     \
+    X(SECOND, second)           /* int: the whole epoch second the date strings are for */     \
+    X(CREDENTIALS, credentials) /* object: the Credentials signed with, by identity */         \
+    X(HASHES, hashes)           /* dict: body bytes -> hex SHA-256 (the signer's cache) */     \
+    X(CREQ_STATE, creq_state)   /* bytes: midstate(b"", creq_head) */                          \
+    X(CREQ_HEAD, creq_head)     /* bytes: the canonical request up to the header value */      \
+    X(CREQ_TAIL, creq_tail)     /* bytes: ... after it, up to the payload hash */              \
+    X(INNER_STATE, inner_state) /* bytes: midstate(HMAC inner state after key block, sts) */   \
+    X(STS, sts)                 /* bytes: the string to sign up to the canonical request hash */ \
+    X(OUTER_STATE, outer_state) /* bytes: the HMAC outer state after the key block */          \
+    X(HEAD, head)               /* bytes: the request bytes up to the header value */          \
+    X(LENGTH, length)           /* bytes: ... after it, up to the Content-Length digits */     \
+    X(SIGNATURE, signature)     /* bytes: ... after them, up to the signature's hex digits */  \
+    X(END, end)                 /* bytes: ... after those, up to the body */                   \
+    X(JOIN_LIMIT, join_limit)   /* int: larger bodies are not joined; the caller writes them */
+
 enum {
-    PLAN_SECOND,      /* int: the whole epoch second the date strings are for */
-    PLAN_CREDENTIALS, /* object: the Credentials signed with, compared by identity */
-    PLAN_HASHES,      /* dict: body bytes -> hex SHA-256 (the signer's payload-hash cache) */
-    PLAN_CREQ_STATE,  /* bytes: midstate(b"", creq_head) */
-    PLAN_CREQ_HEAD,   /* bytes: the canonical request up to the header value */
-    PLAN_CREQ_TAIL,   /* bytes: ... after it, up to the payload hash */
-    PLAN_INNER_STATE, /* bytes: midstate(HMAC inner state after the key block, sts) */
-    PLAN_STS,         /* bytes: the string to sign up to the canonical request's hash */
-    PLAN_OUTER_STATE, /* bytes: the HMAC outer state after the key block */
-    PLAN_HEAD,        /* bytes: the request bytes up to the header value */
-    PLAN_LENGTH,      /* bytes: ... after it, up to the Content-Length digits */
-    PLAN_SIGNATURE,   /* bytes: ... after them, up to the signature's hex digits */
-    PLAN_END,         /* bytes: ... after those, up to the body */
-    PLAN_JOIN_LIMIT,  /* int: larger bodies are not joined; the caller writes them */
+#define PLAN_ENUM(upper, lower) PLAN_##upper,
+    PLAN_FIELD_LIST(PLAN_ENUM)
+#undef PLAN_ENUM
     PLAN_SIZE
+};
+
+static const char *const plan_field_names[PLAN_SIZE] = {
+#define PLAN_NAME(upper, lower) #lower,
+    PLAN_FIELD_LIST(PLAN_NAME)
+#undef PLAN_NAME
 };
 
 static const char empty_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -376,8 +388,9 @@ static void put_bytes(char **out, PyObject *bytes)
 
 static int check_plan(PyObject *plan)
 {
-    if (!PyTuple_CheckExact(plan) || PyTuple_GET_SIZE(plan) != PLAN_SIZE) {
-        PyErr_SetString(PyExc_TypeError, "plan must be a tuple of the fields build() documents");
+    /* a tuple or a subclass (BuildPlan, a NamedTuple): read by index either way */
+    if (!PyTuple_Check(plan) || PyTuple_GET_SIZE(plan) != PLAN_SIZE) {
+        PyErr_SetString(PyExc_TypeError, "plan must be a tuple of the fields in PLAN_FIELDS");
         return -1;
     }
     PyObject **field = &PyTuple_GET_ITEM(plan, 0);
@@ -529,6 +542,21 @@ static PyMethodDef methods[] = {
 
 static int exec_module(PyObject *module)
 {
+    PyObject *names = PyTuple_New(PLAN_SIZE);
+    if (names == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < PLAN_SIZE; i++) {
+        PyObject *name = PyUnicode_InternFromString(plan_field_names[i]);
+        if (name == NULL) {
+            Py_DECREF(names);
+            return -1;
+        }
+        PyTuple_SET_ITEM(names, i, name);
+    }
+    int added = PyModule_AddObjectRef(module, "PLAN_FIELDS", names);
+    Py_DECREF(names);
+    if (added < 0)
+        return -1;
     compress = compress_portable;
     implementation_name = "portable";
 #ifdef HAVE_SHANI

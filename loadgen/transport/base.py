@@ -51,10 +51,6 @@ class Outcome:
     echoed: str | None = None  # X-Amzn-SageMaker-Custom-Attributes of the response
     original_status: int | None = None  # ModelError's OriginalStatusCode
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
 
 def error_for_status(status: int, code: str | None) -> str:
     """The error key for an HTTP error response: its AWS code, else HTTP<status>."""

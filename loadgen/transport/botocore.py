@@ -14,8 +14,7 @@ from botocore import exceptions as boto
 from loadgen import api
 from loadgen.errors import CannotRunError
 from loadgen.transport.base import Outcome, Request, Target, Transport, error_for_status
-
-PLACEHOLDER_KEYS = ("loadgen-mock", "loadgen-mock-secret")
+from loadgen.transport.credentials import PLACEHOLDER
 
 _TIMEOUTS = (boto.ReadTimeoutError, boto.ConnectTimeoutError, asyncio.TimeoutError)
 _CONNECTION_FAULTS = (
@@ -64,8 +63,8 @@ class BotocoreTransport(Transport):
                     "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
                 )
             explicit = {
-                "aws_access_key_id": PLACEHOLDER_KEYS[0],
-                "aws_secret_access_key": PLACEHOLDER_KEYS[1],
+                "aws_access_key_id": PLACEHOLDER.access_key,
+                "aws_secret_access_key": PLACEHOLDER.secret_key,
             }
         self._client_context = session.create_client(
             api.SERVICE,

@@ -21,6 +21,7 @@ from loadgen.transport.sigv4 import Credentials
 
 logger = logging.getLogger(__name__)
 
+# What both transports sign with against the built-in mock when the chain finds nothing.
 PLACEHOLDER = Credentials("loadgen-mock", "loadgen-mock-secret")
 NO_CREDENTIALS = (
     "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
@@ -159,7 +160,10 @@ class CredentialSource:
 
     async def _resolve(self) -> Credentials:
         """Frozen credentials from the provider, refreshing them if botocore says it is time."""
-        get_frozen = self._provider.get_frozen_credentials
+        provider = self._provider
+        if provider is None:  # made with neither credentials nor a provider of them
+            raise CannotRunError(NO_CREDENTIALS)
+        get_frozen = provider.get_frozen_credentials
         if inspect.iscoroutinefunction(get_frozen):
             read_only = await get_frozen()
         else:  # botocore's refresh may block on network I/O: keep it off the event loop
@@ -170,6 +174,8 @@ class CredentialSource:
 
     def _refresh_due(self) -> bool:
         provider = self._provider
+        if provider is None:  # static credentials never expire
+            return False
         # refresh_needed() with no argument uses botocore's advisory window (15 min by default)
         return bool(provider.refresh_needed() or provider.refresh_needed(self._refresh_margin))
 

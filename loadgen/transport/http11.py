@@ -12,12 +12,15 @@ import asyncio
 import enum
 import os
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httptools
 
+if TYPE_CHECKING:
+    from loadgen.transport._http11c import Simple
 
-def _load_fast_parser() -> Callable[[bytes], Any] | None:
+
+def _load_fast_parser() -> Callable[[bytes], Simple | None] | None:
     """The C parser of whole 2xx responses, or None: not built, or LOADGEN_PURE_HTTP11=1."""
     if os.environ.get("LOADGEN_PURE_HTTP11") == "1":
         return None
@@ -25,14 +28,12 @@ def _load_fast_parser() -> Callable[[bytes], Any] | None:
         from loadgen.transport._http11c import parse_simple
     except ImportError:
         return None
-    return parse_simple  # type: ignore[no-any-return]
+    return parse_simple
 
 
-# One whole 2xx response with a Content-Length body, in one call, or None: httptools' job.
+# One whole 2xx response with a Content-Length body, in one call, as a Simple (a tuple
+# with named fields), or None: httptools' job, whose callbacks fill the connection's fields.
 parse_simple = _load_fast_parser()
-
-# parse_simple's answer: (status, echoed, variant, error_type, keep_alive, body_length)
-Simple = tuple[int, "str | None", "str | None", "str | None", bool, int]
 
 # Error bodies are kept for their JSON error code; nothing legitimate is larger.
 MAX_ERROR_BODY = 64 * 1024
@@ -132,7 +133,7 @@ class Listener(Protocol):
     """Told, from the I/O callbacks, how each request sent with `HTTP11Connection.send` ended.
 
     `ok` gets the usual response, whole in one read, 2xx and kept alive: parse_simple's
-    tuple, and the connection's own fields are left as they were. `response` gets any other
+    Simple, and the connection's own fields are left as they were. `response` gets any other
     and reads it off the connection (its fields, or `response()`). Each may send the next
     request on it at once: a closed loop with no future or task wake-up.
     """
@@ -218,9 +219,6 @@ class HTTP11Connection(asyncio.Protocol):
 
     # Predicates, for the pool and for tests
 
-    def is_idle(self) -> bool:
-        return self.state is ConnectionState.IDLE
-
     def is_closed(self) -> bool:
         return self.state is ConnectionState.CLOSED
 
@@ -303,19 +301,17 @@ class HTTP11Connection(asyncio.Protocol):
             simple = parse_simple(data)
             if simple is not None:  # the whole response, the usual case: no callbacks
                 listener = self.listener
-                if simple[4] and listener is not None:  # kept alive: nothing else to change
+                if simple.keep_alive and listener is not None:  # nothing else to change
                     self.in_flight = False
                     listener.ok(simple)
                     return
                 self.received = True
-                (
-                    self.status,
-                    self.echoed,
-                    self.variant,
-                    self.error_type,
-                    self.keep_alive,
-                    self.body_length,
-                ) = simple
+                self.status = simple.status
+                self.echoed = simple.echoed
+                self.variant = simple.variant
+                self.error_type = simple.error_type
+                self.keep_alive = simple.keep_alive
+                self.body_length = simple.body_length
                 self.error_body = None
                 self._finish()
                 return

@@ -68,10 +68,6 @@ class ConnectionPool(Generic[C]):
     def idle_count(self) -> int:
         return len(self._idle)
 
-    @property
-    def waiting_count(self) -> int:
-        return sum(1 for waiter in self._waiters if not waiter.done())
-
     # Taking a connection
 
     def checkout(self) -> C | None:

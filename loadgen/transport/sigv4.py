@@ -490,7 +490,7 @@ class SigV4Signer:
             recent = self._recent_state(timestamp, credentials)
         _, _, _, amz_date, sts_prefix, authorization, key_states = recent
         if credentials.token != template.token:  # refreshed credentials: the slow way
-            signature = self.sign(
+            headers = self.sign(
                 template.method,
                 template.host,
                 template.path,
@@ -499,7 +499,7 @@ class SigV4Signer:
                 credentials,
                 timestamp,
             )
-            return signature[0][1], signature[-1][1]
+            return headers[0][1], headers[-1][1]  # X-Amz-Date, Authorization
         payload_hash = self._bodies.get(body) if type(body) is bytes else None
         if payload_hash is None:
             payload_hash = self._payload_hash(body)
@@ -522,6 +522,7 @@ class SigV4Signer:
         `builder`, for other templates, or when the credentials' token is not the template's."""
         if (
             self.builder is None
+            or _C is None  # never, with a builder
             or len(template.dynamic) != 1
             or credentials.token != template.token
         ):
@@ -537,7 +538,7 @@ class SigV4Signer:
         before, between, after = template.parts
         creq_head = f"{before}{amz_date}{between}".encode()
         sts = sts_prefix.encode()
-        midstate = _C.midstate  # type: ignore[union-attr]  # builder implies _C
+        midstate = _C.midstate
         return SigningPlan(
             second,
             amz_date,
