@@ -19,6 +19,7 @@ run: setup
 
 lint: setup
 	$(BIN)/ruff check loadgen tests bench
+	$(BIN)/mypy
 
 test: lint
 	sh scripts/install-chromium.sh
