@@ -304,7 +304,7 @@ class Verdict(Model):
 
     @property
     def headline(self) -> str:
-        """ "PASSED", or "FAILED: " and the first few reasons: the run's last console line."""
+        """The run's last console line: PASSED, or FAILED: and the first few reasons."""
         if self.passed:
             return "PASSED"
         shown = "; ".join(self.reasons[:REASONS_SHOWN])
@@ -343,7 +343,7 @@ class RunSummary(Model):
 
     @property
     def stop_text(self) -> str:
-        """"completed", or why the run stopped early, e.g. "interrupted by SIGINT"."""
+        """How the run ended, for people: completed, or e.g. interrupted by SIGINT."""
         return self.stop_reason.describe(self.stop_detail)
 
     @computed_field  # type: ignore[prop-decorator]

@@ -10,7 +10,7 @@ from loadgen.summary import RunSummary
 
 
 def junit_xml(summary: RunSummary) -> str:
-    """"run completed", then one testcase per threshold and per comparison: the suite fails
+    """A "run completed" testcase, then one per threshold and per comparison: the suite fails
     exactly when the verdict does."""
     thresholds = summary.thresholds
     comparisons = summary.comparisons
@@ -50,7 +50,9 @@ def junit_xml(summary: RunSummary) -> str:
             message = comparison.failure()
             ET.SubElement(case, "failure", message=message).text = message
     ET.indent(suite)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )
 
 
 def summary_markdown(summary: RunSummary) -> str:

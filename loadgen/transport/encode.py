@@ -213,7 +213,15 @@ class RequestEncoder:
     request in Python even when the C extension is built (tests, benchmarks).
     """
 
-    __slots__ = ("_host_header", "_credentials", "_clock", "_signer", "_build", "_prepared", "_by_value")
+    __slots__ = (
+        "_host_header",
+        "_credentials",
+        "_clock",
+        "_signer",
+        "_build",
+        "_prepared",
+        "_by_value",
+    )
 
     def __init__(
         self,
@@ -282,8 +290,9 @@ class RequestEncoder:
             )
             # encode_request's bytes, in one format: the hot path when build is not there
             tail = (
-                f"{_CUSTOM_ATTRIBUTES_LINE}{attributes}\r\n" if attributes else ""
-            ) + f"Content-Length: {len(body)}\r\nX-Amz-Date: {amz_date}\r\n{entry.token_line}Authorization: {authorization}\r\n\r\n"
+                (f"{_CUSTOM_ATTRIBUTES_LINE}{attributes}\r\n" if attributes else "")
+                + f"Content-Length: {len(body)}\r\nX-Amz-Date: {amz_date}\r\n{entry.token_line}Authorization: {authorization}\r\n\r\n"
+            )
             if len(body) <= JOIN_LIMIT:
                 data = b"".join((prepared.head, tail.encode("latin-1"), body))
                 separate = None
