@@ -8,7 +8,6 @@ decline the usual responses.
 
 from __future__ import annotations
 
-import ast
 import random
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 
 from loadgen.transport import _http11c, http11
 from loadgen.transport._http11c import Simple
+from tests.stubs import public_names, stub_names
 
 parse_simple = http11.parse_simple
 
@@ -80,7 +80,9 @@ class Reference:
     def fields(self) -> dict[str, Any]:
         """What parse_simple must answer, by field name."""
 
-        def get(name: bytes) -> str | None:  # header values as latin-1 str, as the connection keeps them
+        def get(
+            name: bytes,
+        ) -> str | None:  # header values as latin-1 str, as the connection keeps them
             value = self.headers.get(name)
             return None if value is None else value.decode("latin-1")
 
@@ -187,6 +189,7 @@ def test_values_are_taken_as_httptools_gives_them() -> None:
 
 def test_a_repeated_variant_name_is_one_str() -> None:
     """The last variant's str is reused while it repeats, and never for a different name."""
+
     def variant_of(name: bytes) -> Any:
         head = b"HTTP/1.1 200 OK\r\nX-Amzn-Invoked-Production-Variant: " + name
         simple = check(head + b"\r\nContent-Length: 0\r\n\r\n")
@@ -252,7 +255,9 @@ def build(
     seed=st.integers(0, 2**32),
     status=st.sampled_from(STATUSES),
     headers=st.lists(
-        st.tuples(st.sampled_from(NAMES), st.lists(st.sampled_from(VALUES), max_size=6).map("".join)),
+        st.tuples(
+            st.sampled_from(NAMES), st.lists(st.sampled_from(VALUES), max_size=6).map("".join)
+        ),
         max_size=8,
     ),
     body=st.binary(max_size=40),
@@ -290,11 +295,5 @@ def test_seeded_random_responses_agree_and_many_are_answered() -> None:
 
 def test_the_stub_types_what_the_module_has() -> None:
     """mypy checks callers against _http11c.pyi: it must name exactly the module's names."""
-    stub = ast.parse((Path(__file__).resolve().parent.parent / "loadgen/transport/_http11c.pyi").read_text(encoding="utf-8"))
-    named = set()
-    for node in stub.body:
-        if isinstance(node, ast.FunctionDef | ast.ClassDef):
-            named.add(node.name)
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            named.add(node.target.id)
-    assert named == {name for name in dir(_http11c) if not name.startswith("_")}
+    stub = Path(__file__).resolve().parent.parent / "loadgen/transport/_http11c.pyi"
+    assert stub_names(stub) == public_names(_http11c)
