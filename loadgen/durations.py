@@ -41,8 +41,3 @@ def _parse_units(text: str) -> float:
         raise ValueError(f"invalid duration {text!r}: use e.g. 30s, 1m30s, 500ms, 2h")
     return total
 
-
-def format_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    return f"{seconds:g}s"
