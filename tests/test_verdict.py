@@ -201,6 +201,10 @@ def test_a_run_whose_in_run_comparison_fails(tmp_path: Path) -> None:
     (comparison,) = summary.comparisons
     assert comparison.outcome is ComparisonOutcome.SLOWER_OVER_LIMIT
     assert summary.verdict.reasons[0].startswith("churn/green vs churn/blue: slower, over limit")
+    # the run drew its report from memory; `loadgen report` draws the same page from the files
+    in_run = (folder / "report.html").read_bytes()
+    assert loadgen("report", str(folder)).returncode == EXIT_OK
+    assert (folder / "report.html").read_bytes() == in_run
 
 
 def test_a_slower_comparison_within_its_limit_passes_everywhere(tmp_path: Path) -> None:
