@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import pickle
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
+from loadgen.correlate import Echo
+from loadgen.engine.context import RunContext
 from loadgen.engine.runner import RunOptions, run_scenario
+from loadgen.engine.workers import Merged, Tick, WorkerPool
+from loadgen.metrics import Interval, Recorder
+from loadgen.scenario import EndpointConfig
 from loadgen.summary import RunSummary, StopReason
+from loadgen.transport.base import Outcome
 from tests.servers import hlog_total, mock_process, scenario, wait_until_running
 from tests.test_cli import fake_env
 
@@ -104,3 +115,56 @@ def test_a_crashed_worker_still_leaves_a_complete_results_folder(tmp_path: Path)
     assert summary.stop_detail is not None and summary.stop_detail.startswith("worker ")
     assert summary.total.requests > 100
     assert summary.total.requests == summary.total.ok + sum(summary.total.errors.values())
+
+
+async def test_messages_larger_than_the_socket_buffer_while_the_runner_is_busy(
+    tmp_path: Path,
+) -> None:
+    """Ticks of 100 endpoints through 4 KiB socket buffers arrive in pieces, often while the
+    runner's loop is blocked: no worker is taken for dead, and every request is counted once."""
+    labels = [f"ep{number}" for number in range(100)]
+    sample = Recorder(labels, start_ns=0)
+    for label in labels:
+        for value in range(1500, 11500, 1000):
+            sample.record(label, Outcome(200), Echo.MATCHED, value, value, False, "t", 0)
+    one_tick = len(pickle.dumps(Tick((), sample.take_state()), pickle.HIGHEST_PROTOCOL))
+    with socket.socket(socket.AF_UNIX) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        buffer = probe.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)  # Linux doubles it
+    assert one_tick > 4 * buffer  # several buffers' worth: a tick must arrive in pieces
+    with mock_process(tmp_path) as url:
+        raw = scenario(url, rate=1500, requests=3000)
+        endpoints = [EndpointConfig(name=label) for label in labels]
+        s = raw.model_copy(update={"workers": 2, "endpoints": endpoints})
+        ctx = RunContext(s, "0000beef", url, shares=2)
+        pool = WorkerPool(ctx, socket_buffer_bytes=4096)
+        loop = asyncio.get_running_loop()
+        blocked = 0
+
+        def block() -> None:  # the runner busy in its own work: nothing is read meanwhile
+            nonlocal blocked
+            time.sleep(0.15)
+            blocked += 1
+            busy.handle = loop.call_later(0.1, block)
+
+        busy = SimpleNamespace(handle=loop.call_later(0.1, block))
+        closed: list[Interval] = []
+        try:
+            await pool.wait_ready()
+            start_ns = pool.start()
+            merged = Merged(Recorder(labels, start_ns))
+            deadline = ctx.finish_deadline(time.monotonic() + 30)
+            await pool.collect(merged, closed.append, asyncio.Event(), deadline)
+        finally:
+            busy.handle.cancel()
+            await pool.close()
+    assert merged.failure is None
+    assert blocked >= 5
+    assert merged.tester.sent == 3000
+    endpoints_seen = merged.recorder.endpoints
+    assert [endpoints_seen[label].stats.requests for label in labels] == [30] * 100
+    assert merged.recorder.totals().ok == 3000
+    # each second of each endpoint written once, in order, with every request in one
+    assert sum(interval.requests for interval in closed) == 3000
+    keys = [(interval.index, interval.label) for interval in closed]
+    assert len(keys) == len(set(keys)) and [i for i, _ in keys] == sorted(i for i, _ in keys)

@@ -99,7 +99,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
         pool = None
         if ctx.shares > 1:
             pool = WorkerPool(ctx)
-            stack.callback(pool.close)
+            stack.push_async_callback(pool.close)
             await pool.wait_ready()
         else:
             transport = await open_transport(scenario, endpoint_url, ctx.connections, stack)

@@ -2,7 +2,7 @@
 
 A worker streams each closed second and, every tick, what its recorder holds since the last
 tick (histograms encoded: they do not pickle). A worker that dies loses at most one tick.
-Messages are the typed records below, pickled by multiprocessing's Connection.
+Messages are the typed records below, sent over a Channel (engine/channel.py).
 """
 
 from __future__ import annotations
@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import signal
+import socket
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import NamedTuple
 
 from hdrh.histogram import HdrHistogram
 
+from loadgen.engine.channel import Channel, ChannelClosed
 from loadgen.engine.context import RunContext
 from loadgen.engine.core import TesterState, TesterStats
 from loadgen.engine.drive import Reporting, drive
@@ -30,6 +31,7 @@ from loadgen.summary import StopReason
 
 READY_TIMEOUT_S = 60.0  # spawning and importing a worker takes a second or two
 START_MARGIN_NS = 100_000_000  # all workers start at one instant, this far after "go"
+JOIN_TIMEOUT_S = 5.0  # a worker told to stop has this long to exit before it is killed
 
 
 # --- messages -------------------------------------------------------------------------------
@@ -94,61 +96,73 @@ class Final(Tick):
 # --- the worker process ---------------------------------------------------------------------
 
 
-def worker_entry(conn: Connection, ctx: RunContext) -> None:
+def worker_entry(sock: socket.socket, ctx: RunContext) -> None:
     import uvloop
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the loop's own handlers are in place
     try:
-        uvloop.run(_worker_main(conn, ctx))
+        uvloop.run(_worker_main(sock, ctx))
     finally:
-        conn.close()
+        sock.close()
 
 
-async def _worker_main(conn: Connection, ctx: RunContext) -> None:
+async def _worker_main(sock: socket.socket, ctx: RunContext) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     started: asyncio.Future[int] = loop.create_future()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    channel = await Channel.open(sock)
 
-    def on_message() -> None:
+    async def listen() -> None:
+        """Start and Stop from the runner; its end (EOF) means stop too."""
         try:
-            message = conn.recv()
-        except (EOFError, OSError):  # the parent is gone: stop
-            message = Stop()
-        if isinstance(message, Start) and not started.done():
-            started.set_result(message.start_ns)
-        elif isinstance(message, Stop):
-            stop.set()
-            if not started.done():
-                started.cancel()
+            while True:
+                message = await channel.receive()
+                if isinstance(message, Start) and not started.done():
+                    started.set_result(message.start_ns)
+                elif isinstance(message, Stop):
+                    break
+        except ChannelClosed:
+            pass
+        stop.set()
+        if not started.done():
+            started.cancel()
 
-    loop.add_reader(conn.fileno(), on_message)
+    listener = loop.create_task(listen())
     closed: list[Interval] = []
-    async with AsyncExitStack() as stack:
-        try:
-            transport = await open_transport(ctx.scenario, ctx.endpoint_url, ctx.connections, stack)
-        except LoadgenError as exc:
-            conn.send(Failed(isinstance(exc, CannotRunError), tuple(exc.problems)))
-            return
-        conn.send(Ready())
-        try:
-            start_ns = await started
-        except asyncio.CancelledError:
-            conn.send(Final((), {}, TesterStats().to_state()))
-            return
+    try:
+        async with AsyncExitStack() as stack:
+            try:
+                transport = await open_transport(
+                    ctx.scenario, ctx.endpoint_url, ctx.connections, stack
+                )
+            except LoadgenError as exc:
+                channel.send(Failed(isinstance(exc, CannotRunError), tuple(exc.problems)))
+                return
+            channel.send(Ready())
+            try:
+                start_ns = await started
+            except asyncio.CancelledError:
+                channel.send(Final((), {}, TesterStats().to_state()))
+                return
 
-        def take_intervals() -> tuple[WireInterval, ...]:
-            wire = tuple(WireInterval.of(interval) for interval in closed)
-            closed.clear()
-            return wire
+            def take_intervals() -> tuple[WireInterval, ...]:
+                wire = tuple(WireInterval.of(interval) for interval in closed)
+                closed.clear()
+                return wire
 
-        def on_tick(recorder: Recorder, elapsed_s: float) -> None:
-            conn.send(Tick(take_intervals(), recorder.take_state()))
+            def on_tick(recorder: Recorder, elapsed_s: float) -> None:
+                channel.send(Tick(take_intervals(), recorder.take_state()))
 
-        driven = await drive(ctx, transport, start_ns, stop, Reporting(closed.append, on_tick))
-        conn.send(Final(take_intervals(), driven.recorder.take_state(), driven.tester.to_state()))
-    loop.remove_reader(conn.fileno())
+            reporting = Reporting(closed.append, on_tick)
+            driven = await drive(ctx, transport, start_ns, stop, reporting)
+            final = Final(take_intervals(), driven.recorder.take_state(), driven.tester.to_state())
+            channel.send(final)
+    finally:
+        listener.cancel()
+        await channel.flush()
+        await channel.close()
 
 
 # --- the parent -----------------------------------------------------------------------------
@@ -158,10 +172,9 @@ async def _worker_main(conn: Connection, ctx: RunContext) -> None:
 class Worker:
     share: int
     process: multiprocessing.process.BaseProcess
-    conn: Connection
-    ready: bool = False
+    sock: socket.socket  # the runner's end, until the channel is opened on it
+    channel: Channel | None = None
     finished: bool = False  # sent its final state
-    gone: bool = False  # its pipe closed
 
 
 @dataclass(frozen=True)
@@ -187,63 +200,66 @@ class Merged:
 class _Second:
     """One second's intervals from the workers that have reported it so far."""
 
-    reported: int = 0
+    reported_by: set[int] = field(default_factory=set)  # worker shares
     by_label: dict[str, Interval] = field(default_factory=dict)
 
 
 class WorkerPool:
-    def __init__(self, ctx: RunContext) -> None:
+    def __init__(self, ctx: RunContext, socket_buffer_bytes: int | None = None) -> None:
+        """Spawn `ctx.shares` workers; `socket_buffer_bytes` shrinks the channels' socket
+        buffers (tests: every message then arrives in pieces)."""
         self.ctx = ctx
         context = multiprocessing.get_context("spawn")
         self.workers: list[Worker] = []
         for share in range(ctx.shares):
-            parent_end, child_end = context.Pipe(duplex=True)
+            ours, theirs = socket.socketpair()
+            if socket_buffer_bytes is not None:
+                for end in (ours, theirs):
+                    end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, socket_buffer_bytes)
+                    end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, socket_buffer_bytes)
             process = context.Process(
                 target=worker_entry,
-                args=(child_end, ctx.part(share, ctx.shares)),
+                args=(theirs, ctx.part(share, ctx.shares)),
                 name=f"loadgen-worker-{share}",
                 daemon=True,
             )
             process.start()
-            child_end.close()
-            self.workers.append(Worker(share, process, parent_end))
+            theirs.close()
+            self.workers.append(Worker(share, process, ours))
         self._pending: dict[int, _Second] = {}
         self._next_index = 0
 
     async def wait_ready(self) -> None:
         """Every worker has its transport up; a worker's own error is raised here."""
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not all(worker.ready for worker in self.workers):
-            for worker in self.workers:
-                if worker.ready:
-                    continue
-                if worker.conn.poll():
-                    message = worker.conn.recv()
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                for worker in self.workers:
+                    worker.channel = await Channel.open(worker.sock)
+                    try:
+                        message = await worker.channel.receive()
+                    except ChannelClosed:
+                        code = await exit_code(worker.process)
+                        raise CannotRunError(
+                            f"worker {worker.share} exited while starting (code {code})"
+                        ) from None
                     if isinstance(message, Failed):
                         error = CannotRunError if message.cannot_run else LoadgenError
                         raise error(list(message.problems))
-                    worker.ready = isinstance(message, Ready)
-                elif not worker.process.is_alive():
-                    raise CannotRunError(
-                        f"worker {worker.share} exited while starting (code {worker.process.exitcode})"
-                    )
-            if time.monotonic() > deadline:
-                raise CannotRunError(f"workers not ready after {READY_TIMEOUT_S:.0f}s")
-            await asyncio.sleep(0.02)
+        except TimeoutError:
+            raise CannotRunError(f"workers not ready after {READY_TIMEOUT_S:.0f}s") from None
+
+    def _send(self, message: Start | Stop) -> None:
+        for worker in self.workers:
+            if worker.channel is not None:
+                worker.channel.send(message)
 
     def start(self) -> int:
         start_ns = time.monotonic_ns() + START_MARGIN_NS
-        for worker in self.workers:
-            worker.conn.send(Start(start_ns))
+        self._send(Start(start_ns))
         return start_ns
 
     def stop(self) -> None:
-        for worker in self.workers:
-            if not worker.gone:
-                try:
-                    worker.conn.send(Stop())
-                except OSError:
-                    pass
+        self._send(Stop())
 
     async def collect(
         self,
@@ -252,64 +268,56 @@ class WorkerPool:
         stop: asyncio.Event,
         deadline_s: float,
     ) -> None:
-        """Merge workers' messages until all have finished; a dead worker stops the run."""
+        """Merge workers' messages until all have sent their final state or gone; a worker
+        that goes without one crashed, and stops the run."""
         loop = asyncio.get_running_loop()
-        changed = asyncio.Event()
-        for worker in self.workers:
-            loop.add_reader(worker.conn.fileno(), self._on_readable, worker, merged, sink, changed)
+        readers = {loop.create_task(self._read(worker, merged, sink)) for worker in self.workers}
+        stopper: asyncio.Task[object] | None = loop.create_task(stop.wait())
         stop_sent = False
         try:
-            while not all(worker.gone or worker.finished for worker in self.workers):
+            while readers:
+                timeout = deadline_s - time.monotonic()
+                if timeout <= 0:
+                    merged.fail(StopReason.WORKERS_LATE, "no final report by the deadline")
+                    break
+                waiting = readers | ({stopper} if stopper is not None else set())
+                done, _ = await asyncio.wait(
+                    waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                readers -= done
+                if stopper in done:
+                    stopper = None
                 if (stop.is_set() or merged.failure) and not stop_sent:
                     self.stop()
                     stop_sent = True
                     deadline_s = min(deadline_s, self.ctx.finish_deadline(time.monotonic()))
-                if time.monotonic() > deadline_s:
-                    merged.fail(StopReason.WORKERS_LATE, "no final report by the deadline")
-                    break
-                changed.clear()
-                waiter = loop.create_task(changed.wait())
-                stopper = loop.create_task(stop.wait())
-                await asyncio.wait(
-                    {waiter, stopper}, timeout=0.25, return_when=asyncio.FIRST_COMPLETED
-                )
-                waiter.cancel()
-                stopper.cancel()
         finally:
-            for worker in self.workers:
-                loop.remove_reader(worker.conn.fileno())
+            for task in [*readers, *([stopper] if stopper is not None else [])]:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
             self._flush_pending(sink, everything=True)
 
-    def _on_readable(
-        self,
-        worker: Worker,
-        merged: Merged,
-        sink: Callable[[Interval], None],
-        changed: asyncio.Event,
-    ) -> None:
-        try:
-            message = worker.conn.recv()
-        except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(worker.conn.fileno())
-            worker.gone = True
-            worker.process.join(timeout=5)
-            if not worker.finished:
-                merged.fail(
-                    StopReason.WORKER_CRASHED,
-                    f"worker {worker.share}, exit code {worker.process.exitcode}",
-                )
-            changed.set()
-            return
-        if isinstance(message, Tick):
-            merged.recorder.merge_state(message.state)
-            self._add_intervals(message.intervals, sink)
-            if isinstance(message, Final):
-                merged.tester.merge_state(message.tester)
-                worker.finished = True
-        changed.set()
+    async def _read(self, worker: Worker, merged: Merged, sink: Callable[[Interval], None]) -> None:
+        """One worker's messages, merged as they come, until its final state or its end."""
+        assert worker.channel is not None
+        while not worker.finished:
+            try:
+                message = await worker.channel.receive()
+            except ChannelClosed:
+                code = await exit_code(worker.process)
+                merged.fail(StopReason.WORKER_CRASHED, f"worker {worker.share}, exit code {code}")
+                worker.finished = True  # gone: it reports no more seconds
+                self._flush_pending(sink)
+                return
+            if isinstance(message, Tick):
+                merged.recorder.merge_state(message.state)
+                if isinstance(message, Final):
+                    merged.tester.merge_state(message.tester)
+                    worker.finished = True
+                self._add_intervals(worker, message.intervals, sink)
 
     def _add_intervals(
-        self, wire: tuple[WireInterval, ...], sink: Callable[[Interval], None]
+        self, worker: Worker, wire: tuple[WireInterval, ...], sink: Callable[[Interval], None]
     ) -> None:
         for item in wire:
             pending = self._pending.setdefault(item.second, _Second())
@@ -323,15 +331,19 @@ class WorkerPool:
             interval.errors += item.errors
             interval.mismatched += item.mismatched
         for second in {item.second for item in wire}:
-            self._pending[second].reported += 1
+            self._pending[second].reported_by.add(worker.share)
         self._flush_pending(sink)
 
     def _flush_pending(self, sink: Callable[[Interval], None], everything: bool = False) -> None:
-        """Write seconds in order, each once every running worker has reported it."""
-        running = sum(1 for worker in self.workers if not (worker.finished or worker.gone))
+        """Write seconds in order, each once every worker has reported it or finished (a
+        finished worker reports no more seconds)."""
         while self._next_index in self._pending:
             second = self._pending[self._next_index]
-            if second.reported < running and not everything:
+            waiting = any(
+                not worker.finished and worker.share not in second.reported_by
+                for worker in self.workers
+            )
+            if waiting and not everything:
                 return
             for interval in second.by_label.values():
                 sink(interval)
@@ -342,10 +354,24 @@ class WorkerPool:
                 for interval in self._pending.pop(index).by_label.values():
                     sink(interval)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for worker in self.workers:
-            worker.process.join(timeout=5)
-            if worker.process.is_alive():
+            if worker.channel is not None:
+                await worker.channel.close()
+            else:
+                worker.sock.close()
+        for worker in self.workers:
+            if await exit_code(worker.process, JOIN_TIMEOUT_S) is None:
                 worker.process.kill()
-                worker.process.join(timeout=5)
-            worker.conn.close()
+                await exit_code(worker.process, JOIN_TIMEOUT_S)
+
+
+async def exit_code(
+    process: multiprocessing.process.BaseProcess, within_s: float = 2.0
+) -> int | None:
+    """The process's exit code once it has exited, waiting up to `within_s` without blocking
+    the loop; None if it is still running."""
+    deadline = time.monotonic() + within_s
+    while process.exitcode is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    return process.exitcode
