@@ -40,4 +40,3 @@ def _parse_units(text: str) -> float:
     if position == 0 or position != len(text):
         raise ValueError(f"invalid duration {text!r}: use e.g. 30s, 1m30s, 500ms, 2h")
     return total
-

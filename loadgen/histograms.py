@@ -93,6 +93,28 @@ def add_counts(target: HdrHistogram, source: HdrHistogram, count: int, low: int,
             target.max_value = high
 
 
+def drain_counts(counts: list[int], into: HdrHistogram) -> None:
+    """Add counters kept in a list (in hdrh's index layout, the hot path's cheap form) into
+    a histogram, as if their values had been recorded there, and zero the list."""
+    total = 0
+    low = high = -1
+    target = into.counts
+    for index, count in enumerate(counts):
+        if count:
+            target[index] += count
+            counts[index] = 0
+            total += count
+            if low < 0:
+                low = index
+            high = index
+    if total:
+        into.total_count += total
+        lowest, _ = _lowest_and_size(low)
+        highest, _ = _lowest_and_size(high)
+        into.min_value = min(into.min_value, lowest)
+        into.max_value = max(into.max_value, highest)
+
+
 def _cumulative(histogram: HdrHistogram) -> list[int]:
     """Running totals of the counters up to the one holding the max value."""
     limit = min(counts_index(histogram.max_value) + 1, histogram.counts_len)

@@ -254,6 +254,16 @@ class _Pending:
         "ok_missing",
         "ok_min",
         "ok_max",
+        "open_latency_counts",
+        "open_service_counts",
+        "open_requests",
+        "open_late",
+        "open_missing",
+        "open_out_of_range",
+        "open_latency_min",
+        "open_latency_max",
+        "open_service_min",
+        "open_service_max",
         "slowest",
         "slowest_floor",
     )
@@ -265,6 +275,9 @@ class _Pending:
         # serves both histograms. `settle` adds them in through ok_scratch, kept all zero.
         self.ok_counts = [0] * COUNTS_LEN
         self.ok_scratch = new_histogram()
+        # Recorder.record_open_ok's: the same, one list per histogram (the values differ)
+        self.open_latency_counts = [0] * COUNTS_LEN
+        self.open_service_counts = [0] * COUNTS_LEN
         self.slowest = slowest  # the endpoint's heap of its slowest requests
         # Below the heap's least value while it is full, else below any: a request no slower
         # is not kept. Others may push to the shared heap, so it may lag low, never high.
@@ -283,11 +296,27 @@ class _Pending:
         self.ok_out_of_range = self.ok_missing = 0
         self.ok_min = sys.maxsize
         self.ok_max = 0
+        self.open_requests = self.open_late = self.open_missing = self.open_out_of_range = 0
+        self.open_latency_min = self.open_service_min = sys.maxsize
+        self.open_latency_max = self.open_service_max = 0
 
     def add(
         self, outcome: Outcome, echo: Echo | None, latency_us: int, service_us: int, late: bool
     ) -> None:
-        """One request; both values indexed exactly as hdrh's record_value does (inlined)."""
+        """One request of any outcome."""
+        self.times(latency_us, service_us, late, echo)
+        error = outcome.error
+        if error is None:
+            self.ok += 1
+        else:
+            self.errors[error] = self.errors.get(error, 0) + 1
+            if outcome.original_status is not None:
+                key = str(outcome.original_status)
+                self.model_error_status[key] = self.model_error_status.get(key, 0) + 1
+
+    def times(self, latency_us: int, service_us: int, late: bool, echo: Echo | None) -> None:
+        """A request's times, late start and echo; both values indexed exactly as hdrh's
+        record_value does (inlined). The caller counts it as ok or as an error."""
         self.requests += 1
         value = latency_us
         if value < 0:
@@ -323,14 +352,6 @@ class _Pending:
                 self.service_max = value
         if late:
             self.late += 1
-        error = outcome.error
-        if error is None:
-            self.ok += 1
-        else:
-            self.errors[error] = self.errors.get(error, 0) + 1
-            if outcome.original_status is not None:
-                key = str(outcome.original_status)
-                self.model_error_status[key] = self.model_error_status.get(key, 0) + 1
         if echo is not None:
             if echo is _MATCHED:
                 self.matched += 1
@@ -340,23 +361,14 @@ class _Pending:
                 self.missing += 1
 
     def settle(self) -> None:
-        """Move record_ok's counters into the general ones and both histograms; call before
-        reading those. Only the counters between the least and the greatest value move."""
+        """Move record_ok's and record_open_ok's counters into the general ones and both
+        histograms; call before reading those. Only the counters between the least and the
+        greatest value move."""
         out_of_range = self.ok_out_of_range
         low, high = self.ok_min, self.ok_max
         recorded = 0
         if low <= high:
-            first, end = counts_index(low), counts_index(high) + 1
-            ok_counts = self.ok_counts
-            part = array("q", ok_counts[first:end])
-            ok_counts[first:end] = [0] * (end - first)
-            recorded = sum(part)
-            counts = self.ok_scratch.counts
-            at = ctypes.addressof(counts) + first * COUNTER_BYTES
-            ctypes.memmove(at, part.buffer_info()[0], len(part) * COUNTER_BYTES)
-            self.latency.encoder.add(self.ok_scratch.encoder)
-            self.service.encoder.add(self.ok_scratch.encoder)
-            ctypes.memset(at, 0, len(part) * COUNTER_BYTES)
+            recorded = self._move(self.ok_counts, low, high, self.latency, self.service)
             self.latency_count += recorded
             self.service_count += recorded
             self.latency_min = min(self.latency_min, low)
@@ -364,16 +376,51 @@ class _Pending:
             self.latency_max = max(self.latency_max, high)
             self.service_max = max(self.service_max, high)
         requests = recorded + out_of_range
+        if requests:
+            self.requests += requests
+            self.ok += requests
+            self.out_of_range += out_of_range
+            self.matched += requests - self.ok_missing
+            self.missing += self.ok_missing
+            self.ok_out_of_range = self.ok_missing = 0
+            self.ok_min = sys.maxsize
+            self.ok_max = 0
+        requests = self.open_requests
         if not requests:
             return
+        low, high = self.open_latency_min, self.open_latency_max
+        if low <= high:
+            self.latency_count += self._move(self.open_latency_counts, low, high, self.latency)
+            self.latency_min = min(self.latency_min, low)
+            self.latency_max = max(self.latency_max, high)
+        low, high = self.open_service_min, self.open_service_max
+        if low <= high:
+            self.service_count += self._move(self.open_service_counts, low, high, self.service)
+            self.service_min = min(self.service_min, low)
+            self.service_max = max(self.service_max, high)
         self.requests += requests
         self.ok += requests
-        self.out_of_range += out_of_range
-        self.matched += requests - self.ok_missing
-        self.missing += self.ok_missing
-        self.ok_out_of_range = self.ok_missing = 0
-        self.ok_min = sys.maxsize
-        self.ok_max = 0
+        self.late += self.open_late
+        self.out_of_range += self.open_out_of_range
+        self.matched += requests - self.open_missing
+        self.missing += self.open_missing
+        self.open_requests = self.open_late = self.open_missing = self.open_out_of_range = 0
+        self.open_latency_min = self.open_service_min = sys.maxsize
+        self.open_latency_max = self.open_service_max = 0
+
+    def _move(self, counts: list[int], low: int, high: int, *into: HdrHistogram) -> int:
+        """Add the list counters of the values `low` to `high` into each histogram (C-level,
+        through the scratch histogram, left all zero again), zero them; how many there were."""
+        first, end = counts_index(low), counts_index(high) + 1
+        part = array("q", counts[first:end])
+        counts[first:end] = [0] * (end - first)
+        scratch = self.ok_scratch
+        at = ctypes.addressof(scratch.counts) + first * COUNTER_BYTES
+        ctypes.memmove(at, part.buffer_info()[0], len(part) * COUNTER_BYTES)
+        for histogram in into:
+            histogram.encoder.add(scratch.encoder)
+        ctypes.memset(at, 0, len(part) * COUNTER_BYTES)
+        return sum(part)
 
     def keep_if_slow(self, latency_us: int, trace_id: str, variant: str | None) -> None:
         """Keep a request among the endpoint's slowest if it is, and raise the floor."""
@@ -502,6 +549,58 @@ class Recorder:
             pending.ok_missing += 1
         if value > pending.slowest_floor:
             pending.keep_if_slow(value, trace_id, variant)
+
+    def record_open_ok(
+        self,
+        label: str,
+        variant: str | None,
+        echo: Echo,
+        latency_us: int,
+        service_us: int,
+        late: bool,
+        trace_id: str,
+        now_ns: int,
+    ) -> None:
+        """`record` for a successful open-loop request whose echo matched or is missing: no
+        Outcome to build, and list counters (record_ok's, one list per histogram)."""
+        if now_ns >= self._interval_end_ns:
+            self.tick(now_ns)
+        pending = self._pending.get((label, variant))
+        if pending is None:
+            pending = self._open(label, variant)
+        value = latency_us  # indexed as hdrh's record_value does (inlined, as in add)
+        if value < 2048:
+            index = value if value >= 0 else COUNTS_LEN
+        else:
+            shift = value.bit_length() - 11
+            index = (shift << 10) + (value >> shift)
+        if index < COUNTS_LEN:
+            pending.open_latency_counts[index] += 1
+            if value < pending.open_latency_min:
+                pending.open_latency_min = value
+            if value > pending.open_latency_max:
+                pending.open_latency_max = value
+        else:
+            pending.open_out_of_range += 1
+        value = service_us
+        if value < 2048:
+            index = value if value >= 0 else COUNTS_LEN
+        else:
+            shift = value.bit_length() - 11
+            index = (shift << 10) + (value >> shift)
+        if index < COUNTS_LEN:
+            pending.open_service_counts[index] += 1
+            if value < pending.open_service_min:
+                pending.open_service_min = value
+            if value > pending.open_service_max:
+                pending.open_service_max = value
+        pending.open_requests += 1
+        if late:
+            pending.open_late += 1
+        if echo is not _MATCHED:  # a mismatch goes through `record`, with its sample
+            pending.open_missing += 1
+        if latency_us > pending.slowest_floor:
+            pending.keep_if_slow(latency_us, trace_id, variant)
 
     def _open(self, label: str, variant: str | None) -> _Pending:
         endpoint = self._endpoints[label]  # KeyError for an unknown label, as before

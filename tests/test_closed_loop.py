@@ -1,4 +1,4 @@
-"""The closed loop through each transport's `run_closed_loop`: exact counts whatever the server does.
+"""The closed loop through each transport's `run_caller`: exact counts whatever the server does.
 
 The fast transport sends each request from the callback that ended the last one (a lane
 per connection); these runs check that a lane hands every fault back to the engine as one
@@ -8,6 +8,7 @@ counted outcome, reconnects, resends only what was never answered, and stops on 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,8 @@ async def test_faults_are_counted_exactly_in_a_closed_loop(
     assert read == REQUESTS  # nothing answered was sent twice
 
 
-class Caller:
-    """A ClosedLoopCaller that sends `budget` requests and keeps what ended."""
+class BudgetCaller:
+    """A closed-loop Caller that sends `budget` requests and keeps what ended."""
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
@@ -130,6 +131,9 @@ class Caller:
             return None
         self.budget -= 1
         return Request(Target("ep", "ep"), b"{}", "t", "trace=t")
+
+    def park(self, resume: Callable[[], None]) -> bool:
+        return False  # a closed loop with nothing to take is done
 
     def done(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
@@ -157,8 +161,8 @@ async def one_connection_transport(url: str) -> FastTransport:
 async def test_a_cancelled_lane_drops_its_connection_and_returns_nothing_to_the_pool() -> None:
     async with raw_server(every(3, faulty.never_answer)) as server:
         transport = await one_connection_transport(server.url)
-        caller = Caller(budget=10)
-        task = asyncio.get_running_loop().create_task(transport.run_closed_loop(caller))
+        caller = BudgetCaller(budget=10)
+        task = asyncio.get_running_loop().create_task(transport.run_caller(caller))
         while server.requests < 3:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
@@ -208,8 +212,8 @@ OK = faulty.response_bytes(headers={api.H_CUSTOM_ATTRIBUTES: "trace=t"})
 
 async def test_a_response_between_cancel_and_resume_is_recorded_and_nothing_more_sent() -> None:
     transport, conn, socket = await idle_transport()
-    caller = Caller(budget=5)
-    task = asyncio.get_running_loop().create_task(transport.run_closed_loop(caller))
+    caller = BudgetCaller(budget=5)
+    task = asyncio.get_running_loop().create_task(transport.run_caller(caller))
     await asyncio.sleep(0)  # the lane sends its first request and waits
     assert len(socket.writes) == 1 and conn.in_flight
     task.cancel()
@@ -225,8 +229,8 @@ async def test_a_response_between_cancel_and_resume_is_recorded_and_nothing_more
 
 async def test_a_lane_that_ended_before_its_cancelled_caller_resumed_gives_back_once() -> None:
     transport, conn, socket = await idle_transport()
-    caller = Caller(budget=1)
-    task = asyncio.get_running_loop().create_task(transport.run_closed_loop(caller))
+    caller = BudgetCaller(budget=1)
+    task = asyncio.get_running_loop().create_task(transport.run_caller(caller))
     await asyncio.sleep(0)
     conn.data_received(OK)
     transport._batch.send()  # the budget is spent: the lane ends and gives the connection back

@@ -11,18 +11,14 @@ from aiohttp import web
 from hdrh.log import HistogramLogReader
 
 from loadgen import api
-from loadgen.correlate import Correlator, TraceIds
 from loadgen.engine.context import RunContext
-from loadgen.engine.core import Engine
 from loadgen.engine.drive import Reporting, drive
-from loadgen.engine.requests import RequestFactory
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.histograms import new_histogram
-from loadgen.metrics import Recorder
 from loadgen.results.writer import hlog_name
 from loadgen.scenario import scenario_from_dict
 from loadgen.summary import RunSummary
-from loadgen.transport.base import Outcome, Request, Target, Transport
+from loadgen.transport.base import Outcome, Request, Transport
 from tests.servers import Counter, echo_response, mock_process, scenario, serve
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
@@ -229,30 +225,6 @@ class InstantTransport(Transport):
 
     async def invoke(self, request: Request) -> Outcome:
         return Outcome(200, echoed=request.custom_attributes)
-
-
-async def test_every_open_loop_start_counts_in_the_start_delay() -> None:
-    """On-time (or early) starts count as 0 µs: otherwise the percentiles are of late ones only."""
-    now = [0]
-    engine = Engine(
-        InstantTransport(),
-        RequestFactory([Target("ep", "ep")], [b"{}"], "{trace_id}", TraceIds("00000000")),
-        Correlator("exact"),
-        Recorder(["ep"], start_ns=0),
-        max_in_flight=4,
-        clock=lambda: now[0],
-    )
-    for intended_ns, sent_ns in ((1_000, 1_000), (5_000_000, 4_990_000), (6_000_000, 8_500_000)):
-        now[0] = sent_ns
-        await engine.issue(intended_ns)
-    delays = engine.tester.start_delay
-    assert delays.total_count == engine.tester.sent == 3
-    assert (delays.get_min_value(), delays.get_max_value()) == (
-        0,
-        delays.get_highest_equivalent_value(2_500),
-    )
-    assert delays.get_count_at_value(0) == 2
-    assert engine.recorder.endpoints["ep"].stats.late_starts == 1
 
 
 class ExplodingTransport(Transport):

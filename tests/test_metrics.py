@@ -203,7 +203,9 @@ def test_record_ok_equals_record_of_a_successful_closed_loop_request() -> None:
                 recorder.record("a", Outcome(0, "Timeout"), None, 5000, 5000, False, "e", now)
             continue
         shortcut.record_ok("a", variant, echo, value, f"t{index}", now)
-        general.record("a", Outcome(200, None, variant), echo, value, value, False, f"t{index}", now)
+        general.record(
+            "a", Outcome(200, None, variant), echo, value, value, False, f"t{index}", now
+        )
         if index in (1500, 1501, 3000):  # as a worker hands its state on each tick
             assert shortcut.take_state() == general.take_state()
     shortcut.flush()
@@ -214,6 +216,54 @@ def test_record_ok_equals_record_of_a_successful_closed_loop_request() -> None:
     assert same_histograms(ours.stats.service, theirs.stats.service)
     assert sorted(ours.variants) == sorted(theirs.variants) == ["v1"]
     assert ours.variants["v1"].summary(1.0) == theirs.variants["v1"].summary(1.0)
+    assert sorted(ours.slowest) == sorted(theirs.slowest)
+    assert [(i.index, i.requests, i.errors) for i in closed["ok"]] == [
+        (i.index, i.requests, i.errors) for i in closed["general"]
+    ]
+    assert all(
+        same_histograms(mine.latency, other.latency)
+        for mine, other in zip(closed["ok"], closed["general"], strict=True)
+    )
+
+
+def test_record_open_ok_equals_record_of_a_successful_open_loop_request() -> None:
+    """The open loop's shortcut (a list per histogram), mixed with the closed loop's and with
+    errors in one recorder, leaves the state that the general path leaves."""
+    rng = random.Random(7)
+    closed: dict[str, list[Interval]] = {"ok": [], "general": []}
+    shortcut = Recorder(["a"], start_ns=0, sink=closed["ok"].append)
+    general = Recorder(["a"], start_ns=0, sink=closed["general"].append)
+    now = 0
+    for index in range(6000):
+        now += rng.randrange(0, 700_000)
+        variant = rng.choice([None, "v1"])
+        echo = rng.choice([Echo.MATCHED] * 5 + [Echo.MISSING])
+        service = rng.choice(EDGE_VALUES + [rng.randrange(0, 10**5)] * 30)
+        latency = service + rng.choice([0, 0, rng.randrange(0, 10**6), 5_000_000_000])
+        late = rng.random() < 0.2
+        trace = f"t{index}"
+        if index % 7 == 0:  # errors take the general path in both
+            for recorder in (shortcut, general):
+                recorder.record("a", Outcome(0, "Timeout"), None, 5000, 4000, late, "e", now)
+            continue
+        if index % 5 == 0:  # a closed loop's success on the same endpoint
+            shortcut.record_ok("a", variant, echo, service, trace, now)
+            latency, late = service, False
+        else:
+            shortcut.record_open_ok("a", variant, echo, latency, service, late, trace, now)
+        general.record("a", Outcome(200, None, variant), echo, latency, service, late, trace, now)
+        if index in (2000, 2001, 4500):  # as a worker hands its state on each tick
+            assert shortcut.take_state() == general.take_state()
+    shortcut.flush()
+    general.flush()
+    ours, theirs = shortcut.endpoints["a"], general.endpoints["a"]
+    assert ours.stats.summary(1.0) == theirs.stats.summary(1.0)
+    assert ours.stats.late_starts == theirs.stats.late_starts > 0
+    assert ours.stats.out_of_range == theirs.stats.out_of_range > 0
+    assert same_histograms(ours.stats.latency, theirs.stats.latency)
+    assert same_histograms(ours.stats.service, theirs.stats.service)
+    assert ours.variants["v1"].summary(1.0) == theirs.variants["v1"].summary(1.0)
+    assert same_histograms(ours.variants["v1"].latency, theirs.variants["v1"].latency)
     assert sorted(ours.slowest) == sorted(theirs.slowest)
     assert [(i.index, i.requests, i.errors) for i in closed["ok"]] == [
         (i.index, i.requests, i.errors) for i in closed["general"]

@@ -1,16 +1,19 @@
 """Executors decide when each request starts: one small class per load model.
 
-Cancelling `run` stops new starts only; requests already started live on in the Engine,
-which the runner drains.
+Each runs callers (callers.py) that the transport serves one request at a time. Cancelling
+`run` stops new starts only; requests already started live on in the Engine, which the
+runner drains.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Generic, TypeVar
 
+from loadgen.engine.arrivals import Arrivals
+from loadgen.engine.callers import ClosedCaller, OpenCaller
 from loadgen.engine.core import Engine
 from loadgen.engine.schedule import constant_offsets, ramping_offsets, take_share
 from loadgen.scenario import (
@@ -23,8 +26,6 @@ from loadgen.scenario import (
 ConfigT = TypeVar("ConfigT", bound=LoadBase)
 
 NS_PER_S = 1_000_000_000
-# Timers resolve to about a millisecond: wake this much early rather than late.
-EARLY_NS = 1_000_000
 
 
 class Executor(abc.ABC, Generic[ConfigT]):
@@ -59,19 +60,20 @@ class Executor(abc.ABC, Generic[ConfigT]):
 
 
 class OpenLoop(Executor[ConfigT]):
-    """Starts requests at scheduled times whatever the endpoint does; latency counts from then."""
+    """Starts requests at scheduled times whatever the endpoint does; latency counts from then.
+
+    `max_in_flight` callers take due requests (Arrivals) one at a time: a free caller takes
+    the oldest due one at once, and when none is free the due ones wait, in latency.
+    """
 
     @abc.abstractmethod
     def offsets(self) -> Iterator[float]: ...
 
     async def run(self, engine: Engine, start_ns: int) -> None:
-        clock = engine.clock
-        for offset in take_share(self.offsets(), self.share, self.shares):
-            intended_ns = start_ns + int(offset * NS_PER_S)
-            delay_ns = intended_ns - clock() - EARLY_NS
-            if delay_ns > 0:
-                await asyncio.sleep(delay_ns / NS_PER_S)
-            await engine.start(intended_ns)
+        offsets = take_share(self.offsets(), self.share, self.shares)
+        arrivals = Arrivals(offsets, start_ns, engine.clock, asyncio.get_running_loop())
+        callers = [OpenCaller(engine, arrivals) for _ in range(engine.max_in_flight)]
+        await serve(engine, engine.start_callers(callers), arrivals.stop)
 
 
 class ConstantArrivalRateExecutor(OpenLoop[ConstantArrivalRate]):
@@ -104,16 +106,28 @@ class ConstantConcurrencyExecutor(Executor[ConstantConcurrency]):
             base, extra = divmod(config.requests, self.shares)
             engine.remaining = base + (1 if self.share < extra else 0)
         end_ns = None if config.duration is None else start_ns + int(config.duration * NS_PER_S)
-        callers = engine.start_callers(self.callers(), end_ns)
-        if not callers:
-            return
-        try:
-            # wait, not gather: cancelling this must not cancel the requests under way
-            done, _ = await asyncio.wait(callers, return_when=asyncio.FIRST_EXCEPTION)
-        except asyncio.CancelledError:
-            engine.stop_starting()  # each caller ends its request; the Engine drains them
-            raise
-        for caller in done:
-            if not caller.cancelled() and (failure := caller.exception()) is not None:
-                engine.stop_starting()
-                raise failure
+        callers = [ClosedCaller(engine, end_ns) for _ in range(self.callers())]
+        await serve(engine, engine.start_callers(callers))
+
+
+async def serve(
+    engine: Engine, callers: list[asyncio.Task[None]], on_stop: Callable[[], None] | None = None
+) -> None:
+    """Until every caller is done. Cancelled (the run stops), no caller starts another
+    request: each ends the one under way, and the Engine drains them."""
+    if not callers:
+        return
+    try:
+        # wait, not gather: cancelling this must not cancel the requests under way
+        done, _ = await asyncio.wait(callers, return_when=asyncio.FIRST_EXCEPTION)
+    except asyncio.CancelledError:
+        engine.stop_starting()
+        if on_stop is not None:
+            on_stop()
+        raise
+    for caller in done:
+        if not caller.cancelled() and (failure := caller.exception()) is not None:
+            engine.stop_starting()
+            if on_stop is not None:
+                on_stop()
+            raise failure

@@ -9,17 +9,25 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import count, islice, repeat
+from operator import truediv
 
 
 def constant_offsets(rate: float, duration: float | None, requests: int | None) -> Iterator[float]:
-    """Request i starts at i / rate; stops before `duration` or after `requests`."""
-    index = 0
-    while requests is None or index < requests:
-        offset = index / rate
-        if duration is not None and offset >= duration:
-            return
-        yield offset
-        index += 1
+    """Request i starts at i / rate; stops before `duration` or after `requests`.
+
+    Computed by C-level iterators (count, map): the open loop reads one per request.
+    """
+    offsets = map(truediv, count(), repeat(rate))
+    if duration is None:
+        return offsets if requests is None else islice(offsets, requests)
+    # the i with i / rate < duration, counted with the very same float division
+    within = max(math.ceil(duration * rate), 0)
+    while within > 0 and (within - 1) / rate >= duration:
+        within -= 1
+    while within / rate < duration:
+        within += 1
+    return islice(offsets, within if requests is None else min(within, requests))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,4 @@ def ramping_offsets(start_rate: float, stages: Sequence[tuple[float, float]]) ->
 
 def take_share(offsets: Iterator[float], share: int, shares: int) -> Iterator[float]:
     """Every `shares`-th offset starting at `share`: how workers split one schedule exactly."""
-    for index, offset in enumerate(offsets):
-        if index % shares == share:
-            yield offset
+    return islice(offsets, share, None, shares)

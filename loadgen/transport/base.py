@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,11 +59,17 @@ def error_for_status(status: int, code: str | None) -> str:
     return code or f"HTTP{status}"
 
 
-class ClosedLoopCaller(Protocol):
-    """One closed-loop caller of the Engine: it decides what to send and records what ends."""
+class Caller(Protocol):
+    """One caller of the Engine, run by a transport one request at a time: it decides what
+    to send and when, and records what ends. A closed-loop caller always has a request
+    ready until it is done; an open-loop caller has one only when one is due."""
 
     def take(self) -> Request | None:
-        """The next request, to be sent now (its send time is taken), or None: stop."""
+        """The next request, to be sent now (its send time is taken), or None: none now."""
+
+    def park(self, resume: Callable[[], None]) -> bool:
+        """After `take` gave None: True if a request will be due later, and then `resume`
+        is called, once; False if the caller is done."""
 
     def done(self, outcome: Outcome) -> None:
         """The request taken last ended with `outcome`."""
@@ -73,17 +81,36 @@ class ClosedLoopCaller(Protocol):
         """The transport raised for the request taken last: a bug, counted, never fatal."""
 
 
+async def parked(caller: Caller) -> bool:
+    """Wait until the caller has a request due again; False if it never will (it is done)."""
+    due: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def resume() -> None:
+        if not due.done():
+            due.set_result(None)
+
+    if not caller.park(resume):
+        return False
+    await due
+    return True
+
+
 class Transport(abc.ABC):
     """Sends InvokeEndpoint calls. `invoke` returns an Outcome for every endpoint fault."""
 
     name: str
 
-    async def run_closed_loop(self, caller: ClosedLoopCaller) -> None:
-        """Send the caller's requests one after another until it says stop."""
-        while (request := caller.take()) is not None:
+    async def run_caller(self, caller: Caller) -> None:
+        """Send the caller's requests one after another until it is done."""
+        while True:
+            request = caller.take()
+            if request is None:
+                if not await parked(caller):
+                    return
+                continue
             await self.invoke_for(caller, request)
 
-    async def invoke_for(self, caller: ClosedLoopCaller, request: Request) -> None:
+    async def invoke_for(self, caller: Caller, request: Request) -> None:
         """`invoke`, its end told to `caller`."""
         try:
             outcome = await self.invoke(request)

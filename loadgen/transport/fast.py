@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from loadgen import api
-from loadgen.transport.base import ClosedLoopCaller, Outcome, Request, Transport
+from loadgen.transport.base import Caller, Outcome, Request, Transport, parked
 from loadgen.transport.encode import Origin, RequestEncoder, error_of, outcome_of
 from loadgen.transport.http11 import ConnectionClosed, HTTP11Connection, HTTPError
 from loadgen.transport.lanes import Lane, LaneEnd, SendBatch
@@ -114,16 +114,19 @@ class FastTransport(Transport):
             pool.release(conn)
             return outcome_of(response)
 
-    async def run_closed_loop(self, caller: ClosedLoopCaller) -> None:
-        """Requests back to back, each sent from the callback that ended the last one, on
-        one connection while it lasts; a new connection is got the general way."""
+    async def run_caller(self, caller: Caller) -> None:
+        """Requests one after another, each sent from the callback that ended the last one
+        (or from the timer that found it due), on one connection while it lasts; a new
+        connection is got the general way."""
         pool = self._pool
         while True:
             conn = pool.checkout()
             if conn is None:  # none idle: one request opens (or waits for) a connection
                 request = caller.take()
                 if request is None:
-                    return
+                    if not await parked(caller):
+                        return
+                    continue
                 await self.invoke_for(caller, request)
                 continue
             lane = Lane(

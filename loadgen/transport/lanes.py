@@ -12,7 +12,7 @@ import enum
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from loadgen.transport.base import ClosedLoopCaller, Outcome, Request
+from loadgen.transport.base import Caller, Outcome, Request
 from loadgen.transport.encode import Encoded, error_of, outcome_of
 from loadgen.transport.http11 import ConnectionClosed, ConnectionState, HTTP11Connection, HTTPError
 from loadgen.transport.pool import ConnectionPool
@@ -36,11 +36,21 @@ class Lane:
     """One closed-loop caller on one connection: each response's callback records it, and
     the next request goes out with the others of the same loop turn (`SendBatch`)."""
 
-    __slots__ = ("caller", "conn", "encode", "read_timeout", "pool", "batch", "future", "pending")
+    __slots__ = (
+        "caller",
+        "conn",
+        "encode",
+        "read_timeout",
+        "pool",
+        "batch",
+        "future",
+        "pending",
+        "resume",
+    )
 
     def __init__(
         self,
-        caller: ClosedLoopCaller,
+        caller: Caller,
         conn: HTTP11Connection,
         *,
         encode: Callable[[Request], Encoded],
@@ -56,6 +66,7 @@ class Lane:
         self.batch = batch
         self.future: asyncio.Future[LaneResult] = conn.loop.create_future()
         self.pending: Encoded | None = None  # sent, not yet ended
+        self.resume = self._resume  # bound once: the caller keeps it while the lane is parked
 
     def run(self) -> asyncio.Future[LaneResult]:
         self._next()
@@ -69,7 +80,9 @@ class Lane:
         while True:
             request = caller.take()
             if request is None:
-                self._end(LaneEnd.STOPPED)
+                # nothing due: keep the connection, and go on when something is
+                if not caller.park(self.resume):
+                    self._end(LaneEnd.STOPPED)
                 return
             try:
                 self.pending = pending = self.encode(request)
@@ -81,6 +94,15 @@ class Lane:
                 return
             except Exception as exc:  # a bug in encoding: counted, and on to the next
                 caller.failed(exc)
+
+    def _resume(self) -> None:
+        """A request is due for this parked lane (or its caller is done)."""
+        if self.future.done():
+            return  # abandoned while it was parked
+        try:
+            self._next()
+        except BaseException as exc:  # noqa: BLE001 - surfaces in the awaiting caller
+            self._end(exc)
 
     def ok(self, simple: Simple) -> None:
         """The usual response: recorded, and this lane queued to send its next request."""

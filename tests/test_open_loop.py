@@ -1,0 +1,205 @@
+"""The open loop: intended start times from the schedule's arithmetic, handed out as they
+fall due whatever the batch, and latency counted from them. An injected clock throughout."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from loadgen.correlate import Correlator, TraceIds
+from loadgen.engine.arrivals import EARLY_NS, Arrivals
+from loadgen.engine.callers import OpenCaller
+from loadgen.engine.core import Engine
+from loadgen.engine.requests import RequestFactory
+from loadgen.engine.schedule import constant_offsets, take_share
+from loadgen.metrics import Recorder
+from loadgen.transport.base import Outcome, Request, Target, Transport
+
+START_NS = 7_000_000_000
+MS = 1_000_000
+
+
+class Clock:
+    def __init__(self, now_ns: int = 0) -> None:
+        self.now_ns = now_ns
+
+    def __call__(self) -> int:
+        return self.now_ns
+
+
+class NeverTransport(Transport):
+    """The callers are driven by hand here: nothing is sent."""
+
+    name = "never"
+
+    async def invoke(self, request: Request) -> Outcome:
+        raise AssertionError("not used")
+
+
+def offsets(rate: float, requests: int, share: int = 0, shares: int = 1) -> Iterator[float]:
+    return take_share(constant_offsets(rate, None, requests), share, shares)
+
+
+def take_all_due(arrivals: Arrivals, now_ns: int) -> list[int]:
+    taken = []
+    while (intended := arrivals.take(now_ns)) is not None:
+        taken.append(intended)
+    return taken
+
+
+@pytest.mark.parametrize("shares", [1, 2, 3])
+@pytest.mark.parametrize("step_ms", [0.3, 1, 7, 50])
+async def test_intended_times_are_start_plus_i_over_rate_striped_whatever_the_batch(
+    shares: int, step_ms: float
+) -> None:
+    """1,000 req/s for 0.1 s: request i is due at start + i ms, and worker `share` of
+    `shares` gets exactly every shares-th of them, however the clock advances."""
+    loop = asyncio.get_running_loop()
+    for share in range(shares):
+        arrivals = Arrivals(offsets(1000, 100, share, shares), START_NS, Clock(), loop)
+        taken: list[int] = []
+        now = START_NS - 5 * MS
+        while not arrivals.finished:
+            batch = take_all_due(arrivals, now)
+            assert all(intended <= now + EARLY_NS for intended in batch)  # never early by more
+            taken += batch
+            now += int(step_ms * MS)
+        assert taken == [START_NS + i * MS for i in range(share, 100, shares)]
+        assert arrivals.take(now + 10**12) is None and not arrivals.park(lambda: None)
+
+
+async def test_a_tester_behind_its_schedule_takes_the_due_prefix_in_order() -> None:
+    """Late by 50 ms: the 51 requests due by now go out oldest first, each with its own
+    time; none goes early without a batch released by the timer."""
+    arrivals = Arrivals(offsets(1000, 100), START_NS, Clock(), asyncio.get_running_loop())
+    late = take_all_due(arrivals, START_NS + 50 * MS)
+    assert late == [START_NS + i * MS for i in range(51)]
+    assert take_all_due(arrivals, START_NS + 50 * MS) == []
+
+
+def engine_with(clock: Clock) -> Engine:
+    return Engine(
+        NeverTransport(),
+        RequestFactory([Target("ep", "ep")], [b"{}"], "{trace_id}", TraceIds("00000000")),
+        Correlator("exact"),
+        Recorder(["ep"], start_ns=START_NS),
+        max_in_flight=4,
+        clock=clock,
+    )
+
+
+async def test_latency_counts_from_the_intended_start_service_time_from_the_send() -> None:
+    clock = Clock(START_NS)
+    engine = engine_with(clock)
+    arrivals = Arrivals(offsets(100, 3), START_NS, clock, asyncio.get_running_loop())
+    caller = OpenCaller(engine, arrivals)
+    # requests 0 and 1 (due at start and +10 ms) sent on time; request 2 (due at +20 ms)
+    # sent 7 ms late: its wait is latency, not service time
+    for sent_ms, done_ms in ((0, 3), (10, 13), (27, 30)):
+        clock.now_ns = START_NS + int(sent_ms * MS)
+        request = caller.take()
+        assert request is not None
+        clock.now_ns = START_NS + int(done_ms * MS)
+        caller.ok(200, "AllTraffic", request.custom_attributes)
+    stats = engine.recorder.endpoints["ep"].stats
+    assert stats.requests == stats.ok == 3 and stats.late_starts == 1
+    assert stats.correlation == {"matched": 3, "mismatched": 0, "missing": 0}
+    latency, service = stats.latency, stats.service
+    assert [latency.get_count_at_value(us) for us in (3000, 10_000)] == [2, 1]  # 30 - 20 ms
+    assert service.get_count_at_value(3000) == 3
+    delays = engine.tester.start_delay
+    assert delays.total_count == engine.tester.sent == 3
+    assert delays.get_count_at_value(0) == 2  # on-time starts count, as 0
+    assert delays.get_max_value() == delays.get_highest_equivalent_value(7000)
+    assert engine.recorder.endpoints["ep"].variants["AllTraffic"].requests == 3
+
+
+async def test_errors_and_mismatches_take_the_general_path_from_the_intended_time() -> None:
+    clock = Clock(START_NS)
+    engine = engine_with(clock)
+    caller = OpenCaller(
+        engine, Arrivals(offsets(100, 2), START_NS, clock, asyncio.get_running_loop())
+    )
+    clock.now_ns = START_NS + 2 * MS  # 2 ms late
+    assert caller.take() is not None
+    clock.now_ns += 5 * MS
+    caller.done(Outcome(424, "ModelError", None, None, 500))
+    clock.now_ns = START_NS + 10 * MS
+    assert caller.take() is not None
+    clock.now_ns += MS
+    caller.ok(200, None, "trace=ffffffff-000-000000000000")
+    stats = engine.recorder.endpoints["ep"].stats
+    assert stats.errors == {"ModelError": 1} and stats.model_error_status == {"500": 1}
+    assert stats.correlation["mismatched"] == 1 and len(stats.samples) == 1
+    assert stats.latency.get_count_at_value(7000) == 1  # 2 ms waiting + 5 ms served
+    assert stats.service.get_count_at_value(5000) == 1
+    assert stats.late_starts == 1
+
+
+async def test_parked_callers_are_resumed_one_per_due_request_then_ended() -> None:
+    """Four callers park. The timer resumes two at +20 ms (two requests due), one at +50 ms,
+    and once the schedule is spent the last one learns that it is done."""
+    loop = asyncio.get_running_loop()
+
+    def clock() -> int:
+        return int(loop.time() * 1e9)
+
+    start_ns = clock()
+    arrivals = Arrivals(iter([0.02, 0.02, 0.05]), start_ns, clock, loop)
+    took: list[tuple[str, int, int]] = []  # (caller, intended, when)
+    ended: list[str] = []
+    all_ended = asyncio.Event()
+
+    def caller(name: str) -> Callable[[], None]:
+        def resume() -> None:
+            now = clock()
+            intended = arrivals.take(now)
+            if intended is not None:
+                took.append((name, intended, now))  # and it would send it now
+            elif not arrivals.park(resume):
+                ended.append(name)
+                all_ended.set()
+
+        return resume
+
+    for name in "abcd":
+        assert arrivals.park(caller(name))
+    await asyncio.wait_for(all_ended.wait(), 2)
+    assert [intended - start_ns for _, intended, _ in took] == [20 * MS, 20 * MS, 50 * MS]
+    assert all(when >= intended - EARLY_NS for _, intended, when in took)
+    assert len({name for name, _, _ in took}) == 3 and len(ended) == 1
+    assert {name for name, _, _ in took} | set(ended) == set("abcd")
+
+
+async def test_a_batch_wakes_no_more_callers_than_it_has_requests() -> None:
+    """200 parked callers, 40 requests over 80 ms: every wake-up takes a request (a lane
+    resumed for nothing would re-park, and a timer that woke them all would spin)."""
+    loop = asyncio.get_running_loop()
+
+    def clock() -> int:
+        return int(loop.time() * 1e9)
+
+    arrivals = Arrivals(offsets(500, 40), clock(), clock, loop)
+    woken = {"took": 0, "idle": 0, "ended": 0}
+    all_taken = asyncio.Event()
+
+    def caller() -> Callable[[], None]:
+        def resume() -> None:
+            if arrivals.take(clock()) is not None:
+                woken["took"] += 1
+                if woken["took"] == 40:
+                    all_taken.set()
+            elif arrivals.park(resume):
+                woken["idle"] += 1
+            else:
+                woken["ended"] += 1
+
+        return resume
+
+    for _ in range(200):
+        assert arrivals.park(caller())
+    await asyncio.wait_for(all_taken.wait(), 2)
+    await asyncio.sleep(0.01)
+    assert woken == {"took": 40, "idle": 0, "ended": 160}
