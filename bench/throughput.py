@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
 import re
@@ -61,6 +62,8 @@ class Settings:
     connections: int
     url: str
     tmp: Path
+    # the latest closed-loop rate of loadgen fast (1 worker): where an open-loop search starts
+    closed_rps: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -180,7 +183,11 @@ def run_wrk(settings: Settings, scratch: Path) -> Measurement:
     return Measurement(float(found.group(1)), "; ".join(problems) or None)
 
 
-def loadgen_scenario(settings: Settings, transport: str, workers: int | str) -> dict[str, object]:
+def loadgen_scenario(
+    settings: Settings, transport: str, workers: int | str, rate: float | None = None
+) -> dict[str, object]:
+    """The closed loop on `settings.connections` connections, or with `rate` the open loop
+    with that many requests in flight at most."""
     return {
         "name": f"bench-{transport}",
         "region": "us-east-1",
@@ -199,6 +206,13 @@ def loadgen_scenario(settings: Settings, transport: str, workers: int | str) -> 
             "executor": "constant-concurrency",
             "concurrency": settings.connections,
             "duration": f"{settings.duration_s}s",
+        }
+        if rate is None
+        else {
+            "executor": "constant-arrival-rate",
+            "rate": rate,
+            "max_in_flight": settings.connections,
+            "duration": f"{settings.duration_s}s",
         },
     }
 
@@ -211,13 +225,18 @@ def loadgen_env() -> dict[str, str]:
 
 
 def run_loadgen(
-    settings: Settings, scratch: Path, transport: str, workers: int | str = 1
+    settings: Settings,
+    scratch: Path,
+    transport: str,
+    workers: int | str = 1,
+    rate: float | None = None,
 ) -> tuple[Measurement, RunSummary]:
-    """One `loadgen run`; returns the measurement and the run's summary."""
+    """One `loadgen run` (open loop at `rate` if given); the measurement and the summary."""
     scenario = scratch / "scenario.yaml"
     # JSON is YAML: no quoting questions about the body or the {trace_id} template.
-    scenario.write_text(json.dumps(loadgen_scenario(settings, transport, workers), indent=2))
+    scenario.write_text(json.dumps(loadgen_scenario(settings, transport, workers, rate), indent=2))
     out = scratch / "results"
+    shutil.rmtree(out, ignore_errors=True)
     run_tool(
         [str(BIN / "loadgen"), "run", str(scenario), "--quiet", "--out", str(out)],
         timeout=settings.duration_s + STARTUP_GRACE_S,
@@ -328,7 +347,60 @@ def probe_workers(settings: Settings, scratch: Path) -> str | None:
 
 
 def fast(settings: Settings, scratch: Path) -> Measurement:
-    return run_loadgen(settings, scratch, "fast")[0]
+    measurement = run_loadgen(settings, scratch, "fast")[0]
+    settings.closed_rps.append(measurement.rps)
+    return measurement
+
+
+# An open-loop rate is held when the tester keeps its schedule at it: the achieved rate
+# within 1% of the target and under 1% of starts late (more than 1 ms after their time).
+HELD_ACHIEVED = 0.99
+HELD_LATE = 0.01
+SEARCH_STEPS = 5
+PROBE_S = 3
+
+
+def open_loop_ceiling(settings: Settings, scratch: Path, workers: int | str) -> Measurement:
+    """The highest target rate the open loop holds on the same connections: a bisection
+    (geometric, SEARCH_STEPS probes of PROBE_S) between 0.5x and 1.1x loadgen's own
+    closed-loop rate of this repeat."""
+    if not settings.closed_rps:
+        raise BenchError("needs the loadgen fast (closed loop) row first")
+    closed = settings.closed_rps[-1]
+    probe = Settings(PROBE_S, settings.connections, settings.url, settings.tmp)
+    held, failed = 0.0, 1.1 * closed
+    rate = 0.5 * closed
+    probes = []
+    for _ in range(SEARCH_STEPS):
+        _, summary = run_loadgen(probe, scratch, "fast", workers, rate=round(rate))
+        total = summary.total
+        late = total.late_starts / total.requests if total.requests else 1.0
+        ok = (
+            summary.achieved_rate_rps >= HELD_ACHIEVED * rate
+            and late < HELD_LATE
+            and not total.error_count
+        )
+        probes.append(
+            f"{rate:,.0f}: {summary.achieved_rate_rps:,.0f} achieved, {late:.1%} late, "
+            f"start delay p99 {summary.start_delay_ms.p99:.2f} ms {'held' if ok else 'missed'}"
+        )
+        if ok:
+            held = rate
+        else:
+            failed = rate
+        rate = math.sqrt(held * failed) if held else rate / 2
+    note = f"search (target: outcome): {'; '.join(probes)}"
+    if not held:
+        raise BenchError(f"no rate held; {note}")
+    return Measurement(held, f"{held / closed:.2f}x loadgen's closed loop ({closed:,.0f}); {note}")
+
+
+def fast_open(settings: Settings, scratch: Path) -> Measurement:
+    return open_loop_ceiling(settings, scratch, 1)
+
+
+def fast_open_workers(settings: Settings, scratch: Path) -> Measurement:
+    return open_loop_ceiling(settings, scratch, "auto")
 
 
 def botocore(settings: Settings, scratch: Path) -> Measurement:
@@ -346,6 +418,12 @@ def rows() -> list[Row]:
         Row("botocore", "loadgen botocore (1 worker)", botocore),
         Row("locust", "locust FastHttpUser (1 process)", run_locust),
         Row("fast-workers", "loadgen fast (workers auto)", fast_workers),
+        Row("open", "loadgen fast open loop (1 worker), highest rate held", fast_open),
+        Row(
+            "open-workers",
+            "loadgen fast open loop (workers auto), highest rate held",
+            fast_open_workers,
+        ),
     ]
 
 
@@ -408,8 +486,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--clients",
-        default="wrk,fast,botocore,locust,fast-workers",
-        help="comma-separated subset of: wrk, fast, botocore, locust, fast-workers",
+        default="wrk,fast,botocore,locust,fast-workers,open,open-workers",
+        help="comma-separated subset of: wrk, fast, botocore, locust, fast-workers, "
+        "open, open-workers (the open rows need fast)",
     )
     args = parser.parse_args()
     if min(args.duration, args.connections, args.repeats) <= 0:

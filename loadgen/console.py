@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
+from typing import NamedTuple
 
 from rich.console import Console
 from rich.live import Live
@@ -12,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from loadgen.compare import outcome_markup
-from loadgen.histograms import histogram_summary, new_histogram
+from loadgen.histograms import new_histogram, percentiles_ms
 from loadgen.metrics import Interval
 from loadgen.scenario import Scenario
 from loadgen.summary import RunSummary, TrafficSummary
@@ -23,21 +24,29 @@ def stderr_console() -> Console:
 
 
 class LiveStatus:
-    """elapsed / total, req/s, p50 / p99 of the last second, errors, mismatches; on a terminal only.
+    """elapsed / total, req/s, p50 / p99 of the last second, late starts and how late,
+    errors, mismatches; on a terminal only.
 
-    Fed closed one-second intervals (from one engine or merged from workers), so it shows the sum.
+    Fed closed one-second intervals (from one engine or merged from workers), so it shows
+    the sum. Without a terminal it keeps counts only: a second's percentiles cost a scan.
     """
 
-    def __init__(self, scenario: Scenario, labels: list[str], enabled: bool = True) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        labels: list[str],
+        enabled: bool = True,
+        console: Console | None = None,
+    ) -> None:
         self._total_s = scenario.load.duration
-        self._console = stderr_console()
+        self._console = console or stderr_console()
         self._live: Live | None = None
         if enabled and self._console.is_terminal:
             self._live = Live(Text(""), console=self._console, refresh_per_second=4, transient=True)
         self.requests = self.errors = self.mismatched = 0
         self._second_index = -1
         self._second: list[Interval] = []
-        self._last = (0, histogram_summary(new_histogram()))
+        self._last = LastSecond(0, 0.0, 0.0, 0, 0)
 
     def __enter__(self) -> LiveStatus:
         if self._live is not None:
@@ -57,6 +66,8 @@ class LiveStatus:
         self.requests += interval.requests
         self.errors += interval.errors
         self.mismatched += interval.mismatched
+        if self._live is None:
+            return
         if interval.index != self._second_index:
             self._close_second()
             self._second_index = interval.index
@@ -64,29 +75,48 @@ class LiveStatus:
 
     def _close_second(self) -> None:
         """Percentiles once per second, not per refresh: look-ups scan the histogram."""
-        if not self._second:
+        second = self._second
+        if not second:
             return
         merged = new_histogram()
-        for interval in self._second:
+        for interval in second:
             merged.add(interval.latency)
-        self._last = (
-            sum(interval.requests for interval in self._second),
-            histogram_summary(merged),
+        p50_ms, p99_ms = percentiles_ms(merged, (50.0, 99.0))
+        self._last = LastSecond(
+            sum(interval.requests for interval in second),
+            p50_ms,
+            p99_ms,
+            sum(interval.late for interval in second),
+            max(interval.start_delay_max_us for interval in second),
         )
         self._second = []
 
     def line(self, elapsed_s: float) -> str:
-        rate, percentiles = self._last
+        last = self._last
         total = f"{self._total_s:.0f}s" if self._total_s else "?"
+        late = ""
+        if last.late:
+            late = (
+                f"  late {last.late / last.requests:.0%} "
+                f"(start delay up to {last.start_delay_max_us / 1000:,.1f} ms)"
+            )
         return (
-            f"{elapsed_s:5.1f}s / {total}  {rate:>7,} req/s  "
-            f"p50 {percentiles['p50']:.1f} ms  p99 {percentiles['p99']:.1f} ms  "
+            f"{elapsed_s:5.1f}s / {total}  {last.requests:>7,} req/s  "
+            f"p50 {last.p50_ms:.1f} ms  p99 {last.p99_ms:.1f} ms{late}  "
             f"requests {self.requests:,}  errors {self.errors:,}  mismatches {self.mismatched:,}"
         )
 
     def update(self, elapsed_s: float) -> None:
         if self._live is not None:
             self._live.update(Text(self.line(elapsed_s)))
+
+
+class LastSecond(NamedTuple):
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    late: int
+    start_delay_max_us: int
 
 
 def _ms(value: float) -> str:
@@ -181,6 +211,8 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         console.print(
             f"[red]client failure (a loadgen bug, please report): {summary.client_failure}[/red]"
         )
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning: {escape(warning.message)}[/yellow]")
     if not summary.complete:
         console.print(
             f"[yellow]run stopped early ({escape(summary.stop_text)}): results so far are written[/yellow]"

@@ -201,6 +201,8 @@ class Interval:
     requests: int = 0
     errors: int = 0
     mismatched: int = 0
+    late: int = 0  # requests that started more than 1 ms after their intended time
+    start_delay_max_us: int = 0  # how late the latest of those started; 0 if none was late
 
 
 IntervalSink = Callable[[Interval], None]
@@ -264,6 +266,7 @@ class _Pending:
         "open_latency_max",
         "open_service_min",
         "open_service_max",
+        "start_delay_max",
         "slowest",
         "slowest_floor",
     )
@@ -299,6 +302,7 @@ class _Pending:
         self.open_requests = self.open_late = self.open_missing = self.open_out_of_range = 0
         self.open_latency_min = self.open_service_min = sys.maxsize
         self.open_latency_max = self.open_service_max = 0
+        self.start_delay_max = 0  # of late starts: latency minus service time
 
     def add(
         self, outcome: Outcome, echo: Echo | None, latency_us: int, service_us: int, late: bool
@@ -352,6 +356,8 @@ class _Pending:
                 self.service_max = value
         if late:
             self.late += 1
+            if latency_us - service_us > self.start_delay_max:
+                self.start_delay_max = latency_us - service_us
         if echo is not None:
             if echo is _MATCHED:
                 self.matched += 1
@@ -460,6 +466,9 @@ class _Pending:
         interval.requests += self.requests
         interval.errors += self.requests - self.ok
         interval.mismatched += self.mismatched
+        interval.late += self.late
+        if self.start_delay_max > interval.start_delay_max_us:
+            interval.start_delay_max_us = self.start_delay_max
 
     def reset(self) -> None:
         for histogram, count in (
@@ -597,6 +606,8 @@ class Recorder:
         pending.open_requests += 1
         if late:
             pending.open_late += 1
+            if latency_us - service_us > pending.start_delay_max:
+                pending.start_delay_max = latency_us - service_us
         if echo is not _MATCHED:  # a mismatch goes through `record`, with its sample
             pending.open_missing += 1
         if latency_us > pending.slowest_floor:

@@ -312,6 +312,55 @@ class Verdict(Model):
         return f"FAILED: {shown}" + (f" (and {more} more)" if more > 0 else "")
 
 
+# --- what the tester says about itself ---------------------------------------------------------
+
+# The tester did not keep its schedule when its starts were this late (p99), or it sent
+# at less than this share of the target rate: the endpoint's numbers then include its delay.
+BEHIND_START_DELAY_P99_MS = 10.0
+BEHIND_ACHIEVED_SHARE = 0.99
+
+
+class WarningCode(StrEnum):
+    TESTER_BEHIND = "tester_behind"
+
+
+class RunWarning(Model):
+    """Something about the run a user must know to trust its numbers; it fails nothing."""
+
+    code: WarningCode
+    message: str  # what happened, and the cure
+
+
+def tester_warnings(
+    target_rate_rps: float | None,
+    achieved_rate_rps: float,
+    start_delay_p99_ms: float,
+    workers: int,
+) -> tuple[RunWarning, ...]:
+    """Whether the tester itself fell behind an open-loop schedule."""
+    if target_rate_rps is None:
+        return ()  # a closed loop has no schedule to keep
+    facts = []
+    if start_delay_p99_ms > BEHIND_START_DELAY_P99_MS:
+        facts.append(
+            f"start delay p99 {start_delay_p99_ms:,.1f} ms "
+            f"(over {BEHIND_START_DELAY_P99_MS:g} ms)"
+        )
+    if achieved_rate_rps < BEHIND_ACHIEVED_SHARE * target_rate_rps:
+        facts.append(
+            f"achieved {achieved_rate_rps:,.0f} of {target_rate_rps:,.0f} req/s "
+            f"(under {BEHIND_ACHIEVED_SHARE:.0%})"
+        )
+    if not facts:
+        return ()
+    more = "workers: auto (or --workers N)" if workers == 1 else f"more than {workers} workers"
+    message = (
+        f"the tester fell behind its schedule: {'; '.join(facts)}. Latencies include its own "
+        f"delay. Use {more}, a lower rate, or a larger load.max_in_flight"
+    )
+    return (RunWarning(code=WarningCode.TESTER_BEHIND, message=message),)
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -327,6 +376,7 @@ class RunSummary(Model):
     load_config: LoadConfig = Field(alias="load")  # the scenario's load section
     correlation_mode: str
     workers: int
+    target_rate_rps: float | None  # the open loop's mean scheduled rate; None: closed loop
     achieved_rate_rps: float
     start_delay_ms: LatencyStats  # actual send minus intended start, open loop
     interrupted_requests: int  # still in flight when the grace period ran out
@@ -340,6 +390,13 @@ class RunSummary(Model):
     @property
     def complete(self) -> bool:
         return self.stop_reason is StopReason.COMPLETED
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def warnings(self) -> tuple[RunWarning, ...]:
+        return tester_warnings(
+            self.target_rate_rps, self.achieved_rate_rps, self.start_delay_ms.p99, self.workers
+        )
 
     @property
     def stop_text(self) -> str:

@@ -90,6 +90,7 @@ def summary_of(recorder: Recorder, elapsed_s: float, **fields: Any) -> RunSummar
         "load_config": LOAD,
         "correlation_mode": "contains",
         "workers": 1,
+        "target_rate_rps": 200.0,
         "achieved_rate_rps": 200.1,
         "start_delay_ms": LatencyStats(**histogram_summary(new_histogram())),
         "interrupted_requests": 0,

@@ -29,6 +29,47 @@ class Clock:
         return self.now_ns
 
 
+class Timer:
+    def __init__(self, when_ns: int, callback: Callable[[], None]) -> None:
+        self.when_ns = when_ns
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class ManualLoop:
+    """The loop's timers, fired by hand on the injected clock: a test decides when."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.timers: list[Timer] = []
+        self.ticks = 0
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> Timer:
+        assert delay_s >= 0.001  # whole milliseconds, never a timer that fires at once
+        timer = Timer(self.clock() + round(delay_s * 1e9), callback)
+        self.timers.append(timer)
+        return timer
+
+    def call_soon(self, callback: Callable[[], None]) -> Timer:
+        return self.call_later(0.001, callback)
+
+    def advance(self, now_ns: int) -> None:
+        """Move the clock to `now_ns`, firing each timer due by then at its own time."""
+        while True:
+            due = [t for t in self.timers if not t.cancelled and t.when_ns <= now_ns]
+            if not due:
+                break
+            timer = min(due, key=lambda t: t.when_ns)
+            self.timers.remove(timer)
+            self.clock.now_ns = max(self.clock.now_ns, timer.when_ns)
+            self.ticks += 1
+            timer.callback()
+        self.clock.now_ns = now_ns
+
+
 class NeverTransport(Transport):
     """The callers are driven by hand here: nothing is sent."""
 
@@ -42,41 +83,67 @@ def offsets(rate: float, requests: int, share: int = 0, shares: int = 1) -> Iter
     return take_share(constant_offsets(rate, None, requests), share, shares)
 
 
-def take_all_due(arrivals: Arrivals, now_ns: int) -> list[int]:
+def arrivals_at(start_ns: int, schedule: Iterator[float]) -> tuple[Arrivals, ManualLoop]:
+    clock = Clock(start_ns - 50 * MS)
+    loop = ManualLoop(clock)
+    return Arrivals(schedule, start_ns, clock, loop), loop  # type: ignore[arg-type]
+
+
+def take_all(arrivals: Arrivals) -> list[int]:
     taken = []
-    while (intended := arrivals.take(now_ns)) is not None:
+    while (intended := arrivals.take()) is not None:
         taken.append(intended)
     return taken
 
 
 @pytest.mark.parametrize("shares", [1, 2, 3])
 @pytest.mark.parametrize("step_ms", [0.3, 1, 7, 50])
-async def test_intended_times_are_start_plus_i_over_rate_striped_whatever_the_batch(
+def test_intended_times_are_start_plus_i_over_rate_striped_whatever_the_batch(
     shares: int, step_ms: float
 ) -> None:
     """1,000 req/s for 0.1 s: request i is due at start + i ms, and worker `share` of
     `shares` gets exactly every shares-th of them, however the clock advances."""
-    loop = asyncio.get_running_loop()
     for share in range(shares):
-        arrivals = Arrivals(offsets(1000, 100, share, shares), START_NS, Clock(), loop)
+        arrivals, loop = arrivals_at(START_NS, offsets(1000, 100, share, shares))
         taken: list[int] = []
         now = START_NS - 5 * MS
         while not arrivals.finished:
-            batch = take_all_due(arrivals, now)
+            loop.advance(now)
+            batch = take_all(arrivals)
             assert all(intended <= now + EARLY_NS for intended in batch)  # never early by more
             taken += batch
             now += int(step_ms * MS)
         assert taken == [START_NS + i * MS for i in range(share, 100, shares)]
-        assert arrivals.take(now + 10**12) is None and not arrivals.park(lambda: None)
+        assert arrivals.take() is None and not arrivals.park(lambda: None)
+        loop.advance(now + 5 * MS)
+        assert not [t for t in loop.timers if not t.cancelled]  # no tick once all are out
 
 
-async def test_a_tester_behind_its_schedule_takes_the_due_prefix_in_order() -> None:
-    """Late by 50 ms: the 51 requests due by now go out oldest first, each with its own
-    time; none goes early without a batch released by the timer."""
-    arrivals = Arrivals(offsets(1000, 100), START_NS, Clock(), asyncio.get_running_loop())
-    late = take_all_due(arrivals, START_NS + 50 * MS)
-    assert late == [START_NS + i * MS for i in range(51)]
-    assert take_all_due(arrivals, START_NS + 50 * MS) == []
+def test_nothing_is_taken_before_a_tick_releases_it_and_a_tick_releases_all_due() -> None:
+    """Late by 50 ms (the loop was busy): one tick releases the 53 requests due by then
+    (and within EARLY_NS), oldest first, each with its own intended time."""
+    arrivals, loop = arrivals_at(START_NS, offsets(1000, 100))
+    assert arrivals.take() is None  # due, but no tick has come
+    loop.clock.now_ns = START_NS + 50 * MS
+    assert arrivals.take() is None
+    arrivals.tick()
+    assert take_all(arrivals) == [START_NS + i * MS for i in range(53)]
+    assert take_all(arrivals) == []
+
+
+def test_ticks_come_every_millisecond_while_requests_are_dense_and_sleep_between_sparse() -> (
+    None
+):
+    def ticks(rate: float, requests: int) -> int:
+        """Ticks in 0.5 s, a caller taking what each releases."""
+        arrivals, loop = arrivals_at(START_NS, offsets(rate, requests))
+        for ms in range(-50, 500):
+            loop.advance(START_NS + ms * MS)
+            take_all(arrivals)
+        return loop.ticks
+
+    assert 450 <= ticks(10_000, 10_000) <= 551  # about one a millisecond
+    assert ticks(10, 5) <= 5 + 3  # one for each request, a spare at the end
 
 
 def engine_with(clock: Clock) -> Engine:
@@ -90,25 +157,25 @@ def engine_with(clock: Clock) -> Engine:
     )
 
 
-async def test_latency_counts_from_the_intended_start_service_time_from_the_send() -> None:
-    clock = Clock(START_NS)
-    engine = engine_with(clock)
-    arrivals = Arrivals(offsets(100, 3), START_NS, clock, asyncio.get_running_loop())
+def test_latency_counts_from_the_intended_start_service_time_from_the_send() -> None:
+    arrivals, loop = arrivals_at(START_NS, offsets(100, 3))
+    engine = engine_with(loop.clock)
     caller = OpenCaller(engine, arrivals)
-    # requests 0 and 1 (due at start and +10 ms) sent on time; request 2 (due at +20 ms)
-    # sent 7 ms late: its wait is latency, not service time
-    for sent_ms, done_ms in ((0, 3), (10, 13), (27, 30)):
-        clock.now_ns = START_NS + int(sent_ms * MS)
+    # request 0 (due at start) sent as its tick released it, 2 ms early: on time; request 1
+    # (due at +10 ms) on time; request 2 (due at +20 ms) 7 ms late, the tick released it
+    # but the caller was busy: its wait is latency, not service time
+    for sent_ms, done_ms in ((-2, 3), (10, 13), (27, 30)):
+        loop.advance(START_NS + int(sent_ms * MS))
         request = caller.take()
         assert request is not None
-        clock.now_ns = START_NS + int(done_ms * MS)
+        loop.advance(START_NS + int(done_ms * MS))
         caller.ok(200, "AllTraffic", request.custom_attributes)
     stats = engine.recorder.endpoints["ep"].stats
     assert stats.requests == stats.ok == 3 and stats.late_starts == 1
     assert stats.correlation == {"matched": 3, "mismatched": 0, "missing": 0}
     latency, service = stats.latency, stats.service
-    assert [latency.get_count_at_value(us) for us in (3000, 10_000)] == [2, 1]  # 30 - 20 ms
-    assert service.get_count_at_value(3000) == 3
+    assert [latency.get_count_at_value(us) for us in (3000, 5000, 10_000)] == [1, 1, 1]
+    assert [service.get_count_at_value(us) for us in (3000, 5000)] == [2, 1]
     delays = engine.tester.start_delay
     assert delays.total_count == engine.tester.sent == 3
     assert delays.get_count_at_value(0) == 2  # on-time starts count, as 0
@@ -116,19 +183,17 @@ async def test_latency_counts_from_the_intended_start_service_time_from_the_send
     assert engine.recorder.endpoints["ep"].variants["AllTraffic"].requests == 3
 
 
-async def test_errors_and_mismatches_take_the_general_path_from_the_intended_time() -> None:
-    clock = Clock(START_NS)
-    engine = engine_with(clock)
-    caller = OpenCaller(
-        engine, Arrivals(offsets(100, 2), START_NS, clock, asyncio.get_running_loop())
-    )
-    clock.now_ns = START_NS + 2 * MS  # 2 ms late
+def test_errors_and_mismatches_take_the_general_path_from_the_intended_time() -> None:
+    arrivals, loop = arrivals_at(START_NS, offsets(100, 2))
+    engine = engine_with(loop.clock)
+    caller = OpenCaller(engine, arrivals)
+    loop.advance(START_NS + 2 * MS)  # released 2 ms early, taken 2 ms late
     assert caller.take() is not None
-    clock.now_ns += 5 * MS
+    loop.advance(START_NS + 7 * MS)
     caller.done(Outcome(424, "ModelError", None, None, 500))
-    clock.now_ns = START_NS + 10 * MS
+    loop.advance(START_NS + 10 * MS)
     assert caller.take() is not None
-    clock.now_ns += MS
+    loop.advance(START_NS + 11 * MS)
     caller.ok(200, None, "trace=ffffffff-000-000000000000")
     stats = engine.recorder.endpoints["ep"].stats
     assert stats.errors == {"ModelError": 1} and stats.model_error_status == {"500": 1}
@@ -155,7 +220,7 @@ async def test_parked_callers_are_resumed_one_per_due_request_then_ended() -> No
     def caller(name: str) -> Callable[[], None]:
         def resume() -> None:
             now = clock()
-            intended = arrivals.take(now)
+            intended = arrivals.take()
             if intended is not None:
                 took.append((name, intended, now))  # and it would send it now
             elif not arrivals.park(resume):
@@ -187,7 +252,7 @@ async def test_a_batch_wakes_no_more_callers_than_it_has_requests() -> None:
 
     def caller() -> Callable[[], None]:
         def resume() -> None:
-            if arrivals.take(clock()) is not None:
+            if arrivals.take() is not None:
                 woken["took"] += 1
                 if woken["took"] == 40:
                     all_taken.set()

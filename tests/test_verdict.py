@@ -7,6 +7,9 @@ console's last line against the summary read back through RunSummary.load.
 
 from __future__ import annotations
 
+import asyncio
+import html
+import io
 import json
 import re
 import signal
@@ -19,7 +22,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aiohttp import web
+from rich.console import Console
 
+from loadgen.console import print_summary
+from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from loadgen.results.svg import format_number
 from loadgen.summary import (
@@ -28,8 +35,9 @@ from loadgen.summary import (
     RunSummary,
     StopReason,
     TrafficSummary,
+    WarningCode,
 )
-from tests.servers import wait_until_running
+from tests.servers import echo_response, scenario, serve, wait_until_running
 from tests.test_cli import QUICKSTART, fake_env, loadgen, quickstart, write
 
 AB_VARIANTS = QUICKSTART.parent / "ab-variants.yaml"
@@ -290,3 +298,35 @@ def test_a_damaged_summary_names_each_field(tmp_path: Path) -> None:
     assert any("stop_reason" in line for line in problems)
     assert any("endpoints.churn-v1.requests: Field required" in line for line in problems)
     assert all(line.startswith(f"{folder / 'summary.json'}: ") for line in problems)
+
+
+async def test_a_tester_behind_its_schedule_says_so_in_every_view(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100 req/s through 2 connections to a 50 ms endpoint: at most 40 req/s go out, so
+    starts fall seconds behind. The run still passes (it was not asked otherwise), but
+    every view warns, naming the cure."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.05)
+        return echo_response(request)
+
+    async with serve(slow) as url:
+        s = scenario(url, rate=100, duration="1s", max_in_flight=2)
+        result = await run_scenario(s, RunOptions(out=tmp_path, quiet=True))
+    summary = RunSummary.load(result.folder / "summary.json")
+    assert summary == result.summary and summary.passed and summary.target_rate_rps == 100
+    (warning,) = summary.warnings
+    assert warning.code is WarningCode.TESTER_BEHIND
+    assert "start delay p99" in warning.message and "achieved" in warning.message
+    assert "workers: auto" in warning.message and "a lower rate" in warning.message
+    assert json.loads((result.folder / "summary.json").read_text())["warnings"] == [
+        {"code": "tester_behind", "message": warning.message}
+    ]
+    assert f"- {warning.message}" in (result.folder / "summary.md").read_text()
+    assert html.escape(warning.message) in (result.folder / "report.html").read_text()
+    out = io.StringIO()
+    print_summary(summary, Console(file=out, width=400))
+    assert f"warning: {warning.message}" in out.getvalue()

@@ -1,12 +1,17 @@
-"""The open loop's schedule as due requests, and the one timer that releases them.
+"""The open loop's schedule as due requests, released in batches by one timer.
 
 Request i is due at `start + offset_i`, its offset from schedule.py's arithmetic, never
-from chained sleeps. Requests go out in batches: a caller with nothing due parks, and one
-timer, at the next due time, releases every request due within the next EARLY_NS and
-resumes as many parked callers as there are released requests. A caller whose request
-ended takes the next one at once if it is released or overdue (the backlog, when the
-tester is behind, is simply the schedule's due prefix). No task, future or timer per
-request; one wake-up of the loop, and one burst of writes, per batch.
+from chained sleeps. A timer ticks while the schedule runs (every millisecond at most,
+the loop's timer resolution) and each tick releases every request due before the next
+tick can come (within EARLY_NS). Parked callers are resumed, one per released request;
+a caller whose request ended takes the next released one at once. When the tester is
+behind, every overdue request is released and waits for the next free caller: the
+backlog is the schedule's due prefix, oldest first.
+
+Why batches: a loop turn that sends many requests and reads many responses costs far
+less per request than one that handles a single request, as the closed loop's lanes
+show. So requests go out a tick at a time, up to EARLY_NS before their time (then on
+time: latency counts from the send), and no task, future or timer is made per request.
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from itertools import islice
 
 from loadgen.metrics import NS_PER_S
 
-# Timers resolve to a millisecond: a batch releases what falls due before the next one can.
-# A request starts early by at most this much; its latency then counts from the send.
 MS_NS = 1_000_000
+# A tick releases what falls due before the next tick (a millisecond away, and the loop's
+# timers fire up to a millisecond late). A request starts at most this much early.
 EARLY_NS = 2 * MS_NS
 
 CHUNK = 256  # intended times read from the schedule at once
@@ -30,7 +35,7 @@ Resume = Callable[[], None]
 
 
 class Arrivals:
-    """Intended start times, handed out in order once due, shared by one run's callers."""
+    """Intended start times, released a tick at a time, taken in order by one run's callers."""
 
     __slots__ = (
         "_offsets",
@@ -59,53 +64,47 @@ class Arrivals:
         # taken yet, and there is at least one while the schedule is not spent
         self._ahead: list[int] = []
         self._head = 0
-        self._released_ns = 0  # the last batch released requests due up to here
+        self._released_ns = 0  # requests due up to here may be taken
         self._parked: list[Resume] = []
         self._timer: asyncio.TimerHandle | None = None
         self._pull()
+        if not self.finished:
+            self._arm()
 
-    def _pull(self) -> bool:
-        """Read the schedule's next intended times, a chunk at once, dropping the taken
-        ones; False once nothing is left."""
+    def _pull(self) -> None:
+        """Read the schedule's next intended times, a chunk at once, dropping the taken ones."""
         start_ns = self._start_ns
         chunk = [start_ns + int(offset * NS_PER_S) for offset in islice(self._offsets, CHUNK)]
         self._ahead = self._ahead[self._head :] + chunk
         self._head = 0
-        return bool(self._ahead)
 
     @property
     def finished(self) -> bool:
         """Every request of the schedule has been taken (or the run stopped)."""
         return self._head >= len(self._ahead)
 
-    def take(self, now_ns: int) -> int | None:
-        """The next request's intended time if it is overdue at `now_ns` or released by
-        the last batch, and it is taken."""
+    def take(self) -> int | None:
+        """The next request's intended time if a tick has released it, and it is taken."""
         ahead = self._ahead
         head = self._head
-        if head >= len(ahead):
+        if head >= len(ahead) or ahead[head] > self._released_ns:
             return None
-        intended_ns = ahead[head]
-        released = self._released_ns
-        if intended_ns > (released if released > now_ns else now_ns):
-            return None
-        head += 1
-        self._head = head
-        if head == len(ahead):
+        self._head = head + 1
+        if head + 1 == len(ahead):
             self._pull()
-        return intended_ns
+            if self.finished and self._parked:  # the last one: the parked callers are done
+                self._loop.call_soon(self._resume_all)
+        return ahead[head]
 
     def park(self, resume: Resume) -> bool:
-        """Call `resume` once a request is due; False if none ever will be."""
+        """Call `resume` once a request is released; False if none ever will be."""
         if self.finished:
             return False
         self._parked.append(resume)
-        if self._timer is None:
-            self._arm()
         return True
 
     def stop(self) -> None:
-        """Take no more: every parked caller is resumed, finds nothing, and ends."""
+        """Release no more: every parked caller is resumed, finds nothing, and ends."""
         self._ahead = []
         self._head = 0
         if self._timer is not None:
@@ -114,32 +113,36 @@ class Arrivals:
         self._resume_all()
 
     def _arm(self) -> None:
-        """Wake when the next request is within EARLY_NS of its time. The loop's timers
-        count whole milliseconds and fire up to one late: round down, but wait at least
-        one (a shorter timer fires at once, and would spin)."""
-        delay_ns = self._ahead[self._head] - EARLY_NS - self._clock()
-        delay_ms = max(delay_ns // MS_NS, 1)
-        self._timer = self._loop.call_later(delay_ms / 1000, self._wake)
+        """Tick when the next unreleased request comes within EARLY_NS of its time: in
+        whole milliseconds, as the loop's timers count, and at least one (a shorter timer
+        fires at once, and would spin). When everything read so far is released (the
+        tester is behind), the next tick comes in a millisecond."""
+        ahead = self._ahead
+        unreleased = bisect_right(ahead, self._released_ns, self._head)
+        delay_ns = 0
+        if unreleased < len(ahead):
+            delay_ns = ahead[unreleased] - EARLY_NS - self._clock()
+        self._timer = self._loop.call_later(max(delay_ns // MS_NS, 1) / 1000, self.tick)
 
-    def _wake(self) -> None:
-        """Release a batch, resume one parked caller per released request, and wait for
-        the next due time."""
+    def tick(self) -> None:
+        """Release the requests due within EARLY_NS, and resume a parked caller for each."""
         self._timer = None
         if self.finished:
             self._resume_all()
             return
-        parked = self._parked
         self._released_ns = self._clock() + EARLY_NS
-        for _ in range(self._due(self._released_ns, len(parked))):
+        parked = self._parked
+        for _ in range(self._released(len(parked))):
             parked.pop()()  # a lane takes its request now; a waiting task when it runs
         if self.finished:
             self._resume_all()
-        elif parked:
+        else:
             self._arm()
 
-    def _due(self, limit: int, most: int) -> int:
-        """How many requests not yet taken are due by `limit`, up to `most`, reading the
+    def _released(self, most: int) -> int:
+        """How many released requests are not yet taken, up to `most`, reading the
         schedule as far as needed."""
+        limit = self._released_ns
         while self._ahead[-1] <= limit and len(self._ahead) - self._head < most:
             left = len(self._ahead) - self._head
             self._pull()

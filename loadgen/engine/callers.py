@@ -151,7 +151,7 @@ class OpenCaller:
         if self.engine.stopping:
             return None
         sent_ns = self.clock()
-        intended_ns = self.arrivals.take(sent_ns)
+        intended_ns = self.arrivals.take()
         if intended_ns is None:
             return None
         # every start counts, the on-time (or early) ones as 0: the percentiles are of all

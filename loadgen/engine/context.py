@@ -13,6 +13,9 @@ DRAIN_MARGIN_S = 0.1
 REPORT_MARGIN_S = 10.0
 # An open loop that fell behind its schedule keeps starting requests past its duration.
 OVERRUN_ALLOWANCE_S = 20.0
+# The schedule starts this long after "go": every engine (every worker) has its callers in
+# place, parked until the first request is due, so the first requests are not late.
+START_LEAD_NS = 100_000_000
 
 
 def share_of(total: int, share: int, shares: int) -> int:

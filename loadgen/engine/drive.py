@@ -43,8 +43,9 @@ async def drive(
     stop: asyncio.Event,
     reporting: Reporting,
 ) -> Driven:
-    """Run this part of the scenario's load from `start_ns` until its schedule ends or
-    `stop` is set. Then no new request starts; those in flight get the graceful stop."""
+    """Run this part of the scenario's load from `start_ns` (a moment ahead: the callers
+    get ready meanwhile) until its schedule ends or `stop` is set. Then no new request
+    starts; those in flight get the graceful stop."""
     scenario = ctx.scenario
     targets = targets_of(scenario)
     recorder = Recorder([target.label for target in targets], start_ns, reporting.sink)
@@ -61,10 +62,7 @@ async def drive(
     # What exists now (imports, the scenario, the pool) lives as long as the run: out of the
     # collector's reach, a full collection mid-run takes a millisecond, not twenty.
     gc.freeze()
-    delay_ns = start_ns - time.monotonic_ns()
-    if delay_ns > 0:
-        await asyncio.sleep(delay_ns / NS_PER_S)
-    loop = asyncio.get_running_loop()
+    loop = asyncio.get_running_loop()  # the executor waits for `start_ns` itself
     schedule = loop.create_task(executor.run(engine, start_ns))
     ticker = loop.create_task(_tick(recorder, start_ns, reporting))
     stopper = loop.create_task(stop.wait())

@@ -70,6 +70,7 @@ class OpenLoop(Executor[ConfigT]):
     def offsets(self) -> Iterator[float]: ...
 
     async def run(self, engine: Engine, start_ns: int) -> None:
+        """Callers start at once and park until the first request is due."""
         offsets = take_share(self.offsets(), self.share, self.shares)
         arrivals = Arrivals(offsets, start_ns, engine.clock, asyncio.get_running_loop())
         callers = [OpenCaller(engine, arrivals) for _ in range(engine.max_in_flight)]
@@ -106,6 +107,9 @@ class ConstantConcurrencyExecutor(Executor[ConstantConcurrency]):
             base, extra = divmod(config.requests, self.shares)
             engine.remaining = base + (1 if self.share < extra else 0)
         end_ns = None if config.duration is None else start_ns + int(config.duration * NS_PER_S)
+        delay_ns = start_ns - engine.clock()
+        if delay_ns > 0:  # a closed loop's callers send at once: not before the start
+            await asyncio.sleep(delay_ns / NS_PER_S)
         callers = [ClosedCaller(engine, end_ns) for _ in range(self.callers())]
         await serve(engine, engine.start_callers(callers))
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from loadgen.console import LiveStatus, stderr_console
 from loadgen.correlate import new_run_id
-from loadgen.engine.context import OVERRUN_ALLOWANCE_S, RunContext
+from loadgen.engine.context import OVERRUN_ALLOWANCE_S, START_LEAD_NS, RunContext
 from loadgen.engine.drive import Reporting, drive
 from loadgen.engine.requests import load_bodies, targets_of
 from loadgen.engine.summarize import Finished, summarize
@@ -134,7 +134,8 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
                 reporting = Reporting(
                     sink, lambda _, elapsed: status.update(elapsed), options.status_interval_s
                 )
-                driven = await drive(ctx, transport, time.monotonic_ns(), stopping.event, reporting)
+                start_ns = time.monotonic_ns() + START_LEAD_NS
+                driven = await drive(ctx, transport, start_ns, stopping.event, reporting)
                 recorder, tester, elapsed_s = driven.recorder, driven.tester, driven.elapsed_s
             else:
                 start_ns = pool.start()

@@ -52,6 +52,15 @@ class Ramp:
         return (math.sqrt(discriminant) - self.start) / slope
 
 
+def ramp_requests(start_rate: float, stages: Sequence[tuple[float, float]]) -> float:
+    """How many requests a ramp schedules: the area under its rate."""
+    total, rate = 0.0, start_rate
+    for duration, target in stages:
+        total += Ramp(rate, target, duration).count
+        rate = target
+    return total
+
+
 def ramping_offsets(start_rate: float, stages: Sequence[tuple[float, float]]) -> Iterator[float]:
     """Piecewise-linear rate: (duration, target) stages; request i starts when i requests are due."""
     ramps = []

@@ -8,9 +8,11 @@ from datetime import datetime
 from loadgen import api
 from loadgen.engine.context import RunContext
 from loadgen.engine.core import TesterStats
+from loadgen.engine.schedule import ramp_requests
 from loadgen.gates import judge
 from loadgen.histograms import RunHistograms, histogram_summary
 from loadgen.metrics import Recorder
+from loadgen.scenario import ConstantArrivalRate, LoadConfig, RampingArrivalRate
 from loadgen.summary import (
     EndpointSummary,
     LatencyStats,
@@ -56,6 +58,16 @@ def endpoint_summaries(recorder: Recorder, elapsed_s: float) -> dict[str, Endpoi
     return summaries
 
 
+def target_rate(load: LoadConfig) -> float | None:
+    """The open loop's mean scheduled rate (requests/s); None for a closed loop."""
+    if isinstance(load, ConstantArrivalRate):
+        return load.rate
+    if isinstance(load, RampingArrivalRate):
+        stages = [(stage.duration, stage.target) for stage in load.stages]
+        return ramp_requests(load.start_rate, stages) / load.duration
+    return None
+
+
 def summarize(
     ctx: RunContext, started: datetime, finished: Finished
 ) -> tuple[RunSummary, RunHistograms]:
@@ -78,6 +90,7 @@ def summarize(
         load_config=scenario.load,
         correlation_mode=scenario.correlation,
         workers=ctx.shares,
+        target_rate_rps=target_rate(scenario.load),
         achieved_rate_rps=round(tester.achieved_rate(), 3),
         start_delay_ms=LatencyStats(**histogram_summary(tester.start_delay)),
         interrupted_requests=tester.interrupted,

@@ -21,7 +21,9 @@ def regional_url(region: str) -> str:
 async def open_transport(
     scenario: Scenario, endpoint_url: str | None, connections: int, stack: AsyncExitStack
 ) -> Transport:
-    """The scenario's transport, started; closed (with its credentials) when `stack` unwinds."""
+    """The scenario's transport, started, its `connections` open (before any clock starts:
+    the first requests of an open loop must not wait for them); closed, with its
+    credentials, when `stack` unwinds."""
     load = scenario.load
     tls = scenario.tls
     transport: Transport
@@ -55,6 +57,7 @@ async def open_transport(
         )
     await transport.start()
     stack.push_async_callback(transport.close)
+    await transport.warm(connections)
     return transport
 
 

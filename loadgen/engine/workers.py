@@ -20,7 +20,7 @@ from typing import NamedTuple
 from hdrh.histogram import HdrHistogram
 
 from loadgen.engine.channel import Channel, ChannelClosed
-from loadgen.engine.context import RunContext
+from loadgen.engine.context import START_LEAD_NS, RunContext
 from loadgen.engine.core import TesterState, TesterStats
 from loadgen.engine.drive import Reporting, drive
 from loadgen.engine.transports import open_transport
@@ -30,7 +30,6 @@ from loadgen.metrics import Interval, Recorder, RecorderState
 from loadgen.summary import StopReason
 
 READY_TIMEOUT_S = 60.0  # spawning and importing a worker takes a second or two
-START_MARGIN_NS = 100_000_000  # all workers start at one instant, this far after "go"
 JOIN_TIMEOUT_S = 5.0  # a worker told to stop has this long to exit before it is killed
 
 
@@ -46,6 +45,8 @@ class WireInterval(NamedTuple):
     requests: int
     errors: int
     mismatched: int
+    late: int
+    start_delay_max_us: int
 
     @classmethod
     def of(cls, interval: Interval) -> WireInterval:
@@ -56,6 +57,8 @@ class WireInterval(NamedTuple):
             interval.requests,
             interval.errors,
             interval.mismatched,
+            interval.late,
+            interval.start_delay_max_us,
         )
 
 
@@ -254,7 +257,7 @@ class WorkerPool:
                 worker.channel.send(message)
 
     def start(self) -> int:
-        start_ns = time.monotonic_ns() + START_MARGIN_NS
+        start_ns = time.monotonic_ns() + START_LEAD_NS  # one instant for every worker
         self._send(Start(start_ns))
         return start_ns
 
@@ -330,6 +333,8 @@ class WorkerPool:
             interval.requests += item.requests
             interval.errors += item.errors
             interval.mismatched += item.mismatched
+            interval.late += item.late
+            interval.start_delay_max_us = max(interval.start_delay_max_us, item.start_delay_max_us)
         for second in {item.second for item in wire}:
             self._pending[second].reported_by.add(worker.share)
         self._flush_pending(sink)

@@ -67,6 +67,9 @@ def summary_markdown(summary: RunSummary) -> str:
     if not verdict.passed:
         lines += ["", f"**Failed** (exit code {verdict.exit_code}):", ""]
         lines += [f"- {reason}" for reason in verdict.reasons]
+    if summary.warnings:
+        lines += ["", "**Warnings:**", ""]
+        lines += [f"- {warning.message}" for warning in summary.warnings]
     lines += [
         "",
         "| endpoint | requests | errors | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | mismatched | missing |",

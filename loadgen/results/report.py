@@ -68,7 +68,7 @@ def _header(summary: RunSummary) -> str:
         ("mismatched", format_number(corr.mismatched + corr.missing)),
     ]
     tiles_html = "".join(f"<div class='tile'><span>{k}</span><b>{v}</b></div>" for k, v in tiles)
-    warnings = []
+    warnings = [escape(warning.message) for warning in summary.warnings]
     if summary.client_failure:
         warnings.append(f"client failure: {escape(summary.client_failure)}")
     if summary.interrupted_requests:

@@ -122,6 +122,10 @@ class Transport(abc.ABC):
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Open pools or clients; called once before the first invoke."""
 
+    async def warm(self, connections: int) -> None:  # noqa: B027 - optional hook
+        """Open up to `connections` connections before the run's clock starts, so that its
+        first requests do not wait for them; failures are left to the requests."""
+
     @abc.abstractmethod
     async def invoke(self, request: Request) -> Outcome: ...
 

@@ -153,6 +153,20 @@ class FastTransport(Transport):
                 else:
                     caller.done(outcome)
 
+    async def warm(self, connections: int) -> None:
+        """Open connections into the pool as idle ones, all at once."""
+        opened = await asyncio.gather(
+            *(self._warm_one() for _ in range(connections)), return_exceptions=True
+        )
+        for conn in opened:
+            if isinstance(conn, HTTP11Connection):
+                self._pool.release(conn)
+
+    async def _warm_one(self) -> HTTP11Connection | None:
+        if not self._pool.reserve():
+            return None  # the pool is full
+        return await self._open()
+
     async def _acquire(self) -> HTTP11Connection:
         """A connection for one request: handed over by a releaser, or newly opened."""
         pool = self._pool
