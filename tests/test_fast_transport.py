@@ -525,6 +525,33 @@ async def test_pool_never_exceeds_max_connections(harness: Harness) -> None:
     assert transport.pool.idle_count == 8
 
 
+async def test_warm_opens_idle_connections_up_to_the_pool_and_requests_reuse_them(
+    harness: Harness,
+) -> None:
+    def handler_for(server: RawServer) -> Handler:
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while True:
+                headers, _ = await server.read_request(reader)
+                writer.write(ok_response(headers))
+
+        return handler
+
+    server = await harness.server(handler_for)
+    transport = await harness.transport(server.url, max_connections=4)
+    await transport.warm(3)
+    assert transport.pool.idle_count == 3
+    await transport.warm(10)  # the pool holds 4: one more
+    assert transport.pool.idle_count == 4 and server.accepts == 4
+    outcomes = await asyncio.gather(*(transport.invoke(request(i)) for i in range(4)))
+    assert [o.error for o in outcomes] == [None] * 4 and server.accepts == 4
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    refused = await harness.transport(f"http://127.0.0.1:{port}")
+    await refused.warm(2)  # nothing opened, nothing raised, every slot free again
+    assert repr(refused.pool) == "<ConnectionPool [max=4, open=0, idle=0, reserved=0, waiting=0]>"
+
+
 async def test_cancelled_invoke_propagates_and_frees_its_connection(harness: Harness) -> None:
     def handler_for(server: RawServer) -> Handler:
         async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

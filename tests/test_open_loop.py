@@ -11,11 +11,13 @@ import pytest
 from loadgen.correlate import Correlator, TraceIds
 from loadgen.engine.arrivals import EARLY_NS, Arrivals
 from loadgen.engine.callers import OpenCaller
+from loadgen.engine.context import RunContext
 from loadgen.engine.core import Engine
 from loadgen.engine.requests import RequestFactory
 from loadgen.engine.schedule import constant_offsets, take_share
 from loadgen.metrics import Recorder
 from loadgen.transport.base import Outcome, Request, Target, Transport
+from tests.servers import scenario
 
 START_NS = 7_000_000_000
 MS = 1_000_000
@@ -268,3 +270,13 @@ async def test_a_batch_wakes_no_more_callers_than_it_has_requests() -> None:
     await asyncio.wait_for(all_taken.wait(), 2)
     await asyncio.sleep(0.01)
     assert woken == {"took": 40, "idle": 0, "ended": 160}
+
+
+def test_connections_opened_before_the_start_are_what_the_first_10_ms_need() -> None:
+    closed = scenario("http://127.0.0.1:9", executor="constant-concurrency", concurrency=40)
+    assert RunContext(closed, "00000000", None, 0, 2).warm_connections == 20
+    slow = scenario("http://127.0.0.1:9", rate=200, max_in_flight=256)
+    assert RunContext(slow, "00000000", None).warm_connections == 2
+    fast = scenario("http://127.0.0.1:9", rate=60_000, max_in_flight=64)
+    assert RunContext(fast, "00000000", None).warm_connections == 64
+    assert RunContext(fast, "00000000", None, 1, 2).warm_connections == 32

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
-from loadgen.scenario import Scenario
+from loadgen.scenario import ConstantArrivalRate, RampingArrivalRate, Scenario
 
 # A request's own timeout can fire at the very end of the stop's grace period; this much
 # more lets it be recorded as a Timeout rather than cut off and counted as interrupted.
@@ -16,6 +17,9 @@ OVERRUN_ALLOWANCE_S = 20.0
 # The schedule starts this long after "go": every engine (every worker) has its callers in
 # place, parked until the first request is due, so the first requests are not late.
 START_LEAD_NS = 100_000_000
+# An open loop opens, before its start, the connections this much of its schedule needs at
+# once; more are opened as they are needed.
+WARM_SCHEDULE_S = 0.01
 
 
 def share_of(total: int, share: int, shares: int) -> int:
@@ -42,6 +46,19 @@ class RunContext:
     def connections(self) -> int:
         """This part's connections, and its cap on requests in flight."""
         return share_of(self.scenario.load.max_connections, self.share, self.shares)
+
+    @property
+    def warm_connections(self) -> int:
+        """How many connections to open before the start: a closed loop's callers each need
+        one at once; an open loop, as many as its first WARM_SCHEDULE_S of requests."""
+        load = self.scenario.load
+        if isinstance(load, ConstantArrivalRate):
+            rate = load.rate
+        elif isinstance(load, RampingArrivalRate):
+            rate = load.start_rate
+        else:
+            return self.connections
+        return min(self.connections, math.ceil(rate / self.shares * WARM_SCHEDULE_S))
 
     @property
     def graceful_stop_s(self) -> float:

@@ -102,7 +102,9 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
             stack.push_async_callback(pool.close)
             await pool.wait_ready()
         else:
-            transport = await open_transport(scenario, endpoint_url, ctx.connections, stack)
+            transport = await open_transport(
+                scenario, endpoint_url, ctx.connections, stack, ctx.warm_connections
+            )
 
         folder = run_folder(options.out, scenario.name, started)
         writer = ResultsWriter(folder, labels, started.timestamp())

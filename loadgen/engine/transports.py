@@ -19,11 +19,15 @@ def regional_url(region: str) -> str:
 
 
 async def open_transport(
-    scenario: Scenario, endpoint_url: str | None, connections: int, stack: AsyncExitStack
+    scenario: Scenario,
+    endpoint_url: str | None,
+    connections: int,
+    stack: AsyncExitStack,
+    warm: int = 0,
 ) -> Transport:
-    """The scenario's transport, started, its `connections` open (before any clock starts:
-    the first requests of an open loop must not wait for them); closed, with its
-    credentials, when `stack` unwinds."""
+    """The scenario's transport with up to `connections`, started, `warm` of them open
+    (before any clock starts: the first requests must not wait for them); closed, with
+    its credentials, when `stack` unwinds."""
     load = scenario.load
     tls = scenario.tls
     transport: Transport
@@ -57,7 +61,7 @@ async def open_transport(
         )
     await transport.start()
     stack.push_async_callback(transport.close)
-    await transport.warm(connections)
+    await transport.warm(warm)
     return transport
 
 

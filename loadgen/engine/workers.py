@@ -138,7 +138,7 @@ async def _worker_main(sock: socket.socket, ctx: RunContext) -> None:
         async with AsyncExitStack() as stack:
             try:
                 transport = await open_transport(
-                    ctx.scenario, ctx.endpoint_url, ctx.connections, stack
+                    ctx.scenario, ctx.endpoint_url, ctx.connections, stack, ctx.warm_connections
                 )
             except LoadgenError as exc:
                 channel.send(Failed(isinstance(exc, CannotRunError), tuple(exc.problems)))
