@@ -326,6 +326,9 @@ async def test_a_tester_behind_its_schedule_says_so_in_every_view(
         {"code": "tester_behind", "message": warning.message}
     ]
     assert f"- {warning.message}" in (result.folder / "summary.md").read_text()
+    suite = ET.parse(result.folder / "junit.xml").getroot()
+    assert suite.get("failures") == "0"
+    assert suite.findtext("system-out") == f"warning: {warning.message}"
     assert html.escape(warning.message) in (result.folder / "report.html").read_text()
     out = io.StringIO()
     print_summary(summary, Console(file=out, width=400))

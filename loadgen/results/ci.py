@@ -49,6 +49,9 @@ def junit_xml(summary: RunSummary) -> str:
         if not comparison.passed:
             message = comparison.failure()
             ET.SubElement(case, "failure", message=message).text = message
+    if summary.warnings:  # they fail nothing, but a CI log reader should see them
+        warnings = "\n".join(f"warning: {warning.message}" for warning in summary.warnings)
+        ET.SubElement(suite, "system-out").text = warnings
     ET.indent(suite)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
