@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+from array import array
 from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import accumulate
@@ -93,26 +94,35 @@ def add_counts(target: HdrHistogram, source: HdrHistogram, count: int, low: int,
             target.max_value = high
 
 
-def drain_counts(counts: list[int], into: HdrHistogram) -> None:
-    """Add counters kept in a list (in hdrh's index layout, the hot path's cheap form) into
-    a histogram, as if their values had been recorded there, and zero the list."""
-    total = 0
-    low = high = -1
-    target = into.counts
-    for index, count in enumerate(counts):
-        if count:
-            target[index] += count
-            counts[index] = 0
-            total += count
-            if low < 0:
-                low = index
-            high = index
-    if total:
-        into.total_count += total
-        lowest, _ = _lowest_and_size(low)
-        highest, _ = _lowest_and_size(high)
-        into.min_value = min(into.min_value, lowest)
-        into.max_value = max(into.max_value, highest)
+def move_counts(
+    counts: list[int], first: int, end: int, scratch: HdrHistogram, *into: HdrHistogram
+) -> int:
+    """Add the list counters `counts[first:end]` (hdrh's index layout: the hot path's cheap
+    form) to each histogram's counters, C-level through `scratch` (left all zero again), and
+    zero them; how many there were. Totals, min and max are the caller's to update."""
+    part = array("q", counts[first:end])
+    counts[first:end] = [0] * (end - first)
+    at = ctypes.addressof(scratch.counts) + first * COUNTER_BYTES
+    ctypes.memmove(at, part.buffer_info()[0], len(part) * COUNTER_BYTES)
+    for histogram in into:
+        histogram.encoder.add(scratch.encoder)
+    ctypes.memset(at, 0, len(part) * COUNTER_BYTES)
+    return sum(part)
+
+
+def drain_counts(counts: list[int], end: int, into: HdrHistogram, scratch: HdrHistogram) -> None:
+    """Add the list counters below `end` into a histogram, as if their values had been
+    recorded there, and zero them; the first and last used ones found in C (zero bytes
+    stripped), so only the part in use is read."""
+    raw = array("q", counts[:end]).tobytes()
+    used = raw.lstrip(b"\0")
+    if not used:
+        return
+    first = (len(raw) - len(used)) // COUNTER_BYTES
+    end = -(-len(raw.rstrip(b"\0")) // COUNTER_BYTES)
+    into.total_count += move_counts(counts, first, end, scratch, into)
+    into.min_value = min(into.min_value, _lowest_and_size(first)[0])
+    into.max_value = max(into.max_value, _lowest_and_size(end - 1)[0])
 
 
 def _cumulative(histogram: HdrHistogram) -> list[int]:

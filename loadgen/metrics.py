@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import heapq
 import sys
-from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -23,7 +22,6 @@ from hdrh.histogram import HdrHistogram
 
 from loadgen.correlate import MAX_SAMPLES, Echo, MismatchSample
 from loadgen.histograms import (
-    COUNTER_BYTES,
     COUNTS_LEN,
     EndpointHistograms,
     HistogramPair,
@@ -31,6 +29,7 @@ from loadgen.histograms import (
     add_counts,
     counts_index,
     histogram_summary,
+    move_counts,
     new_histogram,
     record_value,
 )
@@ -415,18 +414,9 @@ class _Pending:
         self.open_latency_max = self.open_service_max = 0
 
     def _move(self, counts: list[int], low: int, high: int, *into: HdrHistogram) -> int:
-        """Add the list counters of the values `low` to `high` into each histogram (C-level,
-        through the scratch histogram, left all zero again), zero them; how many there were."""
-        first, end = counts_index(low), counts_index(high) + 1
-        part = array("q", counts[first:end])
-        counts[first:end] = [0] * (end - first)
-        scratch = self.ok_scratch
-        at = ctypes.addressof(scratch.counts) + first * COUNTER_BYTES
-        ctypes.memmove(at, part.buffer_info()[0], len(part) * COUNTER_BYTES)
-        for histogram in into:
-            histogram.encoder.add(scratch.encoder)
-        ctypes.memset(at, 0, len(part) * COUNTER_BYTES)
-        return sum(part)
+        """Move the list counters of the values `low` to `high` into each histogram."""
+        end = counts_index(high) + 1
+        return move_counts(counts, counts_index(low), end, self.ok_scratch, *into)
 
     def keep_if_slow(self, latency_us: int, trace_id: str, variant: str | None) -> None:
         """Keep a request among the endpoint's slowest if it is, and raise the floor."""

@@ -8,8 +8,10 @@ from hdrh.histogram import HdrHistogram
 
 from loadgen.correlate import Echo, MismatchSample
 from loadgen.histograms import (
+    COUNTS_LEN,
     HIGHEST_US,
     counts_index,
+    drain_counts,
     histogram_summary,
     new_histogram,
     percentiles_ms,
@@ -121,6 +123,25 @@ def test_record_value_matches_hdrh_state_for_state() -> None:
             assert counts_index(value) == theirs.get_counts_array_index(value), value
     assert same_histograms(ours, theirs)
     assert not record_value(ours, 5_000_000_000)  # out of range: refused, never raises
+
+
+def test_drained_list_counters_equal_recording_each_value() -> None:
+    """The tester's start delays: list counters and the highest used, folded in C."""
+    rng = random.Random(4)
+    counts, scratch = [0] * COUNTS_LEN, new_histogram()
+    ours, theirs = new_histogram(), new_histogram()
+    for rounds in range(3):
+        top = 0
+        for value in [0] * 50 + [rng.randrange(0, 10**6) for _ in range(500)] + [2**31]:
+            index = counts_index(value)
+            counts[index] += 1
+            top = max(top, index)
+            theirs.record_value(value)
+        drain_counts(counts, top + 1, ours, scratch)
+        assert same_histograms(ours, theirs), rounds
+        assert counts == [0] * COUNTS_LEN and scratch.counts[:] == [0] * COUNTS_LEN
+    drain_counts(counts, 1, ours, scratch)  # nothing recorded: nothing changes
+    assert same_histograms(ours, theirs)
 
 
 def test_recorder_equals_recording_every_request_into_hdrh() -> None:

@@ -159,6 +159,7 @@ class OpenCaller(_Failing):
         intended_ns = self.arrivals.take()
         if intended_ns is None:
             return None
+        tester = self.tester
         # every start counts, the on-time (or early) ones as 0: the percentiles are of all
         if intended_ns >= sent_ns:
             intended_ns = sent_ns  # latency counts from the send
@@ -172,7 +173,8 @@ class OpenCaller(_Failing):
                 index = (shift << 10) + (value >> shift)
             if index < COUNTS_LEN:
                 self.start_delays[index] += 1
-        tester = self.tester
+                if index > tester.start_delay_top:
+                    tester.start_delay_top = index
         if not tester.sent:
             tester.first_sent_ns = sent_ns
         tester.sent += 1

@@ -28,6 +28,8 @@ class TesterStats:
         # what the open loop's callers count per start (list items cost a third of ctypes
         # ones); `start_delay` folds them in
         self.start_delay_counts = [0] * COUNTS_LEN
+        self.start_delay_top = 0  # the highest counter used since they were last folded in
+        self._scratch = new_histogram()  # drain_counts' way in, kept all zero
         self.sent = 0
         self.first_sent_ns = 0
         self.last_sent_ns = 0
@@ -37,7 +39,9 @@ class TesterStats:
     @property
     def start_delay(self) -> HdrHistogram:
         """Every open-loop start's delay in µs, the on-time ones as 0."""
-        drain_counts(self.start_delay_counts, self._start_delay)
+        end = self.start_delay_top + 1
+        drain_counts(self.start_delay_counts, end, self._start_delay, self._scratch)
+        self.start_delay_top = 0
         return self._start_delay
 
     def note_failure(self, exc: BaseException) -> None:
