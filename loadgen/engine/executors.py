@@ -16,16 +16,16 @@ from loadgen.engine.arrivals import Arrivals
 from loadgen.engine.callers import ClosedCaller, OpenCaller
 from loadgen.engine.core import Engine
 from loadgen.engine.schedule import constant_offsets, ramping_offsets, take_share
+from loadgen.metrics import NS_PER_S
 from loadgen.scenario import (
     ConstantArrivalRate,
     ConstantConcurrency,
     LoadBase,
+    LoadConfig,
     RampingArrivalRate,
 )
 
 ConfigT = TypeVar("ConfigT", bound=LoadBase)
-
-NS_PER_S = 1_000_000_000
 
 
 class Executor(abc.ABC, Generic[ConfigT]):
@@ -46,12 +46,7 @@ class Executor(abc.ABC, Generic[ConfigT]):
         self.shares = shares
 
     @classmethod
-    def of(
-        cls,
-        config: ConstantConcurrency | ConstantArrivalRate | RampingArrivalRate,
-        share: int = 0,
-        shares: int = 1,
-    ) -> Executor[Any]:
+    def of(cls, config: LoadConfig, share: int = 0, shares: int = 1) -> Executor[Any]:
         """The executor that `config.executor` names, for this share of the load."""
         return cls.registry[config.executor](config, share, shares)
 
@@ -121,17 +116,19 @@ async def serve(
     request: each ends the one under way, and the Engine drains them."""
     if not callers:
         return
+
+    def stop_starting() -> None:
+        engine.stop_starting()
+        if on_stop is not None:
+            on_stop()
+
     try:
         # wait, not gather: cancelling this must not cancel the requests under way
         done, _ = await asyncio.wait(callers, return_when=asyncio.FIRST_EXCEPTION)
     except asyncio.CancelledError:
-        engine.stop_starting()
-        if on_stop is not None:
-            on_stop()
+        stop_starting()
         raise
     for caller in done:
         if not caller.cancelled() and (failure := caller.exception()) is not None:
-            engine.stop_starting()
-            if on_stop is not None:
-                on_stop()
+            stop_starting()
             raise failure
