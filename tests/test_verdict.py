@@ -325,11 +325,15 @@ async def test_a_tester_behind_its_schedule_says_so_in_every_view(
     assert json.loads((result.folder / "summary.json").read_text())["warnings"] == [
         {"code": "tester_behind", "message": warning.message}
     ]
-    assert f"- {warning.message}" in (result.folder / "summary.md").read_text()
+    markdown = (result.folder / "summary.md").read_text()
+    assert f"- {warning.message}" in markdown
+    assert f", {summary.achieved_rate_rps:,.1f} of 100.0 req/s." in markdown
     suite = ET.parse(result.folder / "junit.xml").getroot()
     assert suite.get("failures") == "0"
     assert suite.findtext("system-out") == f"warning: {warning.message}"
-    assert html.escape(warning.message) in (result.folder / "report.html").read_text()
+    page = (result.folder / "report.html").read_text()
+    assert html.escape(warning.message) in page
+    assert f"<b>{format_number(summary.achieved_rate_rps)}/s of 100.0</b>" in page
     out = io.StringIO()
     print_summary(summary, Console(file=out, width=400))
     assert f"warning: {warning.message}" in out.getvalue()

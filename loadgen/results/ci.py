@@ -61,11 +61,15 @@ def junit_xml(summary: RunSummary) -> str:
 def summary_markdown(summary: RunSummary) -> str:
     """Fits a GitHub job summary: the verdict and its reasons first, then the numbers."""
     verdict = summary.verdict
+    rate = ""
+    if summary.target_rate_rps is not None:
+        rate = f", {summary.achieved_rate_rps:,.1f} of {summary.target_rate_rps:,.1f} req/s"
     lines = [
         f"## loadgen: {summary.scenario} {'PASSED' if verdict.passed else 'FAILED'}",
         "",
         f"Run `{summary.run_id}` started {summary.started_at:%Y-%m-%d %H:%M:%S} UTC, "
-        f"{summary.duration_s:.1f} s, {summary.transport} transport, {summary.load_config.executor}.",
+        f"{summary.duration_s:.1f} s, {summary.transport} transport, "
+        f"{summary.load_config.executor}{rate}.",
     ]
     if not verdict.passed:
         lines += ["", f"**Failed** (exit code {verdict.exit_code}):", ""]

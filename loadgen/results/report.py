@@ -58,9 +58,12 @@ def _header(summary: RunSummary) -> str:
     latency = total.latency_ms
     requests = total.requests
     corr = total.correlation
+    target = ""
+    if summary.target_rate_rps is not None:
+        target = f" of {format_number(summary.target_rate_rps)}"
     tiles = [
         ("requests", format_number(requests)),
-        ("achieved rate", f"{format_number(summary.achieved_rate_rps)}/s"),
+        ("achieved rate", f"{format_number(summary.achieved_rate_rps)}/s{target}"),
         ("errors", f"{100 * total.error_count / requests:.2f}%" if requests else "–"),
         ("p50", f"{format_number(latency.p50, 2)} ms"),
         ("p99", f"{format_number(latency.p99, 2)} ms"),
