@@ -91,9 +91,9 @@ def arrivals_at(start_ns: int, schedule: Iterator[float]) -> tuple[Arrivals, Man
     return Arrivals(schedule, start_ns, clock, loop), loop  # type: ignore[arg-type]
 
 
-def take_all(arrivals: Arrivals) -> list[int]:
+def take_all(arrivals: Arrivals, now_ns: int) -> list[int]:
     taken = []
-    while (intended := arrivals.take()) is not None:
+    while (intended := arrivals.take(now_ns)) is not None:
         taken.append(intended)
     return taken
 
@@ -111,26 +111,27 @@ def test_intended_times_are_start_plus_i_over_rate_striped_whatever_the_batch(
         now = START_NS - 5 * MS
         while not arrivals.finished:
             loop.advance(now)
-            batch = take_all(arrivals)
+            batch = take_all(arrivals, now)
             assert all(intended <= now + EARLY_NS for intended in batch)  # never early by more
             taken += batch
             now += int(step_ms * MS)
         assert taken == [START_NS + i * MS for i in range(share, 100, shares)]
-        assert arrivals.take() is None and not arrivals.park(lambda: None)
+        assert arrivals.take(now) is None and not arrivals.park(lambda: None)
         loop.advance(now + 5 * MS)
         assert not [t for t in loop.timers if not t.cancelled]  # no tick once all are out
 
 
-def test_nothing_is_taken_before_a_tick_releases_it_and_a_tick_releases_all_due() -> None:
-    """Late by 50 ms (the loop was busy): one tick releases the 53 requests due by then
-    (and within EARLY_NS), oldest first, each with its own intended time."""
+def test_a_free_caller_takes_what_is_due_and_a_tick_releases_what_falls_due_soon() -> None:
+    """Late by 50 ms (the loop was busy): free callers take the 51 requests due by now,
+    oldest first, each with its own intended time, without waiting for a tick; a tick then
+    releases the two due within EARLY_NS."""
     arrivals, loop = arrivals_at(START_NS, offsets(1000, 100))
-    assert arrivals.take() is None  # due, but no tick has come
-    loop.clock.now_ns = START_NS + 50 * MS
-    assert arrivals.take() is None
+    assert arrivals.take(loop.clock()) is None  # nothing due yet
+    now = loop.clock.now_ns = START_NS + 50 * MS
+    assert take_all(arrivals, now) == [START_NS + i * MS for i in range(51)]
     arrivals.tick()
-    assert take_all(arrivals) == [START_NS + i * MS for i in range(53)]
-    assert take_all(arrivals) == []
+    assert take_all(arrivals, now) == [START_NS + i * MS for i in range(51, 53)]
+    assert take_all(arrivals, now) == []
 
 
 def test_ticks_come_every_millisecond_while_requests_are_dense_and_sleep_between_sparse() -> (
@@ -141,7 +142,7 @@ def test_ticks_come_every_millisecond_while_requests_are_dense_and_sleep_between
         arrivals, loop = arrivals_at(START_NS, offsets(rate, requests))
         for ms in range(-50, 500):
             loop.advance(START_NS + ms * MS)
-            take_all(arrivals)
+            take_all(arrivals, START_NS + ms * MS)
         return loop.ticks
 
     assert 450 <= ticks(10_000, 10_000) <= 551  # about one a millisecond
@@ -222,7 +223,7 @@ async def test_parked_callers_are_resumed_one_per_due_request_then_ended() -> No
     def caller(name: str) -> Callable[[], None]:
         def resume() -> None:
             now = clock()
-            intended = arrivals.take()
+            intended = arrivals.take(now)
             if intended is not None:
                 took.append((name, intended, now))  # and it would send it now
             elif not arrivals.park(resume):
@@ -254,7 +255,7 @@ async def test_a_batch_wakes_no_more_callers_than_it_has_requests() -> None:
 
     def caller() -> Callable[[], None]:
         def resume() -> None:
-            if arrivals.take() is not None:
+            if arrivals.take(clock()) is not None:
                 woken["took"] += 1
                 if woken["took"] == 40:
                     all_taken.set()

@@ -156,7 +156,7 @@ class OpenCaller(_Failing):
         if self.engine.stopping:
             return None
         sent_ns = self.clock()
-        intended_ns = self.arrivals.take()
+        intended_ns = self.arrivals.take(sent_ns)
         if intended_ns is None:
             return None
         tester = self.tester
