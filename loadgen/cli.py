@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--workers", help='engine processes: a number or "auto" (CPU count)')
     run.add_argument(
+        "--region", help="region to sign for when the scenario names none (else AWS_REGION, ...)"
+    )
+    run.add_argument(
         "--out", type=Path, default=Path("results"), help="parent folder of the run folder"
     )
     run.add_argument("--quiet", action="store_true", help="no live status and no table")
@@ -153,7 +156,9 @@ def command_run(args: argparse.Namespace) -> int:
         _check_overrides(args, load["executor"])
     scenario = scenario_from_dict(raw, _overrides(args), base_dir=path.parent, source=str(path))
     quiet = args.quiet or args.json
-    result = uvloop.run(run_scenario(scenario, RunOptions(out=args.out, quiet=quiet)))
+    result = uvloop.run(
+        run_scenario(scenario, RunOptions(out=args.out, quiet=quiet, region=args.region))
+    )
     if args.json:
         print(result.summary.to_json(), end="")
     elif not quiet:

@@ -271,11 +271,14 @@ def _check_workers(value: object) -> int | str:
 Workers = Annotated[int | str, BeforeValidator(_check_workers)]
 
 
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d+$"
+
+
 class Scenario(Strict):
     name: Annotated[
         str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     ]
-    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")] = "us-east-1"
+    region: Annotated[str | None, Field(pattern=REGION_PATTERN)] = None  # see region.py
     endpoint_url: str | None = None
     transport: Literal["fast", "botocore"] = "fast"
     workers: Workers = 1

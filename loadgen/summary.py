@@ -343,8 +343,7 @@ def tester_warnings(
     facts = []
     if start_delay_p99_ms > BEHIND_START_DELAY_P99_MS:
         facts.append(
-            f"start delay p99 {start_delay_p99_ms:,.1f} ms "
-            f"(over {BEHIND_START_DELAY_P99_MS:g} ms)"
+            f"start delay p99 {start_delay_p99_ms:,.1f} ms (over {BEHIND_START_DELAY_P99_MS:g} ms)"
         )
     if achieved_rate_rps < BEHIND_ACHIEVED_SHARE * target_rate_rps:
         facts.append(
@@ -373,6 +372,7 @@ class RunSummary(Model):
     stop_reason: StopReason
     stop_detail: str | None = None  # e.g. which abort_on_fail limit, which worker
     transport: str
+    region: str  # the region every call was signed for (region.py)
     load_config: LoadConfig = Field(alias="load")  # the scenario's load section
     correlation_mode: str
     workers: int

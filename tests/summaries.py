@@ -87,6 +87,7 @@ def summary_of(recorder: Recorder, elapsed_s: float, **fields: Any) -> RunSummar
         "duration_s": elapsed_s + 0.02,
         "stop_reason": StopReason.COMPLETED,
         "transport": "fast",
+        "region": "us-east-1",
         "load_config": LOAD,
         "correlation_mode": "contains",
         "workers": 1,

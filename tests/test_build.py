@@ -61,7 +61,9 @@ class Counting:
         return result
 
 
-def pair(source: CredentialSource | Rotating, clock: Clock) -> tuple[RequestEncoder, RequestEncoder]:
+def pair(
+    source: CredentialSource | Rotating, clock: Clock
+) -> tuple[RequestEncoder, RequestEncoder]:
     """(the encoder as run, with the C builder if built; the same with native=False)."""
     made = [
         RequestEncoder(

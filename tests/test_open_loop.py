@@ -134,9 +134,7 @@ def test_a_free_caller_takes_what_is_due_and_a_tick_releases_what_falls_due_soon
     assert take_all(arrivals, now) == []
 
 
-def test_ticks_come_every_millisecond_while_requests_are_dense_and_sleep_between_sparse() -> (
-    None
-):
+def test_ticks_come_every_millisecond_while_requests_are_dense_and_sleep_between_sparse() -> None:
     def ticks(rate: float, requests: int) -> int:
         """Ticks in 0.5 s, a caller taking what each releases."""
         arrivals, loop = arrivals_at(START_NS, offsets(rate, requests))

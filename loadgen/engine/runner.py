@@ -27,6 +27,7 @@ from loadgen.engine.transports import check_reachable, open_transport, regional_
 from loadgen.engine.workers import Merged, WorkerPool
 from loadgen.gates import AbortWatch
 from loadgen.metrics import NS_PER_S, Interval, Recorder
+from loadgen.region import resolve_region, with_region
 from loadgen.results.ci import write_ci_outputs
 from loadgen.results.report import write_report
 from loadgen.results.rundata import RunData
@@ -41,6 +42,7 @@ DEFAULT_RESULTS = Path("results")
 class RunOptions:
     out: Path = DEFAULT_RESULTS  # parent of the run folder
     quiet: bool = False
+    region: str | None = None  # --region: used when the scenario names none
     status_interval_s: float = 0.25  # also how soon a second is closed and judged
 
 
@@ -75,6 +77,8 @@ def worker_count(scenario: Scenario) -> int:
 
 
 async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -> RunResult:
+    region = resolve_region(scenario, options.region)
+    scenario = with_region(scenario, region)
     load_bodies(scenario)  # before anything starts: file problems are usage errors
     labels = [target.label for target in targets_of(scenario)]
     async with AsyncExitStack() as stack:
@@ -87,7 +91,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
             endpoint_url = mock.url
         else:
             await check_reachable(
-                endpoint_url or regional_url(scenario.region), scenario.load.connect_timeout
+                endpoint_url or regional_url(region.name), scenario.load.connect_timeout
             )
         if not scenario.tls.verify:
             stderr_console().print(

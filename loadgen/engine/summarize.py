@@ -74,6 +74,7 @@ def summarize(
     """The run's summary, its thresholds and comparisons judged on the in-memory
     histograms, and those histograms (for histograms.json and the report)."""
     scenario = ctx.scenario
+    assert scenario.region is not None, "the runner resolves the region first"
     elapsed_s = finished.elapsed_s
     endpoints = endpoint_summaries(finished.recorder, elapsed_s)
     histograms = finished.recorder.histograms()
@@ -87,6 +88,7 @@ def summarize(
         stop_reason=finished.stop_reason,
         stop_detail=finished.stop_detail,
         transport=scenario.transport,
+        region=scenario.region,
         load_config=scenario.load,
         correlation_mode=scenario.correlation,
         workers=ctx.shares,

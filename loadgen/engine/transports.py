@@ -30,13 +30,15 @@ async def open_transport(
     its credentials, when `stack` unwinds."""
     load = scenario.load
     tls = scenario.tls
+    region = scenario.region
+    assert region is not None, "the runner resolves the region (region.py) before this"
     transport: Transport
     if scenario.transport == "botocore":
         from loadgen.transport.botocore import BotocoreTransport  # aiobotocore: ~0.4 s to import
 
         transport = BotocoreTransport(
             endpoint_url=endpoint_url,
-            region=scenario.region,
+            region=region,
             max_connections=connections,
             connect_timeout=load.connect_timeout,
             read_timeout=load.timeout,
@@ -45,13 +47,13 @@ async def open_transport(
         )
     else:
         credentials = await CredentialSource.from_chain(
-            scenario.region, allow_placeholder=scenario.uses_mock
+            region, allow_placeholder=scenario.uses_mock
         )
         await credentials.start()
         stack.push_async_callback(credentials.close)
         transport = FastTransport(
-            endpoint_url=endpoint_url or regional_url(scenario.region),
-            region=scenario.region,
+            endpoint_url=endpoint_url or regional_url(region),
+            region=region,
             credentials=credentials,
             max_connections=connections,
             connect_timeout=load.connect_timeout,
