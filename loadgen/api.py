@@ -38,6 +38,22 @@ ERROR_STATUS = {
     "InternalDependencyException": 530,
 }
 
+# Codes no load test can fix: when a run's first calls all fail with them, it stops (exit 3).
+# {region} is the region the calls were signed for.
+_AUTH_FIX = (
+    "check the credentials, the region ({region}) and the sagemaker:InvokeEndpoint permission"
+)
+REFUSAL_FIXES = {
+    "InvalidSignatureException": _AUTH_FIX,
+    "UnrecognizedClientException": _AUTH_FIX,
+    "IncompleteSignature": _AUTH_FIX,
+    "MissingAuthenticationToken": _AUTH_FIX,
+    "ExpiredTokenException": "the session credentials expired: refresh them",
+    "AccessDeniedException": _AUTH_FIX,
+    # what SageMaker answers for an endpoint it cannot find ("Could not find endpoint")
+    "ValidationError": "check the endpoint name and the region ({region}), then the request",
+}
+
 # Outcome classes for failures that never produced an AWS error code.
 TIMEOUT = "Timeout"
 CONNECTION_ERROR = "ConnectionError"

@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from loadgen import api
 from loadgen.compare import compare_within_run, parse_limit
 from loadgen.histograms import RunHistograms, histogram_summary, new_histogram
 from loadgen.metrics import Interval
@@ -163,3 +164,38 @@ class AbortWatch:
                 if observed[key] > limit:
                     return f"latency {key} {observed[key]:.1f} ms above {limit:g} ms"
         return None
+
+
+class RefusalWatch:
+    """Stops a run whose first second of calls all failed with codes no load test can fix
+    (api.REFUSAL_FIXES): a wrong secret would otherwise send every call of a long run and
+    report 100% errors with a fast p50. Judged once, on the first second with a call."""
+
+    def __init__(self, labels: list[str], region: str, stop: Callable[[str], None]) -> None:
+        self._labels = len(labels)
+        self._region = region
+        self._stop = stop
+        self._seconds: dict[int, list[Interval]] = {}
+        self.judged = False
+
+    def observe(self, interval: Interval) -> None:
+        if self.judged:
+            return
+        second = self._seconds.setdefault(interval.index, [])
+        second.append(interval)
+        if len(second) < self._labels:
+            return
+        del self._seconds[interval.index]
+        requests = sum(interval.requests for interval in second)
+        if not requests:
+            return
+        self.judged = True
+        codes: dict[str, int] = {}
+        for interval in second:
+            for code, count in interval.error_codes.items():
+                codes[code] = codes.get(code, 0) + count
+        refused = {code: count for code, count in codes.items() if code in api.REFUSAL_FIXES}
+        if sum(refused.values()) == requests:
+            code = max(refused, key=lambda key: refused[key])
+            fix = api.REFUSAL_FIXES[code].format(region=self._region)
+            self._stop(f"{code} on all {requests:,} calls of the first second: {fix}")

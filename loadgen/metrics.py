@@ -202,6 +202,7 @@ class Interval:
     mismatched: int = 0
     late: int = 0  # requests that started more than 1 ms after their intended time
     start_delay_max_us: int = 0  # how late the latest of those started; 0 if none was late
+    error_codes: dict[str, int] = field(default_factory=dict)  # `errors` by code
 
 
 IntervalSink = Callable[[Interval], None]
@@ -455,6 +456,9 @@ class _Pending:
         )
         interval.requests += self.requests
         interval.errors += self.requests - self.ok
+        codes = interval.error_codes
+        for key, count in self.errors.items():
+            codes[key] = codes.get(key, 0) + count
         interval.mismatched += self.mismatched
         interval.late += self.late
         if self.start_delay_max > interval.start_delay_max_us:

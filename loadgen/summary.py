@@ -246,6 +246,7 @@ class StopReason(StrEnum):
     ABORTED = "aborted"  # by thresholds.abort_on_fail
     WORKER_CRASHED = "worker_crashed"
     WORKERS_LATE = "workers_late"  # did not report by the graceful-stop deadline
+    REFUSED = "refused"  # the first calls all failed in a way no load test can fix
 
     @property
     def text(self) -> str:
@@ -267,6 +268,7 @@ _STOP_TEXT = {
     StopReason.ABORTED: "aborted by abort_on_fail",
     StopReason.WORKER_CRASHED: "a worker crashed",
     StopReason.WORKERS_LATE: "workers did not finish in time",
+    StopReason.REFUSED: "the endpoint refused every call",
 }
 _STOP_EXIT_CODES = {
     StopReason.SIGINT: EXIT_INTERRUPTED,
@@ -274,6 +276,7 @@ _STOP_EXIT_CODES = {
     StopReason.ABORTED: EXIT_FAILED,
     StopReason.WORKER_CRASHED: EXIT_CANNOT_RUN,
     StopReason.WORKERS_LATE: EXIT_CANNOT_RUN,
+    StopReason.REFUSED: EXIT_CANNOT_RUN,
 }
 
 

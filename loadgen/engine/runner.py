@@ -25,7 +25,7 @@ from loadgen.engine.requests import load_bodies, targets_of
 from loadgen.engine.summarize import Finished, summarize
 from loadgen.engine.transports import check_reachable, open_transport, regional_url
 from loadgen.engine.workers import Merged, WorkerPool
-from loadgen.gates import AbortWatch
+from loadgen.gates import AbortWatch, RefusalWatch
 from loadgen.metrics import NS_PER_S, Interval, Recorder
 from loadgen.region import resolve_region, with_region
 from loadgen.results.ci import write_ci_outputs
@@ -121,9 +121,14 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
             rule = scenario.thresholds.abort_on_fail
             watch = AbortWatch(rule, labels, lambda why: stopping.stop(StopReason.ABORTED, why))
 
+        refusals = RefusalWatch(
+            labels, region.name, lambda why: stopping.stop(StopReason.REFUSED, why)
+        )
+
         def sink(interval: Interval) -> None:
             writer.interval(interval)
             status.observe(interval)
+            refusals.observe(interval)
             if watch is not None:
                 watch.observe(interval)
 

@@ -47,6 +47,7 @@ class WireInterval(NamedTuple):
     mismatched: int
     late: int
     start_delay_max_us: int
+    error_codes: tuple[tuple[str, int], ...]
 
     @classmethod
     def of(cls, interval: Interval) -> WireInterval:
@@ -59,6 +60,7 @@ class WireInterval(NamedTuple):
             interval.mismatched,
             interval.late,
             interval.start_delay_max_us,
+            tuple(interval.error_codes.items()),
         )
 
 
@@ -335,6 +337,9 @@ class WorkerPool:
             interval.mismatched += item.mismatched
             interval.late += item.late
             interval.start_delay_max_us = max(interval.start_delay_max_us, item.start_delay_max_us)
+            codes = interval.error_codes
+            for code, count in item.error_codes:
+                codes[code] = codes.get(code, 0) + count
         for second in {item.second for item in wire}:
             self._pending[second].reported_by.add(worker.share)
         self._flush_pending(sink)
