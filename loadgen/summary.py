@@ -315,52 +315,117 @@ class Verdict(Model):
         return f"FAILED: {shown}" + (f" (and {more} more)" if more > 0 else "")
 
 
-# --- what the tester says about itself ---------------------------------------------------------
+# --- what the run says about itself -----------------------------------------------------------
 
 # The tester did not keep its schedule when its starts were this late (p99), or it sent
 # at less than this share of the target rate: the endpoint's numbers then include its delay.
 BEHIND_START_DELAY_P99_MS = 10.0
 BEHIND_ACHIEVED_SHARE = 0.99
+LATE_SHARE = 0.01  # more late starts than this share: latency holds queueing in the tester
+FULL_SHARE = 0.01  # max_in_flight full for more of the run than this: it limited the load
+CPU_SATURATED = 0.9  # of one core, in the busiest engine process
 
 
 class WarningCode(StrEnum):
     TESTER_BEHIND = "tester_behind"
+    RATE_BELOW_TARGET = "rate_below_target"
+    LATE_STARTS = "late_starts"
+    MAX_IN_FLIGHT_FULL = "max_in_flight_full"
+    OVERRUN = "overrun"
+    TESTER_CPU_SATURATED = "tester_cpu_saturated"
+    ECHOES_MISSING = "echoes_missing"
 
 
 class RunWarning(Model):
     """Something about the run a user must know to trust its numbers; it fails nothing."""
 
     code: WarningCode
-    message: str  # what happened, and the cure
+    message: str  # what happened, the cause, and the fix
 
 
-def tester_warnings(
-    target_rate_rps: float | None,
-    achieved_rate_rps: float,
-    start_delay_p99_ms: float,
-    workers: int,
-) -> tuple[RunWarning, ...]:
-    """Whether the tester itself fell behind an open-loop schedule."""
-    if target_rate_rps is None:
-        return ()  # a closed loop has no schedule to keep
-    facts = []
-    if start_delay_p99_ms > BEHIND_START_DELAY_P99_MS:
-        facts.append(
-            f"start delay p99 {start_delay_p99_ms:,.1f} ms (over {BEHIND_START_DELAY_P99_MS:g} ms)"
+def _more_workers(workers: int) -> str:
+    return "workers: auto (or --workers N)" if workers == 1 else f"more than {workers} workers"
+
+
+def run_warnings(summary: RunSummary) -> tuple[RunWarning, ...]:
+    """Whether the tester kept the schedule asked of it, and whether the endpoint echoed."""
+    warnings: list[RunWarning] = []
+
+    def warn(code: WarningCode, message: str) -> None:
+        warnings.append(RunWarning(code=code, message=message))
+
+    load = summary.load_config
+    total = summary.total
+    target = summary.target_rate_rps
+    achieved = summary.achieved_rate_rps
+    workers = summary.workers
+    full_share = summary.max_in_flight_full_s / summary.duration_s if summary.duration_s else 0.0
+    max_in_flight = getattr(load, "max_in_flight", None)
+    if target is not None:
+        if achieved < BEHIND_ACHIEVED_SHARE * target:
+            warn(
+                WarningCode.RATE_BELOW_TARGET,
+                f"achieved {achieved:,.1f} req/s, {achieved / target:.0%} of the requested "
+                f"{target:,.1f} req/s: the endpoint was offered less load than asked for "
+                "(the warnings below say why)",
+            )
+        if total.requests and total.late_starts > LATE_SHARE * total.requests:
+            warn(
+                WarningCode.LATE_STARTS,
+                f"{total.late_starts:,} of {total.requests:,} starts "
+                f"({total.late_starts / total.requests:.0%}) were more than 1 ms late: their "
+                "wait is in the latency, as it would be for a real client",
+            )
+        if max_in_flight is not None and full_share > FULL_SHARE:
+            warn(
+                WarningCode.MAX_IN_FLIGHT_FULL,
+                f"load.max_in_flight ({max_in_flight:,}) was full for "
+                f"{summary.max_in_flight_full_s:,.1f} s of the {summary.duration_s:,.1f} s run "
+                f"({full_share:.0%}): due requests waited for a free slot. Raise "
+                "load.max_in_flight (the endpoint is slower than rate x max_in_flight allows), "
+                "or lower the rate",
+            )
+        elif (
+            summary.start_delay_ms.p99 > BEHIND_START_DELAY_P99_MS
+            or achieved < BEHIND_ACHIEVED_SHARE * target
+        ):
+            warn(
+                WarningCode.TESTER_BEHIND,
+                f"the tester fell behind its schedule (start delay p99 "
+                f"{summary.start_delay_ms.p99:,.1f} ms, achieved {achieved:,.0f} of "
+                f"{target:,.0f} req/s) with free slots: latencies include its own delay. Use "
+                f"{_more_workers(workers)}, or a lower rate",
+            )
+    planned_s = _planned_s(load)
+    if planned_s is not None and summary.duration_s > planned_s + load.timeout:
+        warn(
+            WarningCode.OVERRUN,
+            f"the run took {summary.duration_s:,.1f} s for a {planned_s:,.1f} s schedule, "
+            f"more than its timeout ({load.timeout:g} s) over: requests queued behind "
+            "max_in_flight or the tester",
         )
-    if achieved_rate_rps < BEHIND_ACHIEVED_SHARE * target_rate_rps:
-        facts.append(
-            f"achieved {achieved_rate_rps:,.0f} of {target_rate_rps:,.0f} req/s "
-            f"(under {BEHIND_ACHIEVED_SHARE:.0%})"
+    if summary.tester_cpu >= CPU_SATURATED:
+        warn(
+            WarningCode.TESTER_CPU_SATURATED,
+            f"the tester's CPU was saturated ({summary.tester_cpu:.0%} of a core in its "
+            "busiest process): the rate may be the tester's and latency may hold its delay. "
+            f"Add workers: {_more_workers(workers)}",
         )
-    if not facts:
-        return ()
-    more = "workers: auto (or --workers N)" if workers == 1 else f"more than {workers} workers"
-    message = (
-        f"the tester fell behind its schedule: {'; '.join(facts)}. Latencies include its own "
-        f"delay. Use {more}, a lower rate, or a larger load.max_in_flight"
-    )
-    return (RunWarning(code=WarningCode.TESTER_BEHIND, message=message),)
+    if total.ok and total.correlation.missing == total.ok:
+        warn(
+            WarningCode.ECHOES_MISSING,
+            f"no response echoed its trace ID ({total.ok:,} missing): does the container set "
+            "X-Amzn-SageMaker-Custom-Attributes? (README: Testing a real endpoint)",
+        )
+    return tuple(warnings)
+
+
+def _planned_s(load: LoadConfig) -> float | None:
+    """How long the schedule runs, if it is fixed in time."""
+    if load.duration is not None:
+        return load.duration
+    rate = getattr(load, "rate", None)
+    return load.requests / rate if rate and load.requests else None
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -382,6 +447,8 @@ class RunSummary(Model):
     target_rate_rps: float | None  # the open loop's mean scheduled rate; None: closed loop
     achieved_rate_rps: float
     start_delay_ms: LatencyStats  # actual send minus intended start, open loop
+    max_in_flight_full_s: float  # open loop: every slot busy while requests were due
+    tester_cpu: float  # CPU time over wall time, busiest engine process (1.0: one core)
     interrupted_requests: int  # still in flight when the grace period ran out
     client_failure: str | None  # the first unexpected transport exception's type
     endpoints: dict[str, EndpointSummary]
@@ -397,9 +464,7 @@ class RunSummary(Model):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def warnings(self) -> tuple[RunWarning, ...]:
-        return tester_warnings(
-            self.target_rate_rps, self.achieved_rate_rps, self.start_delay_ms.p99, self.workers
-        )
+        return run_warnings(self)
 
     @property
     def stop_text(self) -> str:

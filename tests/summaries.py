@@ -94,6 +94,8 @@ def summary_of(recorder: Recorder, elapsed_s: float, **fields: Any) -> RunSummar
         "target_rate_rps": 200.0,
         "achieved_rate_rps": 200.1,
         "start_delay_ms": LatencyStats(**histogram_summary(new_histogram())),
+        "max_in_flight_full_s": 0.0,
+        "tester_cpu": 0.2,
         "interrupted_requests": 0,
         "client_failure": None,
         "endpoints": endpoint_summaries(recorder, elapsed_s),

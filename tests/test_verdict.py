@@ -300,12 +300,12 @@ def test_a_damaged_summary_names_each_field(tmp_path: Path) -> None:
     assert all(line.startswith(f"{folder / 'summary.json'}: ") for line in problems)
 
 
-async def test_a_tester_behind_its_schedule_says_so_in_every_view(
+async def test_a_run_held_back_by_max_in_flight_says_so_in_every_view(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """100 req/s through 2 connections to a 50 ms endpoint: at most 40 req/s go out, so
-    starts fall seconds behind. The run still passes (it was not asked otherwise), but
-    every view warns, naming the cure."""
+    """100 req/s through 2 slots to a 50 ms endpoint: at most 40 req/s go out, so starts
+    fall behind and the run overruns. It still passes (it was not asked otherwise), but
+    every view warns, naming load.max_in_flight and the cure."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
 
@@ -314,26 +314,36 @@ async def test_a_tester_behind_its_schedule_says_so_in_every_view(
         return echo_response(request)
 
     async with serve(slow) as url:
-        s = scenario(url, rate=100, duration="1s", max_in_flight=2)
+        s = scenario(url, rate=100, duration="1s", max_in_flight=2, timeout="0.5s")
         result = await run_scenario(s, RunOptions(out=tmp_path, quiet=True))
     summary = RunSummary.load(result.folder / "summary.json")
     assert summary == result.summary and summary.passed and summary.target_rate_rps == 100
-    (warning,) = summary.warnings
-    assert warning.code is WarningCode.TESTER_BEHIND
-    assert "start delay p99" in warning.message and "achieved" in warning.message
-    assert "workers: auto" in warning.message and "a lower rate" in warning.message
+    codes = [warning.code for warning in summary.warnings]
+    assert codes == [
+        WarningCode.RATE_BELOW_TARGET,
+        WarningCode.LATE_STARTS,
+        WarningCode.MAX_IN_FLIGHT_FULL,
+        WarningCode.OVERRUN,
+    ]
+    full = summary.warnings[2].message
+    assert full.startswith("load.max_in_flight (2) was full for ")
+    assert "Raise load.max_in_flight" in full and "or lower the rate" in full
+    assert 1.0 < summary.max_in_flight_full_s <= summary.duration_s
     assert json.loads((result.folder / "summary.json").read_text())["warnings"] == [
-        {"code": "tester_behind", "message": warning.message}
+        {"code": warning.code.value, "message": warning.message} for warning in summary.warnings
     ]
     markdown = (result.folder / "summary.md").read_text()
-    assert f"- {warning.message}" in markdown
-    assert f", {summary.achieved_rate_rps:,.1f} of 100.0 req/s." in markdown
     suite = ET.parse(result.folder / "junit.xml").getroot()
     assert suite.get("failures") == "0"
-    assert suite.findtext("system-out") == f"warning: {warning.message}"
+    assert suite.findtext("system-out") == "\n".join(
+        f"warning: {warning.message}" for warning in summary.warnings
+    )
     page = (result.folder / "report.html").read_text()
-    assert html.escape(warning.message) in page
-    assert f"<b>{format_number(summary.achieved_rate_rps)}/s of 100.0</b>" in page
     out = io.StringIO()
     print_summary(summary, Console(file=out, width=400))
-    assert f"warning: {warning.message}" in out.getvalue()
+    for warning in summary.warnings:
+        assert f"- {warning.message}" in markdown
+        assert html.escape(warning.message) in page
+        assert f"warning: {warning.message}" in out.getvalue()
+    assert f", {summary.achieved_rate_rps:,.1f} of 100.0 req/s." in markdown
+    assert f"<b>{format_number(summary.achieved_rate_rps)}/s of 100.0</b>" in page

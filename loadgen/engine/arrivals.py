@@ -47,6 +47,8 @@ class Arrivals:
         "_released_ns",
         "_parked",
         "_timer",
+        "full_ns",
+        "_full_since",
     )
 
     def __init__(
@@ -67,6 +69,8 @@ class Arrivals:
         self._released_ns = 0  # requests due up to here may be taken
         self._parked: list[Resume] = []
         self._timer: asyncio.TimerHandle | None = None
+        self.full_ns = 0  # how long due requests waited with every caller busy
+        self._full_since: int | None = None  # since when, as seen by the ticks
         self._pull()
         if not self.finished:
             self._arm()
@@ -111,6 +115,9 @@ class Arrivals:
 
     def stop(self) -> None:
         """Release no more: every parked caller is resumed, finds nothing, and ends."""
+        if self._full_since is not None:
+            self.full_ns += self._clock() - self._full_since
+            self._full_since = None
         self._ahead = []
         self._head = 0
         if self._timer is not None:
@@ -133,17 +140,32 @@ class Arrivals:
     def tick(self) -> None:
         """Release the requests due within EARLY_NS, and resume a parked caller for each."""
         self._timer = None
+        now_ns = self._clock()
         if self.finished:
+            self._note_full(now_ns)
             self._resume_all()
             return
-        self._released_ns = self._clock() + EARLY_NS
+        self._released_ns = now_ns + EARLY_NS
         parked = self._parked
         for _ in range(self._released(len(parked))):
             parked.pop()()  # a lane takes its request now; a waiting task when it runs
+        self._note_full(now_ns)
         if self.finished:
             self._resume_all()
         else:
             self._arm()
+
+    def _note_full(self, now_ns: int) -> None:
+        """Count the time from a tick that found a due request and no free caller to the
+        first tick that found a free caller or none due (max_in_flight was the limit)."""
+        head = self._head
+        full = not self._parked and head < len(self._ahead) and self._ahead[head] <= now_ns
+        if full:
+            if self._full_since is None:
+                self._full_since = now_ns
+        elif self._full_since is not None:
+            self.full_ns += now_ns - self._full_since
+            self._full_since = None
 
     def _released(self, most: int) -> int:
         """How many released requests are not yet taken, up to `most`, reading the

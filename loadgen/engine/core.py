@@ -35,6 +35,9 @@ class TesterStats:
         self.last_sent_ns = 0
         self.interrupted = 0  # requests cancelled at the end of a stop's grace period
         self.client_failure: str | None = None  # first unexpected transport exception
+        # open loop: how long every caller was busy while requests were due (they waited)
+        self.max_in_flight_full_ns = 0
+        self.cpu_busy = 0.0  # the engine process's CPU time over its run's wall time
 
     @property
     def start_delay(self) -> HdrHistogram:
@@ -62,6 +65,8 @@ class TesterStats:
             self.last_sent_ns,
             self.interrupted,
             self.client_failure,
+            self.max_in_flight_full_ns,
+            self.cpu_busy,
         )
 
     def merge_state(self, state: TesterState) -> None:
@@ -73,6 +78,9 @@ class TesterStats:
         self.sent += state.sent
         self.interrupted += state.interrupted
         self.client_failure = self.client_failure or state.client_failure
+        # each worker runs the whole schedule: the worst one tells
+        self.max_in_flight_full_ns = max(self.max_in_flight_full_ns, state.max_in_flight_full_ns)
+        self.cpu_busy = max(self.cpu_busy, state.cpu_busy)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ class TesterState:
     last_sent_ns: int
     interrupted: int
     client_failure: str | None
+    max_in_flight_full_ns: int
+    cpu_busy: float
 
 
 class Engine:

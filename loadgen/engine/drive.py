@@ -62,6 +62,7 @@ async def drive(
     # What exists now (imports, the scenario, the pool) lives as long as the run: out of the
     # collector's reach, a full collection mid-run takes a millisecond, not twenty.
     gc.freeze()
+    cpu_started_s, wall_started_s = time.process_time(), time.monotonic()
     loop = asyncio.get_running_loop()  # the executor waits for `start_ns` itself
     schedule = loop.create_task(executor.run(engine, start_ns))
     ticker = loop.create_task(_tick(recorder, start_ns, reporting))
@@ -80,6 +81,9 @@ async def drive(
     now = time.monotonic_ns()
     recorder.tick(now)
     recorder.flush()
+    wall_s = time.monotonic() - wall_started_s
+    if wall_s > 0:
+        engine.tester.cpu_busy = (time.process_time() - cpu_started_s) / wall_s
     return Driven(recorder, engine.tester, (now - start_ns) / NS_PER_S)
 
 

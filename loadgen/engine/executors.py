@@ -70,6 +70,7 @@ class OpenLoop(Executor[ConfigT]):
         arrivals = Arrivals(offsets, start_ns, engine.clock, asyncio.get_running_loop())
         callers = [OpenCaller(engine, arrivals) for _ in range(engine.max_in_flight)]
         await serve(engine, engine.start_callers(callers), arrivals.stop)
+        engine.tester.max_in_flight_full_ns += arrivals.full_ns
 
 
 class ConstantArrivalRateExecutor(OpenLoop[ConstantArrivalRate]):

@@ -11,7 +11,7 @@ from loadgen.engine.core import TesterStats
 from loadgen.engine.schedule import ramp_requests
 from loadgen.gates import judge
 from loadgen.histograms import RunHistograms, histogram_summary
-from loadgen.metrics import Recorder
+from loadgen.metrics import NS_PER_S, Recorder
 from loadgen.scenario import ConstantArrivalRate, LoadConfig, RampingArrivalRate
 from loadgen.summary import (
     EndpointSummary,
@@ -95,6 +95,8 @@ def summarize(
         target_rate_rps=target_rate(scenario.load),
         achieved_rate_rps=round(tester.achieved_rate(), 3),
         start_delay_ms=LatencyStats(**histogram_summary(tester.start_delay)),
+        max_in_flight_full_s=round(tester.max_in_flight_full_ns / NS_PER_S, 3),
+        tester_cpu=round(tester.cpu_busy, 3),
         interrupted_requests=tester.interrupted,
         client_failure=tester.client_failure,
         endpoints=endpoints,
