@@ -11,17 +11,15 @@ from rich.console import Console
 
 from loadgen.compare import (
     Limit,
-    Version,
     compare,
     compare_command,
     compare_within_run,
-    load_versions,
     parse_limit,
     render_table,
-    versions_in_run,
 )
 from loadgen.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 from loadgen.summary import ComparisonOutcome, ComparisonResult, Direction
+from loadgen.versions import Version, load_versions, versions_in_run
 from tests.summaries import write_run
 from tests.test_stats import histogram_of, lognormal_samples
 

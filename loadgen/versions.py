@@ -1,0 +1,127 @@
+"""What `loadgen compare` compares: versions (an endpoint or variant of a run, or a .hlog
+file) read from run folders, summary.json and .hlog files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+
+from loadgen.errors import UsageError
+from loadgen.histograms import RunHistograms, new_histogram
+from loadgen.results.writer import hlog_name
+from loadgen.summary import EndpointSummary, RunSummary, TrafficSummary
+
+# --- versions: what is compared -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Version:
+    """One side of a comparison: an endpoint (or variant) of one run, or one .hlog file."""
+
+    name: str
+    latency: HdrHistogram
+    requests: int
+    errors: int
+
+
+def versions_of(
+    histograms: RunHistograms, counted: Mapping[str, TrafficSummary], *, variants: bool
+) -> dict[str, Version]:
+    """Each endpoint of a run, and with `variants` each of its variants ("label/variant");
+    requests and errors from `counted` (by the same names), else the histogram's count."""
+    versions: dict[str, Version] = {}
+    for label, entry in histograms.endpoints.items():
+        versions[label] = _version(label, entry.latency, counted)
+        if variants:
+            for variant, pair in entry.variants.items():
+                name = f"{label}/{variant}"
+                versions.setdefault(name, _version(name, pair.latency, counted))
+    return versions
+
+
+def _version(name: str, latency: HdrHistogram, counted: Mapping[str, TrafficSummary]) -> Version:
+    stats = counted.get(name)
+    if stats is None:
+        return Version(name, latency, latency.get_total_count(), 0)
+    return Version(name, latency, stats.requests, stats.error_count)
+
+
+def counted_by_name(endpoints: Mapping[str, EndpointSummary]) -> dict[str, TrafficSummary]:
+    """A run's endpoints and their variants by the names versions take ("label/variant")."""
+    counted: dict[str, TrafficSummary] = {}
+    for label, endpoint in endpoints.items():
+        counted[label] = endpoint
+        for variant, stats in endpoint.variants.items():
+            counted[f"{label}/{variant}"] = stats
+    return counted
+
+
+def load_versions(path: Path) -> dict[str, Version]:
+    """Endpoints of a run folder (or of its summary.json), or a .hlog file as one version."""
+    return _load(path, variants=False)
+
+
+def versions_in_run(path: Path) -> dict[str, Version]:
+    """Endpoints and their variants ("label/variant") of a run folder."""
+    return _load(path, variants=True)
+
+
+def _load(path: Path, *, variants: bool) -> dict[str, Version]:
+    if not path.exists():
+        raise UsageError(f"{path}: no such run folder or file")
+    if path.is_file() and path.suffix == ".hlog":
+        return _hlog_file(path)
+    if path.is_file() and path.name in ("summary.json", "histograms.json"):
+        path = path.parent
+    elif not path.is_dir():
+        raise UsageError(f"{path}: expected a run folder, a summary.json or a .hlog file")
+    counted: dict[str, TrafficSummary] = {}
+    if (path / "summary.json").is_file():
+        counted = counted_by_name(RunSummary.load(path / "summary.json").endpoints)
+    if (path / "histograms.json").is_file():
+        histograms = RunHistograms.load(path / "histograms.json")
+        return versions_of(histograms, counted, variants=variants)
+    hlogs = sorted(path.glob("*.hlog"))
+    if not hlogs:
+        raise UsageError(f"{path}: no histograms.json or .hlog files; not a loadgen run folder")
+    label_of = {hlog_name(label): label for label in counted}
+    versions = {}
+    for hlog in hlogs:
+        name = label_of.get(hlog.name, hlog.stem)
+        versions[name] = _version(name, _hlog_latency(hlog), counted)
+    return versions
+
+
+def _hlog_file(path: Path) -> dict[str, Version]:
+    """One .hlog: named by its endpoint's label when a summary.json beside it says which."""
+    counted: dict[str, TrafficSummary] = {}
+    summary = path.parent / "summary.json"
+    if summary.is_file():
+        try:
+            counted = counted_by_name(RunSummary.load(summary).endpoints)
+        except UsageError:
+            pass  # the log alone is enough; only its name and error count are lost
+    name = {hlog_name(label): label for label in counted}.get(path.name, path.stem)
+    return {name: _version(name, _hlog_latency(path), counted)}
+
+
+def _hlog_latency(path: Path) -> HdrHistogram:
+    latency = new_histogram()
+    intervals = 0
+    try:
+        reader = HistogramLogReader(str(path), new_histogram())
+        try:
+            while reader.add_next_interval_histogram(latency) is not None:
+                intervals += 1
+        finally:
+            reader.input_file.close()  # hdrh never closes it
+    except Exception as error:  # hdrh raises many types (binascii, zlib, its own) on bad data
+        raise UsageError(f"{path}: not a readable HdrHistogram log ({error})") from None
+    if not intervals:
+        raise UsageError(f"{path}: no interval histograms; not an HdrHistogram log?")
+    return latency
