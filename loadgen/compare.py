@@ -8,7 +8,6 @@ that is merely noisy never fails a gate.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from loadgen.errors import EXIT_FAILED, EXIT_OK, UsageError
 from loadgen.histograms import PERCENTILES, RunHistograms, histogram_summary
 from loadgen.stats import Buckets, mann_whitney_buckets, ratio_ci
 from loadgen.summary import (
+    CompareReport,
     ComparisonResult,
     Direction,
     EndpointSummary,
@@ -30,7 +30,13 @@ from loadgen.summary import (
     Pair,
     RankTest,
 )
-from loadgen.versions import Version, counted_by_name, load_versions, versions_in_run, versions_of
+from loadgen.versions import (
+    Side,
+    Version,
+    counted_by_name,
+    load_side,
+    versions_of,
+)
 
 METRICS = ("p50", "p90", "p99", "p999", "max", "mean")
 LIMIT_METRICS = ("p50", "p90", "p99", "p999", "mean")  # max has no CI: one sample decides it
@@ -180,6 +186,13 @@ def _percent(value: float | None) -> str:
     return "" if value is None else f"{value * 100:+.1f}%"
 
 
+def render_report(report: CompareReport, console: Console) -> None:
+    """The two runs, then a table and a verdict per pair."""
+    _line(console, f"[bold]{escape(report.title)}[/]", soft_wrap=True)
+    console.print()
+    render_table(report.comparisons, console)
+
+
 def render_table(comparisons: Sequence[ComparisonResult], console: Console) -> None:
     """Per pair: each metric's base | new | change | CI, then the outcome and the limits."""
     for comparison in comparisons:
@@ -239,9 +252,10 @@ def outcome_markup(comparison: ComparisonResult) -> str:
     return f"[{colour}]{comparison.outcome}[/]"
 
 
-def _line(console: Console, text: str) -> None:
-    """Markup for colour, but no guessing: rich's highlighter would recolour every number."""
-    console.print(text, highlight=False)
+def _line(console: Console, text: str, *, soft_wrap: bool = False) -> None:
+    """Markup for colour, but no guessing: rich's highlighter would recolour every number.
+    `soft_wrap` for a line that must stay whole (a path), in a log as narrow as it may be."""
+    console.print(text, highlight=False, soft_wrap=soft_wrap)
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -252,36 +266,38 @@ def compare_command(
 ) -> int:
     """`loadgen compare BASE NEW`: 0, or 1 when a limit failed; UsageError on bad input."""
     parsed = [parse_limit(text) for text in limits]
-    pairs = _pairs(base, new, endpoint)
-    comparisons = [compare(b, n, parsed) for b, n in pairs]
-    passed = all(comparison.passed for comparison in comparisons)
+    base_side = load_side(base, variants=endpoint is not None)
+    new_side = load_side(new, variants=endpoint is not None)
+    pairs = _pairs(base_side, new_side, endpoint)
+    report = CompareReport(
+        base=base_side.ref,
+        new=new_side.ref,
+        comparisons=tuple(compare(b, n, parsed) for b, n in pairs),
+    )
     if json_out:
-        shown = [comparison.model_dump(mode="json") for comparison in comparisons]
-        print(json.dumps({"passed": passed, "comparisons": shown}, indent=2))
+        print(report.model_dump_json(indent=2))
     else:
-        render_table(comparisons, Console(highlight=False))
-    return EXIT_OK if passed else EXIT_FAILED
+        render_report(report, Console(highlight=False))
+    return EXIT_OK if report.passed else EXIT_FAILED
 
 
-def _pairs(base: Path, new: Path, endpoint: str | None) -> list[tuple[Version, Version]]:
+def _pairs(base: Side, new: Side, endpoint: str | None) -> list[tuple[Version, Version]]:
     """Same label on both sides; a side with a single version pairs with anything."""
     if endpoint is not None:
         return [(_one(base, endpoint), _one(new, endpoint))]
-    base_versions, new_versions = load_versions(base), load_versions(new)
-    common = [name for name in base_versions if name in new_versions]
+    common = [name for name in base.versions if name in new.versions]
     if common:
-        return [(base_versions[name], new_versions[name]) for name in common]
-    if len(base_versions) == 1 and len(new_versions) == 1:
-        return [(next(iter(base_versions.values())), next(iter(new_versions.values())))]
+        return [(base.versions[name], new.versions[name]) for name in common]
+    if len(base.versions) == 1 and len(new.versions) == 1:
+        return [(next(iter(base.versions.values())), next(iter(new.versions.values())))]
     raise UsageError(
-        f"no endpoint label in both {base} ({', '.join(base_versions)}) and "
-        f"{new} ({', '.join(new_versions)}); pick one with --endpoint"
+        f"no endpoint label in both {base.path} ({', '.join(base.versions)}) and "
+        f"{new.path} ({', '.join(new.versions)}); pick one with --endpoint"
     )
 
 
-def _one(path: Path, name: str) -> Version:
+def _one(side: Side, name: str) -> Version:
     """--endpoint's version on one side: by name, or a .hlog file's only version."""
-    versions = versions_in_run(path)
-    if path.suffix == ".hlog" and path.is_file():
-        return next(iter(versions.values()))
-    return _pick(versions, name, path)
+    if side.path.suffix == ".hlog" and side.path.is_file():
+        return next(iter(side.versions.values()))
+    return _pick(side.versions, name, side.path)

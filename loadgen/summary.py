@@ -234,6 +234,41 @@ class ComparisonResult(Model):
         return f"{self.outcome}: {failed}"
 
 
+class RunRef(Model):
+    """One argument of `loadgen compare`: the path given, and its run's id when a summary.json
+    says it (a bare .hlog has none)."""
+
+    path: str
+    run_id: str | None
+
+    @property
+    def shown(self) -> str:
+        return self.path if self.run_id is None else f"{self.run_id} ({self.path})"
+
+
+class CompareReport(Model):
+    """What `loadgen compare` prints: the two runs, and a comparison per pair of versions."""
+
+    base: RunRef
+    new: RunRef
+    comparisons: tuple[ComparisonResult, ...]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        return all(comparison.passed for comparison in self.comparisons)
+
+    @property
+    def title(self) -> str:
+        return f"compare base {self.base.shown} vs new {self.new.shown}"
+
+    @model_serializer(mode="wrap")
+    def _passed_first(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`passed` at the top, where a person reading the JSON looks."""
+        data: dict[str, Any] = handler(self)
+        return {"passed": data.pop("passed")} | data
+
+
 # --- how the run ended, and the verdict -------------------------------------------------------
 
 

@@ -1,5 +1,8 @@
 """What `loadgen compare` compares: versions (an endpoint or variant of a run, or a .hlog
 file) read from run folders, summary.json and .hlog files.
+
+A version is read as the run wrote it. A side without a summary.json (a bare .hlog) has
+latencies only, and no run id.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from hdrh.log import HistogramLogReader
 from loadgen.errors import UsageError
 from loadgen.histograms import RunHistograms, new_histogram
 from loadgen.results.writer import hlog_name
-from loadgen.summary import EndpointSummary, RunSummary, TrafficSummary
+from loadgen.summary import EndpointSummary, RunRef, RunSummary, TrafficSummary
 
 # --- versions: what is compared -------------------------------------------------------------
 
@@ -61,53 +64,77 @@ def counted_by_name(endpoints: Mapping[str, EndpointSummary]) -> dict[str, Traff
     return counted
 
 
+@dataclass(frozen=True)
+class Side:
+    """One argument of `loadgen compare` as read: its versions, and its run's id (None for
+    a .hlog file without a summary.json beside it, or a folder without one)."""
+
+    path: Path
+    versions: dict[str, Version]
+    run_id: str | None
+
+    @property
+    def ref(self) -> RunRef:
+        return RunRef(path=str(self.path), run_id=self.run_id)
+
+
 def load_versions(path: Path) -> dict[str, Version]:
     """Endpoints of a run folder (or of its summary.json), or a .hlog file as one version."""
-    return _load(path, variants=False)
+    return load_side(path, variants=False).versions
 
 
 def versions_in_run(path: Path) -> dict[str, Version]:
     """Endpoints and their variants ("label/variant") of a run folder."""
-    return _load(path, variants=True)
+    return load_side(path, variants=True).versions
 
 
-def _load(path: Path, *, variants: bool) -> dict[str, Version]:
+def load_side(path: Path, *, variants: bool) -> Side:
+    """A run folder, its summary.json or a .hlog file; with `variants`, each endpoint's
+    variants too ("label/variant")."""
     if not path.exists():
         raise UsageError(f"{path}: no such run folder or file")
     if path.is_file() and path.suffix == ".hlog":
         return _hlog_file(path)
+    folder = path
     if path.is_file() and path.name in ("summary.json", "histograms.json"):
-        path = path.parent
+        folder = path.parent
     elif not path.is_dir():
         raise UsageError(f"{path}: expected a run folder, a summary.json or a .hlog file")
+    summary = None
     counted: dict[str, TrafficSummary] = {}
-    if (path / "summary.json").is_file():
-        counted = counted_by_name(RunSummary.load(path / "summary.json").endpoints)
-    if (path / "histograms.json").is_file():
-        histograms = RunHistograms.load(path / "histograms.json")
-        return versions_of(histograms, counted, variants=variants)
-    hlogs = sorted(path.glob("*.hlog"))
+    if (folder / "summary.json").is_file():
+        summary = RunSummary.load(folder / "summary.json")
+        counted = counted_by_name(summary.endpoints)
+    run_id = None if summary is None else summary.run_id
+    if (folder / "histograms.json").is_file():
+        histograms = RunHistograms.load(folder / "histograms.json")
+        versions = versions_of(histograms, counted, variants=variants)
+        return Side(path, versions, run_id)
+    hlogs = sorted(folder.glob("*.hlog"))
     if not hlogs:
-        raise UsageError(f"{path}: no histograms.json or .hlog files; not a loadgen run folder")
+        raise UsageError(f"{folder}: no histograms.json or .hlog files; not a loadgen run folder")
     label_of = {hlog_name(label): label for label in counted}
     versions = {}
     for hlog in hlogs:
         name = label_of.get(hlog.name, hlog.stem)
         versions[name] = _version(name, _hlog_latency(hlog), counted)
-    return versions
+    return Side(path, versions, run_id)
 
 
-def _hlog_file(path: Path) -> dict[str, Version]:
-    """One .hlog: named by its endpoint's label when a summary.json beside it says which."""
+def _hlog_file(path: Path) -> Side:
+    """One .hlog: named by its endpoint's label, and counted, when a summary.json beside it
+    says so."""
+    summary = None
     counted: dict[str, TrafficSummary] = {}
-    summary = path.parent / "summary.json"
-    if summary.is_file():
+    if (path.parent / "summary.json").is_file():
         try:
-            counted = counted_by_name(RunSummary.load(summary).endpoints)
+            summary = RunSummary.load(path.parent / "summary.json")
+            counted = counted_by_name(summary.endpoints)
         except UsageError:
-            pass  # the log alone is enough; only its name and error count are lost
+            pass  # the log alone is enough; only its name, run id and counts are lost
     name = {hlog_name(label): label for label in counted}.get(path.name, path.stem)
-    return {name: _version(name, _hlog_latency(path), counted)}
+    run_id = None if summary is None else summary.run_id
+    return Side(path, {name: _version(name, _hlog_latency(path), counted)}, run_id)
 
 
 def _hlog_latency(path: Path) -> HdrHistogram:

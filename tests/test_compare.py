@@ -18,7 +18,11 @@ from loadgen.compare import (
     render_table,
 )
 from loadgen.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
-from loadgen.summary import ComparisonOutcome, ComparisonResult, Direction
+from loadgen.summary import (
+    ComparisonOutcome,
+    ComparisonResult,
+    Direction,
+)
 from loadgen.versions import Version, load_versions, versions_in_run
 from tests.summaries import write_run
 from tests.test_stats import histogram_of, lognormal_samples
@@ -159,10 +163,12 @@ def runs(tmp_path: Path) -> tuple[Path, Path]:
         tmp_path / "base",
         {"same": lognormal_samples(1, 2000), "slow": lognormal_samples(2, 2000)},
         errors={"same": 3, "slow": 3},
+        run_id="base-run",
     )
     new = write_run(
         tmp_path / "new",
         {"same": lognormal_samples(3, 2000), "slow": lognormal_samples(4, 2000, scale=1.3)},
+        run_id="new-run",
     )
     return base.folder, new.folder
 
@@ -365,3 +371,34 @@ def test_failed_limits_are_red_and_a_comparison_round_trips_through_json() -> No
     assert "\x1b[1;31mslower, over limit" in out  # the outcome, red: it failed
     (comparison,) = comparisons
     assert ComparisonResult.model_validate_json(comparison.model_dump_json()) == comparison
+
+
+# --- the title: which runs are compared -------------------------------------------------------
+
+
+def test_the_title_names_both_runs_by_id_and_path(
+    runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, new = runs
+    compare_command(base, new, [], endpoint=None, json_out=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"compare base base-run ({base}) vs new new-run ({new})"  # one line
+    compare_command(base / "summary.json", new, [], endpoint=None, json_out=True)
+    data = json.loads(capsys.readouterr().out)
+    assert data["base"] == {"path": str(base / "summary.json"), "run_id": "base-run"}
+    assert data["new"] == {"path": str(new), "run_id": "new-run"}
+
+
+def test_a_bare_hlog_has_no_run_id(
+    tmp_path: Path, runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, new = runs
+    bare = tmp_path / "bare" / "slow.hlog"
+    bare.parent.mkdir()
+    bare.write_bytes((base / "slow.hlog").read_bytes())  # no summary.json beside it
+    compare_command(bare, new, [], endpoint="slow", json_out=False)
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"compare base {bare} vs new new-run ({new})"
+    compare_command(bare, new, [], endpoint="slow", json_out=True)
+    data = json.loads(capsys.readouterr().out)
+    assert data["base"] == {"path": str(bare), "run_id": None}
