@@ -25,10 +25,12 @@ from loadgen.summary import (
     ComparisonResult,
     Direction,
     EndpointSummary,
+    ErrorRateChange,
     LimitResult,
     MetricChange,
     Pair,
     RankTest,
+    ThroughputChange,
 )
 from loadgen.versions import (
     Side,
@@ -136,6 +138,8 @@ def compare(
         mann_whitney=RankTest(**asdict(test)),
         metrics=metrics,
         limits=checks,
+        throughput=ThroughputChange(base_rps=base.throughput_rps, new_rps=new.throughput_rps),
+        error_rate=ErrorRateChange(base=base.error_rate, new=new.error_rate),
     )
 
 
@@ -182,8 +186,23 @@ def _pick(versions: dict[str, Version], name: str, where: Path | str) -> Version
 # --- output -----------------------------------------------------------------------------------
 
 
+UNKNOWN = "n/a"  # a bare .hlog counts neither requests per second nor errors
+
+
 def _percent(value: float | None) -> str:
     return "" if value is None else f"{value * 100:+.1f}%"
+
+
+def _rps(value: float | None) -> str:
+    return UNKNOWN if value is None else f"{value:,.1f}"
+
+
+def _share(value: float | None) -> str:
+    return UNKNOWN if value is None else f"{value * 100:.2f}%"
+
+
+def _points(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:+.2f} pp"
 
 
 def render_report(report: CompareReport, console: Console) -> None:
@@ -194,13 +213,14 @@ def render_report(report: CompareReport, console: Console) -> None:
 
 
 def render_table(comparisons: Sequence[ComparisonResult], console: Console) -> None:
-    """Per pair: each metric's base | new | change | CI, then the outcome and the limits."""
+    """Per pair: each latency metric's base | new | change | CI, requests per second and the
+    error rate (informative: the verdict is the latency's), then the outcome and the limits."""
     for comparison in comparisons:
         failed_metrics = {limit.metric for limit in comparison.limits if limit.failed}
         level = f"{comparison.confidence:.0%} CI"
         table = Table(title=escape(f"{comparison.base} (base) vs {comparison.new} (new)"))
-        for header in ("latency", "base ms", "new ms", "change", level):
-            table.add_column(header, justify="left" if header == "latency" else "right")
+        for header in ("metric", "base", "new", "change", level):
+            table.add_column(header, justify="left" if header == "metric" else "right")
         for metric, change in comparison.metrics.items():
             interval = (
                 ""
@@ -208,13 +228,19 @@ def render_table(comparisons: Sequence[ComparisonResult], console: Console) -> N
                 else f"{_percent(change.ci_low)} .. {_percent(change.ci_high)}"
             )
             table.add_row(
-                metric,
+                f"{metric} ms",
                 f"{change.base_ms:.3f}",
                 f"{change.new_ms:.3f}",
                 _percent(change.change),
                 interval,
                 style="red" if metric in failed_metrics else None,
             )
+        table.add_section()
+        rate, errors = comparison.throughput, comparison.error_rate
+        table.add_row("req/s", _rps(rate.base_rps), _rps(rate.new_rps), _percent(rate.change), "")
+        table.add_row(
+            "error rate", _share(errors.base), _share(errors.new), _points(errors.difference), ""
+        )
         console.print(table)
         _line(
             console,

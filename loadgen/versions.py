@@ -2,7 +2,8 @@
 file) read from run folders, summary.json and .hlog files.
 
 A version is read as the run wrote it. A side without a summary.json (a bare .hlog) has
-latencies only, and no run id.
+latencies only: its throughput and error rate are unknown (None, not zero), and it has no
+run id.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class Version:
     latency: HdrHistogram
     requests: int
     errors: int
+    # None: no run summary counted them (a bare .hlog holds latencies only)
+    throughput_rps: float | None = None
+    error_rate: float | None = None
 
 
 def versions_of(
@@ -51,7 +55,10 @@ def _version(name: str, latency: HdrHistogram, counted: Mapping[str, TrafficSumm
     stats = counted.get(name)
     if stats is None:
         return Version(name, latency, latency.get_total_count(), 0)
-    return Version(name, latency, stats.requests, stats.error_count)
+    error_rate = stats.error_count / stats.requests if stats.requests else 0.0
+    return Version(
+        name, latency, stats.requests, stats.error_count, stats.throughput_rps, error_rate
+    )
 
 
 def counted_by_name(endpoints: Mapping[str, EndpointSummary]) -> dict[str, TrafficSummary]:

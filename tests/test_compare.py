@@ -22,6 +22,8 @@ from loadgen.summary import (
     ComparisonOutcome,
     ComparisonResult,
     Direction,
+    RunSummary,
+    ThroughputChange,
 )
 from loadgen.versions import Version, load_versions, versions_in_run
 from tests.summaries import write_run
@@ -158,7 +160,8 @@ def test_parse_limit_rejects_bad_input_naming_the_flag(text: str) -> None:
 
 @pytest.fixture
 def runs(tmp_path: Path) -> tuple[Path, Path]:
-    """Two runs of endpoints "same" (unchanged) and "slow" (30% slower in the new run)."""
+    """Two runs of endpoints "same" (unchanged) and "slow" (30% slower in the new run); the
+    new run took 4 s for what the base did in 2 s: half the requests per second, no errors."""
     base = write_run(
         tmp_path / "base",
         {"same": lognormal_samples(1, 2000), "slow": lognormal_samples(2, 2000)},
@@ -168,9 +171,26 @@ def runs(tmp_path: Path) -> tuple[Path, Path]:
     new = write_run(
         tmp_path / "new",
         {"same": lognormal_samples(3, 2000), "slow": lognormal_samples(4, 2000, scale=1.3)},
+        seconds=4,
         run_id="new-run",
     )
     return base.folder, new.folder
+
+
+def table_rows(out: str) -> list[dict[str, list[str]]]:
+    """Each table printed, its body rows by their first cell."""
+    tables: list[dict[str, list[str]]] = []
+    for line in out.splitlines():
+        if line.startswith("┏"):
+            tables.append({})
+        elif line.startswith("│"):
+            first, *cells = (cell.strip() for cell in line.strip("│").split("│"))
+            tables[-1][first] = cells
+    return tables
+
+
+def percent(cell: str) -> float:
+    return float(cell.removesuffix("%")) / 100
 
 
 def test_the_table_shows_every_metric_and_the_verdict(
@@ -373,6 +393,24 @@ def test_failed_limits_are_red_and_a_comparison_round_trips_through_json() -> No
     assert ComparisonResult.model_validate_json(comparison.model_dump_json()) == comparison
 
 
+def test_in_run_comparisons_carry_each_variants_throughput_and_error_rate(tmp_path: Path) -> None:
+    samples = {"blue": lognormal_samples(2, 2000), "green": lognormal_samples(3, 1000)}
+    run = write_run(tmp_path / "run", {"ep": samples}, errors={"ep": 10})
+    (comparison,) = compare_within_run(
+        run.histograms, run.summary.endpoints, [("ep/blue", "ep/green")], []
+    )
+    # 2000 and 1000 requests in 2 s; the first 10 of "ep" in time order fail: 7 blue, 3 green
+    # (blue's samples come every 1 ms, green's every 2 ms: 7 + 3 within the first 6 ms)
+    blue, green = (run.summary.endpoints["ep"].variants[v] for v in ("blue", "green"))
+    assert (blue.error_count, green.error_count) == (7, 3)
+    assert comparison.throughput.model_dump() == {
+        "base_rps": 1000.0,
+        "new_rps": 500.0,
+        "change": -0.5,
+    }
+    assert comparison.error_rate.base == 7 / 2000 and comparison.error_rate.new == 3 / 1000
+
+
 # --- the title: which runs are compared -------------------------------------------------------
 
 
@@ -389,7 +427,7 @@ def test_the_title_names_both_runs_by_id_and_path(
     assert data["new"] == {"path": str(new), "run_id": "new-run"}
 
 
-def test_a_bare_hlog_has_no_run_id(
+def test_a_bare_hlog_has_no_run_id_nor_counts(
     tmp_path: Path, runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     base, new = runs
@@ -399,6 +437,44 @@ def test_a_bare_hlog_has_no_run_id(
     compare_command(bare, new, [], endpoint="slow", json_out=False)
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"compare base {bare} vs new new-run ({new})"
+    (rows,) = table_rows(out)
+    assert rows["req/s"] == ["n/a", "500.0", "", ""]
+    assert rows["error rate"] == ["n/a", "0.00%", "", ""]
     compare_command(bare, new, [], endpoint="slow", json_out=True)
     data = json.loads(capsys.readouterr().out)
     assert data["base"] == {"path": str(bare), "run_id": None}
+    (slow,) = data["comparisons"]
+    assert slow["throughput"] == {"base_rps": None, "new_rps": 500.0, "change": None}
+    assert slow["error_rate"] == {"base": None, "new": 0.0, "difference": None}
+
+
+# --- throughput and error rate beside the latency ---------------------------------------------
+
+
+def test_throughput_and_error_rate_are_shown_and_decide_nothing(
+    runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, new = runs
+    assert compare_command(base, new, [], endpoint="same", json_out=True) == EXIT_OK
+    (same,) = json.loads(capsys.readouterr().out)["comparisons"]
+    # 2000 requests in 2 s against 2000 in 4 s; 3 of 2000 failed against none
+    assert same["throughput"] == {"base_rps": 1000.0, "new_rps": 500.0, "change": -0.5}
+    assert same["error_rate"] == {"base": 0.0015, "new": 0.0, "difference": -0.0015}
+    assert same["outcome"] == "no significant change"  # half the throughput: not a verdict
+    compare_command(base, new, [], endpoint="same", json_out=False)
+    (rows,) = table_rows(capsys.readouterr().out)
+    assert rows["req/s"] == ["1,000.0", "500.0", "-50.0%", ""]
+    assert rows["error rate"] == ["0.15%", "0.00%", "-0.15 pp", ""]
+
+
+def test_a_summary_json_from_before_throughput_was_compared_still_loads(tmp_path: Path) -> None:
+    comparison = compare(version("ep", [1000] * 5), version("ep", [2000] * 5), [])
+    folder = write_run(tmp_path / "run", {"ep": [1000] * 5}, comparisons=(comparison,)).folder
+    data = json.loads((folder / "summary.json").read_text())
+    (written,) = data["comparisons"]
+    assert written["throughput"] == {"base_rps": None, "new_rps": None, "change": None}
+    del written["throughput"], written["error_rate"]
+    (folder / "summary.json").write_text(json.dumps(data))
+    (loaded,) = RunSummary.load(folder / "summary.json").comparisons
+    assert loaded.throughput == ThroughputChange() and loaded.error_rate.difference is None
+    assert loaded.metrics == comparison.metrics
