@@ -37,6 +37,7 @@ from loadgen.versions import (
     Version,
     counted_by_name,
     load_side,
+    profile_warnings,
     versions_of,
 )
 
@@ -206,8 +207,10 @@ def _points(value: float | None) -> str:
 
 
 def render_report(report: CompareReport, console: Console) -> None:
-    """The two runs, then a table and a verdict per pair."""
+    """The two runs, how their load differed, then a table and a verdict per pair."""
     _line(console, f"[bold]{escape(report.title)}[/]", soft_wrap=True)
+    for warning in report.warnings:
+        _line(console, f"[yellow]warning: {escape(warning)}[/]", soft_wrap=True)
     console.print()
     render_table(report.comparisons, console)
 
@@ -298,6 +301,7 @@ def compare_command(
     report = CompareReport(
         base=base_side.ref,
         new=new_side.ref,
+        warnings=profile_warnings(base_side.profile, new_side.profile),
         comparisons=tuple(compare(b, n, parsed) for b, n in pairs),
     )
     if json_out:

@@ -282,10 +282,12 @@ class RunRef(Model):
 
 
 class CompareReport(Model):
-    """What `loadgen compare` prints: the two runs, and a comparison per pair of versions."""
+    """What `loadgen compare` prints: the two runs, what differs in how they were loaded
+    (warnings: they fail nothing), and a comparison per pair of versions."""
 
     base: RunRef
     new: RunRef
+    warnings: tuple[str, ...]  # e.g. "load profiles differ: load.rate 100 (base) vs 200 (new)"
     comparisons: tuple[ComparisonResult, ...]
 
     @computed_field  # type: ignore[prop-decorator]

@@ -15,18 +15,21 @@ from loadgen.compare import (
     compare_command,
     compare_within_run,
     parse_limit,
+    render_report,
     render_table,
 )
 from loadgen.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from loadgen.scenario import ConstantConcurrency, RampingArrivalRate, Stage
 from loadgen.summary import (
+    CompareReport,
     ComparisonOutcome,
     ComparisonResult,
     Direction,
     RunSummary,
     ThroughputChange,
 )
-from loadgen.versions import Version, load_versions, versions_in_run
-from tests.summaries import write_run
+from loadgen.versions import Profile, Version, load_versions, profile_warnings, versions_in_run
+from tests.summaries import LOAD, write_run
 from tests.test_stats import histogram_of, lognormal_samples
 
 TEN_PERCENT = [parse_limit("p99=10%"), parse_limit("p50=10%")]
@@ -478,3 +481,140 @@ def test_a_summary_json_from_before_throughput_was_compared_still_loads(tmp_path
     (loaded,) = RunSummary.load(folder / "summary.json").comparisons
     assert loaded.throughput == ThroughputChange() and loaded.error_rate.difference is None
     assert loaded.metrics == comparison.metrics
+
+
+# --- load profiles ----------------------------------------------------------------------------
+
+
+def test_differing_load_profiles_are_warned_one_yellow_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples = lognormal_samples(1, 500)
+    base = write_run(tmp_path / "base", {"ep": samples}).folder
+    new = write_run(
+        tmp_path / "new",
+        {"ep": samples},
+        load_config=LOAD.model_copy(update={"rate": 400.0, "max_in_flight": 64}),
+        workers=4,
+        transport="botocore",
+    ).folder
+    # a warning fails nothing: the same latencies are no change
+    assert compare_command(base, new, [], endpoint=None, json_out=True) == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["warnings"] == [
+        "load profiles differ: load.rate 200 (base) vs 400 (new)",
+        "load profiles differ: load.max_in_flight 256 (base) vs 64 (new)",
+        "load profiles differ: workers 1 (base) vs 4 (new)",
+        "load profiles differ: transport fast (base) vs botocore (new)",
+    ]
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, color_system="standard", width=200)
+    render_report(CompareReport.model_validate(data), console)
+    yellow = [line for line in buffer.getvalue().splitlines() if "warning" in line]
+    assert yellow == [f"\x1b[33mwarning: {text}\x1b[0m" for text in data["warnings"]]
+    # the same folders, one side as its .hlog: a log of latencies has no profile
+    assert compare_command(base / "ep.hlog", new, [], endpoint=None, json_out=True) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+
+
+def test_the_same_load_profile_warns_nothing(
+    runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, new = runs  # other seconds, run ids and numbers; the same load section
+    compare_command(base, new, [], endpoint=None, json_out=True)
+    assert json.loads(capsys.readouterr().out)["warnings"] == []
+    compare_command(base, new, [], endpoint=None, json_out=False)
+    assert "warning" not in capsys.readouterr().out
+
+
+def test_profiles_of_other_executors_and_stages_differ_in_a_scenarios_words() -> None:
+    closed = ConstantConcurrency(executor="constant-concurrency", concurrency=8, requests=4000)
+    assert profile_warnings(Profile(closed, 1, "fast"), Profile(LOAD, 1, "fast")) == (
+        "load profiles differ: load.executor constant-concurrency (base) vs "
+        "constant-arrival-rate (new)",
+        "load profiles differ: load.rate unset (base) vs 200 (new)",
+        "load profiles differ: load.concurrency 8 (base) vs unset (new)",
+        "load profiles differ: load.max_in_flight unset (base) vs 256 (new)",
+        "load profiles differ: load.duration unset (base) vs 10 (new)",
+        "load profiles differ: load.requests 4000 (base) vs unset (new)",
+    )
+    ramp = RampingArrivalRate(
+        executor="ramping-arrival-rate", stages=[Stage(duration=30, target=100)]
+    )
+    longer = ramp.model_copy(
+        update={"start_rate": 10.5, "stages": [*ramp.stages, Stage(duration=60, target=200)]}
+    )
+    assert profile_warnings(Profile(ramp, 2, "fast"), Profile(longer, 2, "fast")) == (
+        "load profiles differ: load.start_rate 0 (base) vs 10.5 (new)",
+        "load profiles differ: load.stages [{duration: 30, target: 100}] (base) vs "
+        "[{duration: 30, target: 100}, {duration: 60, target: 200}] (new)",
+    )
+    assert profile_warnings(Profile(ramp, 2, "fast"), Profile(ramp, 2, "fast")) == ()
+    assert profile_warnings(None, Profile(ramp, 2, "fast")) == ()
+
+
+# --- the table and the JSON agree -----------------------------------------------------------
+
+
+def test_the_table_shows_what_the_json_says(
+    tmp_path: Path, runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, _ = runs
+    new = write_run(
+        tmp_path / "faster",
+        {"same": lognormal_samples(5, 1000), "slow": lognormal_samples(6, 3000, scale=0.8)},
+        errors={"slow": 30},
+        seconds=3,
+        run_id="r3",
+        load_config=LOAD.model_copy(update={"rate": 300.0}),
+    ).folder
+    assert compare_command(base, new, ["p99=5%"], endpoint=None, json_out=True) == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    compare_command(base, new, ["p99=5%"], endpoint=None, json_out=False)
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == f"compare base {data['base']['run_id']} ({base}) vs new r3 ({new})"
+    assert data["warnings"] == ["load profiles differ: load.rate 200 (base) vs 300 (new)"]
+    assert [line for line in lines if line.startswith("warning")] == [
+        f"warning: {text}" for text in data["warnings"]
+    ]
+    tables = table_rows(out)
+    assert len(tables) == len(data["comparisons"]) == 2
+    for comparison, rows in zip(data["comparisons"], tables, strict=True):
+        assert f"{comparison['base']} (base) vs {comparison['new']} (new)" in out
+        assert set(rows) == {f"{m} ms" for m in comparison["metrics"]} | {"req/s", "error rate"}
+        for metric, change in comparison["metrics"].items():
+            base_ms, new_ms, shown, interval = rows[f"{metric} ms"]
+            assert float(base_ms) == pytest.approx(change["base_ms"], abs=0.0005)
+            assert float(new_ms) == pytest.approx(change["new_ms"], abs=0.0005)
+            assert percent(shown) == pytest.approx(change["change"], abs=0.0005)
+            if change["ci_low"] is None:
+                assert interval == ""
+            else:
+                low, high = interval.split(" .. ")
+                assert percent(low) == pytest.approx(change["ci_low"], abs=0.0005)
+                assert percent(high) == pytest.approx(change["ci_high"], abs=0.0005)
+        rate, errors = comparison["throughput"], comparison["error_rate"]
+        base_rps, new_rps, shown, _ = rows["req/s"]
+        assert float(base_rps.replace(",", "")) == pytest.approx(rate["base_rps"], abs=0.05)
+        assert float(new_rps.replace(",", "")) == pytest.approx(rate["new_rps"], abs=0.05)
+        assert percent(shown) == pytest.approx(rate["change"], abs=0.0005)
+        base_share, new_share, points, _ = rows["error rate"]
+        assert percent(base_share) == pytest.approx(errors["base"], abs=0.00005)
+        assert percent(new_share) == pytest.approx(errors["new"], abs=0.00005)
+        assert float(points.removesuffix(" pp")) / 100 == pytest.approx(
+            errors["difference"], abs=0.00005
+        )
+        counts = (
+            f"requests: base {comparison['requests']['base']} ({comparison['errors']['base']} "
+            f"errors), new {comparison['requests']['new']} ({comparison['errors']['new']} errors)"
+        )
+        assert counts in lines
+    verdicts = [line for line in lines if line.startswith("verdict: ")]
+    assert [v.split(" (")[0] for v in verdicts] == [
+        f"verdict: {c['outcome']}" for c in data["comparisons"]
+    ]
+    # what was set: 1000 in 3 s, 3000 in 3 s with 30 errors; slow got 20% faster
+    slow = data["comparisons"][1]
+    assert slow["throughput"]["new_rps"] == 1000.0 and slow["error_rate"]["new"] == 0.01
+    assert slow["outcome"] == "faster"
