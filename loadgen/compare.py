@@ -291,13 +291,21 @@ def _line(console: Console, text: str, *, soft_wrap: bool = False) -> None:
 
 
 def compare_command(
-    base: Path, new: Path, limits: list[str], *, endpoint: str | None, json_out: bool
+    base: Path,
+    new: Path,
+    limits: list[str],
+    *,
+    endpoint: str | None,
+    json_out: bool,
+    base_endpoint: str | None = None,
+    new_endpoint: str | None = None,
 ) -> int:
     """`loadgen compare BASE NEW`: 0, or 1 when a limit failed; UsageError on bad input."""
     parsed = [parse_limit(text) for text in limits]
-    base_side = load_side(base, variants=endpoint is not None)
-    new_side = load_side(new, variants=endpoint is not None)
-    pairs = _pairs(base_side, new_side, endpoint)
+    choices = _choices(endpoint, base_endpoint, new_endpoint)
+    base_side = load_side(base, variants=choices is not None)
+    new_side = load_side(new, variants=choices is not None)
+    pairs = _pairs(base_side, new_side, choices)
     report = CompareReport(
         base=base_side.ref,
         new=new_side.ref,
@@ -311,10 +319,41 @@ def compare_command(
     return EXIT_OK if report.passed else EXIT_FAILED
 
 
-def _pairs(base: Side, new: Side, endpoint: str | None) -> list[tuple[Version, Version]]:
-    """Same label on both sides; a side with a single version pairs with anything."""
+@dataclass(frozen=True)
+class Choice:
+    """The label asked for on one side, and the flag that asked (an error names it)."""
+
+    label: str
+    flag: str
+
+
+def _choices(
+    endpoint: str | None, base_endpoint: str | None, new_endpoint: str | None
+) -> tuple[Choice, Choice] | None:
+    """--endpoint: one label on both sides; --base-endpoint/--new-endpoint: one each, a side
+    without its own flag taking the other's label. None: pair by label."""
     if endpoint is not None:
-        return [(_one(base, endpoint), _one(new, endpoint))]
+        if base_endpoint is not None or new_endpoint is not None:
+            raise UsageError(
+                "--endpoint: not with --base-endpoint/--new-endpoint "
+                "(--endpoint L is --base-endpoint L --new-endpoint L)"
+            )
+        return Choice(endpoint, "--endpoint"), Choice(endpoint, "--endpoint")
+    base_choice = None if base_endpoint is None else Choice(base_endpoint, "--base-endpoint")
+    new_choice = None if new_endpoint is None else Choice(new_endpoint, "--new-endpoint")
+    if base_choice is None or new_choice is None:
+        given = base_choice or new_choice
+        return None if given is None else (given, given)
+    return base_choice, new_choice
+
+
+def _pairs(
+    base: Side, new: Side, choices: tuple[Choice, Choice] | None
+) -> list[tuple[Version, Version]]:
+    """The chosen labels; else the same label on both sides, and a side with a single version
+    pairs with anything."""
+    if choices is not None:
+        return [(_one(base, choices[0]), _one(new, choices[1]))]
     common = [name for name in base.versions if name in new.versions]
     if common:
         return [(base.versions[name], new.versions[name]) for name in common]
@@ -322,12 +361,18 @@ def _pairs(base: Side, new: Side, endpoint: str | None) -> list[tuple[Version, V
         return [(next(iter(base.versions.values())), next(iter(new.versions.values())))]
     raise UsageError(
         f"no endpoint label in both {base.path} ({', '.join(base.versions)}) and "
-        f"{new.path} ({', '.join(new.versions)}); pick one with --endpoint"
+        f"{new.path} ({', '.join(new.versions)}); pick one with --endpoint, or one each "
+        "with --base-endpoint and --new-endpoint"
     )
 
 
-def _one(side: Side, name: str) -> Version:
-    """--endpoint's version on one side: by name, or a .hlog file's only version."""
+def _one(side: Side, choice: Choice) -> Version:
+    """The chosen version on one side: by label, or a .hlog file's only version."""
     if side.path.suffix == ".hlog" and side.path.is_file():
         return next(iter(side.versions.values()))
-    return _pick(side.versions, name, side.path)
+    if choice.label not in side.versions:
+        raise UsageError(
+            f'{choice.flag}: no endpoint "{choice.label}" in {side.path} '
+            f"(have: {', '.join(side.versions)})"
+        )
+    return side.versions[choice.label]
