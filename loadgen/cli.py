@@ -75,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="e.g. p99=10%% (repeatable)",
     )
     compare.add_argument("--endpoint", help="compare only this endpoint label (or label/variant)")
+    compare.add_argument(
+        "--base-endpoint",
+        metavar="LABEL",
+        help="the base run's label to compare (with --new-endpoint)",
+    )
+    compare.add_argument(
+        "--new-endpoint",
+        metavar="LABEL",
+        help="the new run's label to compare (with --base-endpoint)",
+    )
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
     report = commands.add_parser("report", help="(re)write report.html for a run folder")
@@ -205,7 +215,13 @@ def command_compare(args: argparse.Namespace) -> int:
     from loadgen.compare import compare_command
 
     return compare_command(
-        args.base, args.new, args.max_regression, endpoint=args.endpoint, json_out=args.json
+        args.base,
+        args.new,
+        args.max_regression,
+        endpoint=args.endpoint,
+        json_out=args.json,
+        base_endpoint=args.base_endpoint,
+        new_endpoint=args.new_endpoint,
     )
 
 

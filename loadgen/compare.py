@@ -8,32 +8,37 @@ that is merely noisy never fails a gate.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from hdrh.histogram import HdrHistogram
-from hdrh.log import HistogramLogReader
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from loadgen.errors import EXIT_FAILED, EXIT_OK, UsageError
-from loadgen.histograms import PERCENTILES, RunHistograms, histogram_summary, new_histogram
-from loadgen.results.writer import hlog_name
+from loadgen.histograms import PERCENTILES, RunHistograms, histogram_summary
 from loadgen.stats import Buckets, mann_whitney_buckets, ratio_ci
 from loadgen.summary import (
+    CompareReport,
     ComparisonResult,
     Direction,
     EndpointSummary,
+    ErrorRateChange,
     LimitResult,
     MetricChange,
     Pair,
     RankTest,
-    RunSummary,
-    TrafficSummary,
+    ThroughputChange,
+)
+from loadgen.versions import (
+    Side,
+    Version,
+    counted_by_name,
+    load_side,
+    profile_warnings,
+    versions_of,
 )
 
 METRICS = ("p50", "p90", "p99", "p999", "max", "mean")
@@ -42,117 +47,6 @@ VERDICT_METRICS = ("p50", "p99")
 PERCENTILE_OF = dict(PERCENTILES)
 CONFIDENCE = 0.95
 RESAMPLES = 1000
-
-
-# --- versions: what is compared -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Version:
-    """One side of a comparison: an endpoint (or variant) of one run, or one .hlog file."""
-
-    name: str
-    latency: HdrHistogram
-    requests: int
-    errors: int
-
-
-def versions_of(
-    histograms: RunHistograms, counted: Mapping[str, TrafficSummary], *, variants: bool
-) -> dict[str, Version]:
-    """Each endpoint of a run, and with `variants` each of its variants ("label/variant");
-    requests and errors from `counted` (by the same names), else the histogram's count."""
-    versions: dict[str, Version] = {}
-    for label, entry in histograms.endpoints.items():
-        versions[label] = _version(label, entry.latency, counted)
-        if variants:
-            for variant, pair in entry.variants.items():
-                name = f"{label}/{variant}"
-                versions.setdefault(name, _version(name, pair.latency, counted))
-    return versions
-
-
-def _version(name: str, latency: HdrHistogram, counted: Mapping[str, TrafficSummary]) -> Version:
-    stats = counted.get(name)
-    if stats is None:
-        return Version(name, latency, latency.get_total_count(), 0)
-    return Version(name, latency, stats.requests, stats.error_count)
-
-
-def counted_by_name(endpoints: Mapping[str, EndpointSummary]) -> dict[str, TrafficSummary]:
-    """A run's endpoints and their variants by the names versions take ("label/variant")."""
-    counted: dict[str, TrafficSummary] = {}
-    for label, endpoint in endpoints.items():
-        counted[label] = endpoint
-        for variant, stats in endpoint.variants.items():
-            counted[f"{label}/{variant}"] = stats
-    return counted
-
-
-def load_versions(path: Path) -> dict[str, Version]:
-    """Endpoints of a run folder (or of its summary.json), or a .hlog file as one version."""
-    return _load(path, variants=False)
-
-
-def versions_in_run(path: Path) -> dict[str, Version]:
-    """Endpoints and their variants ("label/variant") of a run folder."""
-    return _load(path, variants=True)
-
-
-def _load(path: Path, *, variants: bool) -> dict[str, Version]:
-    if not path.exists():
-        raise UsageError(f"{path}: no such run folder or file")
-    if path.is_file() and path.suffix == ".hlog":
-        return _hlog_file(path)
-    if path.is_file() and path.name in ("summary.json", "histograms.json"):
-        path = path.parent
-    elif not path.is_dir():
-        raise UsageError(f"{path}: expected a run folder, a summary.json or a .hlog file")
-    counted: dict[str, TrafficSummary] = {}
-    if (path / "summary.json").is_file():
-        counted = counted_by_name(RunSummary.load(path / "summary.json").endpoints)
-    if (path / "histograms.json").is_file():
-        histograms = RunHistograms.load(path / "histograms.json")
-        return versions_of(histograms, counted, variants=variants)
-    hlogs = sorted(path.glob("*.hlog"))
-    if not hlogs:
-        raise UsageError(f"{path}: no histograms.json or .hlog files; not a loadgen run folder")
-    label_of = {hlog_name(label): label for label in counted}
-    versions = {}
-    for hlog in hlogs:
-        name = label_of.get(hlog.name, hlog.stem)
-        versions[name] = _version(name, _hlog_latency(hlog), counted)
-    return versions
-
-
-def _hlog_file(path: Path) -> dict[str, Version]:
-    """One .hlog: named by its endpoint's label when a summary.json beside it says which."""
-    counted: dict[str, TrafficSummary] = {}
-    summary = path.parent / "summary.json"
-    if summary.is_file():
-        try:
-            counted = counted_by_name(RunSummary.load(summary).endpoints)
-        except UsageError:
-            pass  # the log alone is enough; only its name and error count are lost
-    name = {hlog_name(label): label for label in counted}.get(path.name, path.stem)
-    return {name: _version(name, _hlog_latency(path), counted)}
-
-
-def _hlog_latency(path: Path) -> HdrHistogram:
-    latency = new_histogram()
-    intervals = 0
-    try:
-        reader = HistogramLogReader(str(path), new_histogram())
-        try:
-            while reader.add_next_interval_histogram(latency) is not None:
-                intervals += 1
-        finally:
-            reader.input_file.close()  # hdrh never closes it
-    except Exception as error:  # hdrh raises many types (binascii, zlib, its own) on bad data
-        raise UsageError(f"{path}: not a readable HdrHistogram log ({error})") from None
-    if not intervals:
-        raise UsageError(f"{path}: no interval histograms; not an HdrHistogram log?")
-    return latency
 
 
 # --- limits -----------------------------------------------------------------------------------
@@ -245,6 +139,8 @@ def compare(
         mann_whitney=RankTest(**asdict(test)),
         metrics=metrics,
         limits=checks,
+        throughput=ThroughputChange(base_rps=base.throughput_rps, new_rps=new.throughput_rps),
+        error_rate=ErrorRateChange(base=base.error_rate, new=new.error_rate),
     )
 
 
@@ -291,18 +187,43 @@ def _pick(versions: dict[str, Version], name: str, where: Path | str) -> Version
 # --- output -----------------------------------------------------------------------------------
 
 
+UNKNOWN = "n/a"  # a bare .hlog counts neither requests per second nor errors
+
+
 def _percent(value: float | None) -> str:
     return "" if value is None else f"{value * 100:+.1f}%"
 
 
+def _rps(value: float | None) -> str:
+    return UNKNOWN if value is None else f"{value:,.1f}"
+
+
+def _share(value: float | None) -> str:
+    return UNKNOWN if value is None else f"{value * 100:.2f}%"
+
+
+def _points(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:+.2f} pp"
+
+
+def render_report(report: CompareReport, console: Console) -> None:
+    """The two runs, how their load differed, then a table and a verdict per pair."""
+    _line(console, f"[bold]{escape(report.title)}[/]", soft_wrap=True)
+    for warning in report.warnings:
+        _line(console, f"[yellow]warning: {escape(warning)}[/]", soft_wrap=True)
+    console.print()
+    render_table(report.comparisons, console)
+
+
 def render_table(comparisons: Sequence[ComparisonResult], console: Console) -> None:
-    """Per pair: each metric's base | new | change | CI, then the outcome and the limits."""
+    """Per pair: each latency metric's base | new | change | CI, requests per second and the
+    error rate (informative: the verdict is the latency's), then the outcome and the limits."""
     for comparison in comparisons:
         failed_metrics = {limit.metric for limit in comparison.limits if limit.failed}
         level = f"{comparison.confidence:.0%} CI"
         table = Table(title=escape(f"{comparison.base} (base) vs {comparison.new} (new)"))
-        for header in ("latency", "base ms", "new ms", "change", level):
-            table.add_column(header, justify="left" if header == "latency" else "right")
+        for header in ("metric", "base", "new", "change", level):
+            table.add_column(header, justify="left" if header == "metric" else "right")
         for metric, change in comparison.metrics.items():
             interval = (
                 ""
@@ -310,13 +231,19 @@ def render_table(comparisons: Sequence[ComparisonResult], console: Console) -> N
                 else f"{_percent(change.ci_low)} .. {_percent(change.ci_high)}"
             )
             table.add_row(
-                metric,
+                f"{metric} ms",
                 f"{change.base_ms:.3f}",
                 f"{change.new_ms:.3f}",
                 _percent(change.change),
                 interval,
                 style="red" if metric in failed_metrics else None,
             )
+        table.add_section()
+        rate, errors = comparison.throughput, comparison.error_rate
+        table.add_row("req/s", _rps(rate.base_rps), _rps(rate.new_rps), _percent(rate.change), "")
+        table.add_row(
+            "error rate", _share(errors.base), _share(errors.new), _points(errors.difference), ""
+        )
         console.print(table)
         _line(
             console,
@@ -354,49 +281,98 @@ def outcome_markup(comparison: ComparisonResult) -> str:
     return f"[{colour}]{comparison.outcome}[/]"
 
 
-def _line(console: Console, text: str) -> None:
-    """Markup for colour, but no guessing: rich's highlighter would recolour every number."""
-    console.print(text, highlight=False)
+def _line(console: Console, text: str, *, soft_wrap: bool = False) -> None:
+    """Markup for colour, but no guessing: rich's highlighter would recolour every number.
+    `soft_wrap` for a line that must stay whole (a path), in a log as narrow as it may be."""
+    console.print(text, highlight=False, soft_wrap=soft_wrap)
 
 
 # --- the command ------------------------------------------------------------------------------
 
 
 def compare_command(
-    base: Path, new: Path, limits: list[str], *, endpoint: str | None, json_out: bool
+    base: Path,
+    new: Path,
+    limits: list[str],
+    *,
+    endpoint: str | None,
+    json_out: bool,
+    base_endpoint: str | None = None,
+    new_endpoint: str | None = None,
 ) -> int:
     """`loadgen compare BASE NEW`: 0, or 1 when a limit failed; UsageError on bad input."""
     parsed = [parse_limit(text) for text in limits]
-    pairs = _pairs(base, new, endpoint)
-    comparisons = [compare(b, n, parsed) for b, n in pairs]
-    passed = all(comparison.passed for comparison in comparisons)
+    choices = _choices(endpoint, base_endpoint, new_endpoint)
+    base_side = load_side(base, variants=choices is not None)
+    new_side = load_side(new, variants=choices is not None)
+    pairs = _pairs(base_side, new_side, choices)
+    report = CompareReport(
+        base=base_side.ref,
+        new=new_side.ref,
+        warnings=profile_warnings(base_side.profile, new_side.profile),
+        comparisons=tuple(compare(b, n, parsed) for b, n in pairs),
+    )
     if json_out:
-        shown = [comparison.model_dump(mode="json") for comparison in comparisons]
-        print(json.dumps({"passed": passed, "comparisons": shown}, indent=2))
+        print(report.model_dump_json(indent=2))
     else:
-        render_table(comparisons, Console(highlight=False))
-    return EXIT_OK if passed else EXIT_FAILED
+        render_report(report, Console(highlight=False))
+    return EXIT_OK if report.passed else EXIT_FAILED
 
 
-def _pairs(base: Path, new: Path, endpoint: str | None) -> list[tuple[Version, Version]]:
-    """Same label on both sides; a side with a single version pairs with anything."""
+@dataclass(frozen=True)
+class Choice:
+    """The label asked for on one side, and the flag that asked (an error names it)."""
+
+    label: str
+    flag: str
+
+
+def _choices(
+    endpoint: str | None, base_endpoint: str | None, new_endpoint: str | None
+) -> tuple[Choice, Choice] | None:
+    """--endpoint: one label on both sides; --base-endpoint/--new-endpoint: one each, a side
+    without its own flag taking the other's label. None: pair by label."""
     if endpoint is not None:
-        return [(_one(base, endpoint), _one(new, endpoint))]
-    base_versions, new_versions = load_versions(base), load_versions(new)
-    common = [name for name in base_versions if name in new_versions]
+        if base_endpoint is not None or new_endpoint is not None:
+            raise UsageError(
+                "--endpoint: not with --base-endpoint/--new-endpoint "
+                "(--endpoint L is --base-endpoint L --new-endpoint L)"
+            )
+        return Choice(endpoint, "--endpoint"), Choice(endpoint, "--endpoint")
+    base_choice = None if base_endpoint is None else Choice(base_endpoint, "--base-endpoint")
+    new_choice = None if new_endpoint is None else Choice(new_endpoint, "--new-endpoint")
+    if base_choice is None or new_choice is None:
+        given = base_choice or new_choice
+        return None if given is None else (given, given)
+    return base_choice, new_choice
+
+
+def _pairs(
+    base: Side, new: Side, choices: tuple[Choice, Choice] | None
+) -> list[tuple[Version, Version]]:
+    """The chosen labels; else the same label on both sides, and a side with a single version
+    pairs with anything."""
+    if choices is not None:
+        return [(_one(base, choices[0]), _one(new, choices[1]))]
+    common = [name for name in base.versions if name in new.versions]
     if common:
-        return [(base_versions[name], new_versions[name]) for name in common]
-    if len(base_versions) == 1 and len(new_versions) == 1:
-        return [(next(iter(base_versions.values())), next(iter(new_versions.values())))]
+        return [(base.versions[name], new.versions[name]) for name in common]
+    if len(base.versions) == 1 and len(new.versions) == 1:
+        return [(next(iter(base.versions.values())), next(iter(new.versions.values())))]
     raise UsageError(
-        f"no endpoint label in both {base} ({', '.join(base_versions)}) and "
-        f"{new} ({', '.join(new_versions)}); pick one with --endpoint"
+        f"no endpoint label in both {base.path} ({', '.join(base.versions)}) and "
+        f"{new.path} ({', '.join(new.versions)}); pick one with --endpoint, or one each "
+        "with --base-endpoint and --new-endpoint"
     )
 
 
-def _one(path: Path, name: str) -> Version:
-    """--endpoint's version on one side: by name, or a .hlog file's only version."""
-    versions = versions_in_run(path)
-    if path.suffix == ".hlog" and path.is_file():
-        return next(iter(versions.values()))
-    return _pick(versions, name, path)
+def _one(side: Side, choice: Choice) -> Version:
+    """The chosen version on one side: by label, or a .hlog file's only version."""
+    if side.path.suffix == ".hlog" and side.path.is_file():
+        return next(iter(side.versions.values()))
+    if choice.label not in side.versions:
+        raise UsageError(
+            f'{choice.flag}: no endpoint "{choice.label}" in {side.path} '
+            f"(have: {', '.join(side.versions)})"
+        )
+    return side.versions[choice.label]

@@ -193,6 +193,38 @@ class Pair(Model):
     new: int
 
 
+class ThroughputChange(Model):
+    """Requests per second of both versions, shown beside the latencies; it decides nothing.
+    None for a side without a run summary (a bare .hlog holds latencies, not a duration)."""
+
+    base_rps: float | None = None
+    new_rps: float | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def change(self) -> float | None:
+        """new/base - 1, as the latency changes are."""
+        if self.base_rps is None or self.new_rps is None or not self.base_rps:
+            return None
+        return self.new_rps / self.base_rps - 1.0
+
+
+class ErrorRateChange(Model):
+    """Share of requests that failed (0.01 is 1%) in both versions; it decides nothing.
+    None for a side without a run summary: a bare .hlog does not count errors."""
+
+    base: float | None = None
+    new: float | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def difference(self) -> float | None:
+        """new - base (0.01 is one percentage point): a ratio of rates near zero says little."""
+        if self.base is None or self.new is None:
+            return None
+        return self.new - self.base
+
+
 class ComparisonResult(Model):
     base: str
     new: str
@@ -204,6 +236,9 @@ class ComparisonResult(Model):
     mann_whitney: RankTest
     metrics: dict[str, MetricChange]  # p50, p90, p99, p999, max, mean
     limits: tuple[LimitResult, ...]
+    # defaults: a summary.json written before they were kept still loads
+    throughput: ThroughputChange = ThroughputChange()
+    error_rate: ErrorRateChange = ErrorRateChange()
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -232,6 +267,43 @@ class ComparisonResult(Model):
     def failure(self) -> str:
         failed = "; ".join(limit.failure() for limit in self.limits if limit.failed)
         return f"{self.outcome}: {failed}"
+
+
+class RunRef(Model):
+    """One argument of `loadgen compare`: the path given, and its run's id when a summary.json
+    says it (a bare .hlog has none)."""
+
+    path: str
+    run_id: str | None
+
+    @property
+    def shown(self) -> str:
+        return self.path if self.run_id is None else f"{self.run_id} ({self.path})"
+
+
+class CompareReport(Model):
+    """What `loadgen compare` prints: the two runs, what differs in how they were loaded
+    (warnings: they fail nothing), and a comparison per pair of versions."""
+
+    base: RunRef
+    new: RunRef
+    warnings: tuple[str, ...]  # e.g. "load profiles differ: load.rate 100 (base) vs 200 (new)"
+    comparisons: tuple[ComparisonResult, ...]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        return all(comparison.passed for comparison in self.comparisons)
+
+    @property
+    def title(self) -> str:
+        return f"compare base {self.base.shown} vs new {self.new.shown}"
+
+    @model_serializer(mode="wrap")
+    def _passed_first(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """`passed` at the top, where a person reading the JSON looks."""
+        data: dict[str, Any] = handler(self)
+        return {"passed": data.pop("passed")} | data
 
 
 # --- how the run ended, and the verdict -------------------------------------------------------
