@@ -16,7 +16,7 @@ import heapq
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from hdrh.histogram import HdrHistogram
 
@@ -33,9 +33,10 @@ from loadgen.histograms import (
     new_histogram,
     record_value,
 )
+from loadgen.stream_metrics import StreamState, StreamStats
 from loadgen.summary import Correlation, LatencyStats, TrafficSummary
 from loadgen.summary import MismatchSample as SampleSummary
-from loadgen.transport.base import Outcome
+from loadgen.transport.base import Outcome, StreamResult
 
 SLOWEST_KEPT = 20
 NS_PER_S = 1_000_000_000
@@ -65,6 +66,8 @@ class StatsState:
     out_of_range: int
     correlation: dict[str, int]
     samples: tuple[MismatchSample, ...]
+    stream_error_codes: dict[str, int]
+    stream: StreamState | None
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ class Stats:
         "out_of_range",
         "correlation",
         "samples",
+        "stream_error_codes",
+        "stream",
     )
 
     def __init__(self) -> None:
@@ -104,6 +109,8 @@ class Stats:
         self.out_of_range = 0  # values HdrHistogram refused (above one hour)
         self.correlation = {echo.value: 0 for echo in Echo}
         self.samples: list[MismatchSample] = []
+        self.stream_error_codes: dict[str, int] = {}  # ModelStreamError's ErrorCode -> count
+        self.stream: StreamStats | None = None  # once a stream succeeded
 
     def record(
         self, outcome: Outcome, echo: Echo | None, latency_us: int, service_us: int, late: bool
@@ -122,8 +129,19 @@ class Stats:
             if outcome.original_status is not None:
                 key = str(outcome.original_status)
                 self.model_error_status[key] = self.model_error_status.get(key, 0) + 1
+            code = outcome.stream_error_code
+            if code is not None:
+                self.stream_error_codes[code] = self.stream_error_codes.get(code, 0) + 1
         if echo is not None:
             self.correlation[echo.value] += 1
+
+    def add_stream(
+        self, result: StreamResult, intended_ns: int, sent_ns: int, done_ns: int
+    ) -> None:
+        stream = self.stream
+        if stream is None:
+            stream = self.stream = StreamStats()
+        stream.add(result, intended_ns, sent_ns, done_ns)
 
     def add_sample(self, sample: MismatchSample) -> None:
         if len(self.samples) < MAX_SAMPLES:
@@ -143,6 +161,8 @@ class Stats:
             self.out_of_range,
             dict(self.correlation),
             tuple(self.samples),
+            dict(self.stream_error_codes),
+            None if self.stream is None else self.stream.to_state(),
         )
 
     def merge_state(self, state: StatsState) -> None:
@@ -157,11 +177,16 @@ class Stats:
             (self.errors, state.errors),
             (self.model_error_status, state.model_error_status),
             (self.correlation, state.correlation),
+            (self.stream_error_codes, state.stream_error_codes),
         ):
             for key, count in source.items():
                 target[key] = target.get(key, 0) + count
         for sample in state.samples:
             self.add_sample(sample)
+        if state.stream is not None:
+            if self.stream is None:
+                self.stream = StreamStats()
+            self.stream.merge_state(state.stream)
 
     def merge(self, other: Stats) -> None:
         self.merge_state(other.to_state())
@@ -187,7 +212,31 @@ class Stats:
                     for s in self.samples
                 ),
             ),
+            stream_error_codes=dict(sorted(self.stream_error_codes.items())),
+            **self._stream_fields(elapsed_s),
         )
+
+    def _stream_fields(self, elapsed_s: float) -> dict[str, Any]:
+        """TrafficSummary's streaming fields; none for a run without a successful stream."""
+        stream = self.stream
+        if stream is None:
+            return {}
+
+        def stats(histogram: HdrHistogram) -> LatencyStats:
+            return LatencyStats(**histogram_summary(histogram))
+
+        return {
+            "ttfb_ms": stats(stream.ttfb),
+            "ttfb_service_time_ms": stats(stream.ttfb_service),
+            "ttft_ms": stats(stream.ttft),
+            "ttft_service_time_ms": stats(stream.ttft_service),
+            "itl_ms": stats(stream.itl),
+            "tpot_ms": stats(stream.tpot),
+            "output_tokens": stream.output_tokens,
+            "output_tokens_per_s": round(stream.output_tokens / elapsed_s, 3)
+            if elapsed_s > 0
+            else 0.0,
+        }
 
 
 @dataclass(slots=True)
@@ -203,6 +252,8 @@ class Interval:
     late: int = 0  # requests that started more than 1 ms after their intended time
     start_delay_max_us: int = 0  # how late the latest of those started; 0 if none was late
     error_codes: dict[str, int] = field(default_factory=dict)  # `errors` by code
+    output_tokens: int = 0  # of the streams that ended well in this second
+    ttft: HdrHistogram = field(default_factory=new_histogram)  # their time to first token
 
 
 IntervalSink = Callable[[Interval], None]
@@ -269,6 +320,7 @@ class _Pending:
         "start_delay_max",
         "slowest",
         "slowest_floor",
+        "stream_error_codes",
     )
 
     def __init__(self, slowest: list[Slow]) -> None:
@@ -295,6 +347,7 @@ class _Pending:
         self.matched = self.mismatched = self.missing = 0
         self.errors: dict[str, int] = {}
         self.model_error_status: dict[str, int] = {}
+        self.stream_error_codes: dict[str, int] = {}
         # record_ok's own counters, few per request; `settle` moves them into the ones above
         self.ok_out_of_range = self.ok_missing = 0
         self.ok_min = sys.maxsize
@@ -317,6 +370,9 @@ class _Pending:
             if outcome.original_status is not None:
                 key = str(outcome.original_status)
                 self.model_error_status[key] = self.model_error_status.get(key, 0) + 1
+            code = outcome.stream_error_code
+            if code is not None:
+                self.stream_error_codes[code] = self.stream_error_codes.get(code, 0) + 1
 
     def times(self, latency_us: int, service_us: int, late: bool, echo: Echo | None) -> None:
         """A request's times, late start and echo; both values indexed exactly as hdrh's
@@ -441,6 +497,8 @@ class _Pending:
             stats.errors[key] = stats.errors.get(key, 0) + count
         for key, count in self.model_error_status.items():
             stats.model_error_status[key] = stats.model_error_status.get(key, 0) + count
+        for key, count in self.stream_error_codes.items():
+            stats.stream_error_codes[key] = stats.stream_error_codes.get(key, 0) + count
         correlation = stats.correlation
         correlation[Echo.MATCHED.value] += self.matched
         correlation[Echo.MISMATCHED.value] += self.mismatched
@@ -606,6 +664,28 @@ class Recorder:
             pending.open_missing += 1
         if latency_us > pending.slowest_floor:
             pending.keep_if_slow(latency_us, trace_id, variant)
+
+    def record_stream(
+        self,
+        label: str,
+        variant: str | None,
+        result: StreamResult,
+        intended_ns: int,
+        sent_ns: int,
+        done_ns: int,
+    ) -> None:
+        """A successful stream's times and tokens, after `record` counted the request."""
+        endpoint = self._endpoints[label]
+        endpoint.stats.add_stream(result, intended_ns, sent_ns, done_ns)
+        if variant is not None:
+            endpoint.variants.setdefault(variant, Stats()).add_stream(
+                result, intended_ns, sent_ns, done_ns
+            )
+        interval = endpoint.interval
+        assert interval is not None
+        interval.output_tokens += result.tokens
+        if result.first_token_ns:
+            record_value(interval.ttft, (result.first_token_ns - intended_ns) // 1000)
 
     def _open(self, label: str, variant: str | None) -> _Pending:
         endpoint = self._endpoints[label]  # KeyError for an unknown label, as before

@@ -72,6 +72,9 @@ class RequestConfig(Strict):
     body_file: Path | None = None
     dataset: Path | None = None
     custom_attributes: str = TRACE_ID_PLACEHOLDER
+    # InvokeEndpointWithResponseStream, its PayloadParts read as tokens in this format
+    stream: bool = False
+    stream_format: Literal["sse", "jsonl", "raw"] = "sse"
 
     @model_validator(mode="after")
     def _one_body_source(self) -> RequestConfig:
@@ -124,6 +127,12 @@ def _check_correlation(value: str) -> str:
 class LoadBase(Strict):
     timeout: PositiveSeconds = 10.0
     connect_timeout: PositiveSeconds = 5.0
+    stream_idle_timeout: PositiveSeconds | None = None  # streams: longest silence; else timeout
+
+    @property
+    def idle_timeout(self) -> float:
+        """How long a stream may be silent before it is a Timeout."""
+        return self.timeout if self.stream_idle_timeout is None else self.stream_idle_timeout
 
 
 class FixedLength(LoadBase):

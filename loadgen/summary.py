@@ -88,6 +88,16 @@ class TrafficSummary(Model):
     late_starts: int
     out_of_range: int  # latencies HdrHistogram could not hold (above one hour)
     correlation: Correlation
+    # streaming calls (request.stream), successful streams only; null for other runs
+    stream_error_codes: dict[str, int] = {}  # ModelStreamError's ErrorCode -> count
+    ttfb_ms: LatencyStats | None = None  # to the response head, from the intended start
+    ttfb_service_time_ms: LatencyStats | None = None  # ... from the send
+    ttft_ms: LatencyStats | None = None  # to the first token event, from the intended start
+    ttft_service_time_ms: LatencyStats | None = None  # ... from the send
+    itl_ms: LatencyStats | None = None  # each gap between consecutive token events
+    tpot_ms: LatencyStats | None = None  # per stream: (end - first token) / (tokens - 1)
+    output_tokens: int | None = None
+    output_tokens_per_s: float | None = None  # over the run's duration
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -162,6 +162,11 @@ class Engine:
             request.trace_id,
             done_ns,
         )
+        stream = outcome.stream
+        if stream is not None and outcome.error is None:
+            self.recorder.record_stream(
+                label, outcome.variant, stream, intended_ns, sent_ns, done_ns
+            )
         if echo is Echo.MISMATCHED:
             sample = MismatchSample(
                 request.trace_id, request.custom_attributes, outcome.echoed or ""

@@ -44,6 +44,19 @@ class Request:
 
 
 @dataclass(slots=True)
+class StreamResult:
+    """What one InvokeEndpointWithResponseStream call's events said, timed as they arrived
+    (monotonic ns). Built by the transport, read once by the recorder."""
+
+    head_ns: int = 0  # the response head (and the echo) arrived
+    first_token_ns: int = 0  # the first token-bearing event; 0: none came
+    last_token_ns: int = 0
+    tokens: int = 0  # token events, or the stream's own final count (usage)
+    gaps_us: list[int] | None = None  # between consecutive token events, one per gap
+    parts: int = 0  # PayloadParts
+
+
+@dataclass(slots=True)
 class Outcome:
     """What one call produced. `error` is None on success, else an AWS code or api.TIMEOUT etc."""
 
@@ -52,6 +65,8 @@ class Outcome:
     variant: str | None = None  # X-Amzn-Invoked-Production-Variant
     echoed: str | None = None  # X-Amzn-SageMaker-Custom-Attributes of the response
     original_status: int | None = None  # ModelError's OriginalStatusCode
+    stream: StreamResult | None = None  # streaming calls: their events' times and tokens
+    stream_error_code: str | None = None  # ModelStreamError's ErrorCode
 
 
 def error_for_status(status: int, code: str | None) -> str:
