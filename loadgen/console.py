@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
@@ -13,10 +14,15 @@ from rich.table import Table
 from rich.text import Text
 
 from loadgen.compare import outcome_markup
+from loadgen.engine.core import Progress
+from loadgen.engine.schedule import due_by, rate_at
 from loadgen.histograms import new_histogram, percentiles_ms
 from loadgen.metrics import Interval
-from loadgen.scenario import Scenario
+from loadgen.scenario import ConstantArrivalRate, LoadConfig, RampingArrivalRate, Scenario
 from loadgen.summary import RunSummary, TrafficSummary
+
+PROGRESS_EVERY_S = 10.0  # stderr not a terminal (CI logs): a plain progress line this often
+RATE_WINDOW_S = 2.0  # the achieved rate spans about this much of the latest progress
 
 
 def stderr_console() -> Console:
@@ -24,11 +30,12 @@ def stderr_console() -> Console:
 
 
 class LiveStatus:
-    """elapsed / total, req/s, p50 / p99 of the last second, late starts and how late,
-    errors, mismatches; on a terminal only.
+    """Where the run stands, on stderr: on a terminal a live line, refreshed each tick;
+    otherwise (a CI log) the same line as plain text every `progress_every_s`.
 
-    Fed closed one-second intervals (from one engine or merged from workers), so it shows
-    the sum. Without a terminal it keeps counts only: a second's percentiles cost a scan.
+    Fed closed one-second intervals (from one engine or merged from workers) and, each tick,
+    the engines' progress. The last second's percentiles are computed only when shown, at
+    most once a second: a look-up scans the histogram. Disabled, it keeps counts only.
     """
 
     def __init__(
@@ -37,16 +44,27 @@ class LiveStatus:
         labels: list[str],
         enabled: bool = True,
         console: Console | None = None,
+        progress_every_s: float = PROGRESS_EVERY_S,
     ) -> None:
-        self._total_s = scenario.load.duration
+        self._load = scenario.load
+        self._labels = len(labels)
         self._console = console or stderr_console()
         self._live: Live | None = None
+        self._plain_every_s: float | None = None  # the plain line's period, when it is shown
         if enabled and self._console.is_terminal:
             self._live = Live(Text(""), console=self._console, refresh_per_second=4, transient=True)
+        elif enabled:
+            self._plain_every_s = progress_every_s
+        self._next_plain_s = progress_every_s
         self.requests = self.errors = self.mismatched = 0
+        # the second being reported, the last complete one, and its figures once computed
         self._second_index = -1
         self._second: list[Interval] = []
-        self._last = LastSecond(0, 0.0, 0.0, 0, 0)
+        self._closed: list[Interval] = []
+        self._last: LastSecond | None = None
+        # progress: the latest, and the readings the achieved rate is measured over
+        self._progress = Progress(0, 0, 0.0)
+        self._readings: deque[Progress] = deque([self._progress])
 
     def __enter__(self) -> LiveStatus:
         if self._live is not None:
@@ -62,53 +80,93 @@ class LiveStatus:
         if self._live is not None:
             self._live.__exit__(kind, value, tb)
 
+    @property
+    def _shown(self) -> bool:
+        return self._live is not None or self._plain_every_s is not None
+
     def observe(self, interval: Interval) -> None:
         self.requests += interval.requests
         self.errors += interval.errors
         self.mismatched += interval.mismatched
-        if self._live is None:
+        if not self._shown:
             return
         if interval.index != self._second_index:
             self._close_second()
             self._second_index = interval.index
         self._second.append(interval)
+        if len(self._second) >= self._labels:  # every endpoint's part of it is in
+            self._close_second()
 
     def _close_second(self) -> None:
-        """Percentiles once per second, not per refresh: look-ups scan the histogram."""
-        second = self._second
-        if not second:
-            return
-        merged = new_histogram()
-        for interval in second:
-            merged.add(interval.latency)
-        p50_ms, p99_ms = percentiles_ms(merged, (50.0, 99.0))
-        self._last = LastSecond(
-            sum(interval.requests for interval in second),
-            p50_ms,
-            p99_ms,
-            sum(interval.late for interval in second),
-            max(interval.start_delay_max_us for interval in second),
-        )
-        self._second = []
+        if self._second:
+            self._closed, self._second, self._last = self._second, [], None
+
+    def _last_second(self) -> LastSecond:
+        if self._last is None:
+            self._last = LastSecond.of(self._closed)
+        return self._last
+
+    def update(self, progress: Progress, elapsed_s: float | None = None) -> None:
+        """A tick: the engines' progress, and the time now when later than its reading
+        (workers' progress arrives with their own ticks)."""
+        elapsed = progress.at_s if elapsed_s is None else elapsed_s
+        self._progress = progress
+        readings = self._readings
+        if progress.at_s > readings[-1].at_s:
+            readings.append(progress)
+            while len(readings) > 2 and progress.at_s - readings[1].at_s >= RATE_WINDOW_S:
+                readings.popleft()
+        if self._live is not None:
+            self._live.update(Text(self.line(elapsed)))
+        elif self._plain_every_s is not None and elapsed >= self._next_plain_s:
+            self._console.print(Text(self.line(elapsed)), soft_wrap=True)
+            every = self._plain_every_s
+            self._next_plain_s = (elapsed // every + 1) * every
+
+    def rates(self) -> tuple[float, float | None]:
+        """Requests sent per second over the latest readings, and what the schedule wanted
+        over the same span (None: a closed loop has no schedule)."""
+        first, last = self._readings[0], self._readings[-1]
+        span = last.at_s - first.at_s
+        achieved = (last.sent - first.sent) / span if span > 0 else 0.0
+        return achieved, target_rate(self._load, first.at_s, last.at_s)
 
     def line(self, elapsed_s: float) -> str:
-        last = self._last
-        total = f"{self._total_s:.0f}s" if self._total_s else "?"
-        late = ""
+        load, progress, last = self._load, self._progress, self._last_second()
+        parts = [f"{elapsed_s:5.1f}s" + (f" / {load.duration:g}s" if load.duration else "")]
+        if load.requests is not None:
+            parts.append(f"{progress.sent:,} / {load.requests:,} sent")
+        achieved, target = self.rates()
+        if target is None:
+            parts.append(f"{_rate(achieved)} req/s")
+        else:
+            parts.append(f"{_rate(achieved)} of {_rate(target)} req/s")
+        parts.append(f"in flight {progress.in_flight:,}")
+        if last.requests:  # none before the first second closes, or in a stalled one
+            parts.append(f"p50 {_ms(last.p50_ms)} ms  p99 {_ms(last.p99_ms)} ms")
+        else:
+            parts.append("p50 - p99 - ms")
         if last.late:
-            late = (
-                f"  late {last.late / last.requests:.0%} "
-                f"(start delay up to {last.start_delay_max_us / 1000:,.1f} ms)"
+            parts.append(
+                f"late {_share(last.late / last.requests)} "
+                f"(start delay up to {_ms(last.start_delay_max_us / 1000)} ms)"
             )
-        return (
-            f"{elapsed_s:5.1f}s / {total}  {last.requests:>7,} req/s  "
-            f"p50 {last.p50_ms:.1f} ms  p99 {last.p99_ms:.1f} ms{late}  "
-            f"requests {self.requests:,}  errors {self.errors:,}  mismatches {self.mismatched:,}"
-        )
+        parts.append(f"errors {self.errors:,}  mismatches {self.mismatched:,}")
+        return "  ".join(parts)
 
-    def update(self, elapsed_s: float) -> None:
-        if self._live is not None:
-            self._live.update(Text(self.line(elapsed_s)))
+
+def target_rate(load: LoadConfig, from_s: float, to_s: float) -> float | None:
+    """The rate an open loop's schedule wants from `from_s` to `to_s` seconds in (at
+    `from_s` when they are equal); None for a closed loop, which has no schedule."""
+    if isinstance(load, ConstantArrivalRate):
+        return load.rate
+    if isinstance(load, RampingArrivalRate):
+        stages = [(stage.duration, stage.target) for stage in load.stages]
+        if to_s <= from_s:
+            return rate_at(load.start_rate, stages, from_s)
+        due = due_by(load.start_rate, stages, to_s) - due_by(load.start_rate, stages, from_s)
+        return due / (to_s - from_s)
+    return None
 
 
 class LastSecond(NamedTuple):
@@ -118,9 +176,41 @@ class LastSecond(NamedTuple):
     late: int
     start_delay_max_us: int
 
+    @classmethod
+    def of(cls, second: list[Interval]) -> LastSecond:
+        """One second's figures from its intervals (one per endpoint)."""
+        if not second:
+            return cls(0, 0.0, 0.0, 0, 0)
+        merged = new_histogram()
+        for interval in second:
+            merged.add(interval.latency)
+        p50_ms, p99_ms = percentiles_ms(merged, (50.0, 99.0))
+        return cls(
+            sum(interval.requests for interval in second),
+            p50_ms,
+            p99_ms,
+            sum(interval.late for interval in second),
+            max(interval.start_delay_max_us for interval in second),
+        )
+
 
 def _ms(value: float) -> str:
-    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+    """Milliseconds in at most five characters: 1.5, 812, 10000, and 3600s past 99999."""
+    if value < 100:
+        return f"{value:.1f}"
+    if value < 100_000:
+        return f"{value:.0f}"
+    return f"{value / 1000:.0f}s"
+
+
+def _share(value: float) -> str:
+    return f"{value:.1%}" if value < 0.1 else f"{value:.0%}"
+
+
+def _rate(value: float) -> str:
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:,.0f}"
 
 
 def print_summary(summary: RunSummary, console: Console | None = None) -> None:
