@@ -19,7 +19,8 @@ from loadgen.engine.schedule import due_by, rate_at
 from loadgen.histograms import new_histogram, percentiles_ms
 from loadgen.metrics import Interval
 from loadgen.scenario import ConstantArrivalRate, LoadConfig, RampingArrivalRate, Scenario
-from loadgen.summary import RunSummary, TrafficSummary
+from loadgen.summary import RunSummary
+from loadgen.table import LEGEND, TABLE_WIDTH, ms_text, rate_text, slowest_line, summary_table
 
 PROGRESS_EVERY_S = 10.0  # stderr not a terminal (CI logs): a plain progress line this often
 RATE_WINDOW_S = 2.0  # the achieved rate spans about this much of the latest progress
@@ -138,18 +139,18 @@ class LiveStatus:
             parts.append(f"{progress.sent:,} / {load.requests:,} sent")
         achieved, target = self.rates()
         if target is None:
-            parts.append(f"{_rate(achieved)} req/s")
+            parts.append(f"{rate_text(achieved)} req/s")
         else:
-            parts.append(f"{_rate(achieved)} of {_rate(target)} req/s")
+            parts.append(f"{rate_text(achieved)} of {rate_text(target)} req/s")
         parts.append(f"in flight {progress.in_flight:,}")
         if last.requests:  # none before the first second closes, or in a stalled one
-            parts.append(f"p50 {_ms(last.p50_ms)} ms  p99 {_ms(last.p99_ms)} ms")
+            parts.append(f"p50 {ms_text(last.p50_ms)} ms  p99 {ms_text(last.p99_ms)} ms")
         else:
             parts.append("p50 - p99 - ms")
         if last.late:
             parts.append(
                 f"late {_share(last.late / last.requests)} "
-                f"(start delay up to {_ms(last.start_delay_max_us / 1000)} ms)"
+                f"(start delay up to {ms_text(last.start_delay_max_us / 1000)} ms)"
             )
         parts.append(f"errors {self.errors:,}  mismatches {self.mismatched:,}")
         return "  ".join(parts)
@@ -194,86 +195,45 @@ class LastSecond(NamedTuple):
         )
 
 
-def _ms(value: float) -> str:
-    """Milliseconds in at most five characters: 1.5, 812, 10000, and 3600s past 99999."""
-    if value < 100:
-        return f"{value:.1f}"
-    if value < 100_000:
-        return f"{value:.0f}"
-    return f"{value / 1000:.0f}s"
-
-
 def _share(value: float) -> str:
     return f"{value:.1%}" if value < 0.1 else f"{value:.0%}"
 
 
-def _rate(value: float) -> str:
-    if value < 100:
-        return f"{value:.1f}"
-    return f"{value:,.0f}"
-
-
-def print_summary(summary: RunSummary, console: Console | None = None) -> None:
-    """The tables after a run: endpoints and variants, thresholds and comparisons."""
+def print_summary(
+    summary: RunSummary, console: Console | None = None, verbose: bool = False
+) -> None:
+    """After a run: the endpoints' table (TABLE_WIDTH columns), errors, the slowest trace
+    IDs, thresholds and comparisons. `verbose` adds the Logs Insights query that finds the
+    slowest requests (summary.md and the report always have it)."""
     if console is None:
         console = Console(highlight=False)
-        if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
-            console = Console(highlight=False, width=150)
-    table = Table(title=f"{summary.scenario}  run {summary.run_id}  {summary.duration_s:.1f}s")
-    columns = (
-        "endpoint / variant",
-        "requests",
-        "errors",
-        "req/s",
-        "p50",
-        "p90",
-        "p99",
-        "p99.9",
-        "max",
-    )
-    for column in columns + ("matched", "mismatched", "missing", "late"):
-        table.add_column(column, justify="left" if column.startswith("endpoint") else "right")
-
-    def row(name: str, stats: TrafficSummary) -> None:
-        latency = stats.latency_ms
-        correlation = stats.correlation
-        table.add_row(
-            name,
-            f"{stats.requests:,}",
-            f"{stats.error_count:,}",
-            f"{stats.throughput_rps:,.1f}",
-            *(
-                _ms(value)
-                for value in (latency.p50, latency.p90, latency.p99, latency.p999, latency.max)
-            ),
-            f"{correlation.matched:,}",
-            f"{correlation.mismatched:,}",
-            f"{correlation.missing:,}",
-            f"{stats.late_starts:,}",
-        )
-
-    for label, stats in summary.endpoints.items():
-        row(label, stats)
-        for variant, variant_stats in stats.variants.items():
-            row(f"  {variant}", variant_stats)
-    console.print(table)
+        if not console.is_terminal:  # logs and CI: the same width whatever COLUMNS says
+            console = Console(highlight=False, width=TABLE_WIDTH)
     console.print(
-        "latency in ms from the intended start (coordinated-omission corrected); correlation counts successful calls"
+        escape(f"{summary.scenario}  run {summary.run_id}  {summary.duration_s:.1f}s"),
+        soft_wrap=True,
     )
+    table, keyed = summary_table(summary)
+    console.print(table)
+    for line in keyed:
+        console.print(escape(line), soft_wrap=True)
+    for line in LEGEND:
+        console.print(line)
     for label, stats in summary.endpoints.items():
         if stats.errors:
             codes = ", ".join(f"{code} {count:,}" for code, count in stats.errors.items())
-            console.print(f"errors {label}: {codes}")
+            console.print(escape(f"errors {label}: {codes}"))
     for label, stats in summary.endpoints.items():
-        slowest = stats.slowest[:5]
-        if slowest:
-            listed = ", ".join(f"{s.trace_id} {_ms(s.latency_ms)} ms" for s in slowest)
-            console.print(f"slowest {label}: {listed}")
+        slowest = slowest_line(label, stats)
+        if slowest is None:
+            continue
+        console.print(escape(slowest), soft_wrap=True)
+        if verbose:
             query = stats.slowest_query
-            console.print(
-                f"  find them: Logs Insights on {query.log_group}: {query.query}",
-                soft_wrap=True,
-            )
+            console.print(escape(f"  Logs Insights on {query.log_group}:"), soft_wrap=True)
+            console.print(escape(f"  {query.query}"), soft_wrap=True)
+    if not verbose and any(stats.slowest for stats in summary.endpoints.values()):
+        console.print("  full IDs and a Logs Insights query: summary.md, report.html, --verbose")
     if summary.thresholds:
         gate = Table(title="thresholds", title_justify="left")
         for column in ("", "endpoint", "threshold", "observed"):

@@ -1,7 +1,9 @@
-"""What a person sees: the live status line during a run, the plain progress line in a CI log."""
+"""What a person sees: the live status line during a run, the plain progress line in a CI
+log, and the summary table after the run (80 columns, no cell cut)."""
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from pathlib import Path
@@ -10,13 +12,17 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from loadgen.console import LiveStatus
+from loadgen.console import LiveStatus, print_summary
 from loadgen.engine.core import Progress
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.histograms import new_histogram
 from loadgen.metrics import Interval
 from loadgen.scenario import Scenario, scenario_from_dict
+from loadgen.summary import RunSummary
+from loadgen.table import short_ids
 from tests.servers import scenario
+from tests.summaries import write_run
+from tests.test_cli import QUICKSTART, loadgen
 
 # --- the live line ---------------------------------------------------------------------------
 
@@ -165,3 +171,119 @@ async def test_quiet_prints_no_progress(tmp_path: Path, capsys: pytest.CaptureFi
     s = mock_run(1, rate=200, requests=200)
     await run_scenario(s, RunOptions(out=tmp_path, quiet=True, progress_every_s=0.2))
     assert progress_lines(capsys.readouterr().err) == []
+
+
+# --- the summary table -----------------------------------------------------------------------
+
+
+def rendered(summary: RunSummary, verbose: bool = False) -> str:
+    out = io.StringIO()
+    print_summary(summary, Console(width=80, file=out, highlight=False), verbose=verbose)
+    return out.getvalue()
+
+
+def table_lines(text: str) -> list[str]:
+    """The table's lines: from the header's rule to the line before the legend."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("───"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("latency ms"))
+    return lines[start + 1 : end]
+
+
+def several(tmp_path: Path) -> RunSummary:
+    samples = {
+        "churn-v1": {"AllTraffic": [20_000] * 50 + [140_000]},
+        "churn-v2/canary": {"canary": [19_000] * 40},
+        "ab-test-endpoint": {"blue": [10_000] * 30, "green": [13_000] * 10},
+    }
+    return write_run(tmp_path, samples, errors={"churn-v1": 3}).summary
+
+
+def test_the_table_fits_80_columns_with_several_endpoints_and_variants(tmp_path: Path) -> None:
+    summary = several(tmp_path)
+    text = rendered(summary)
+    assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())
+    rows = table_lines(text)
+    names = [
+        "churn-v1 (AllTraffic)",
+        "churn-v2/canary",
+        "ab-test-endpoint",
+        "  blue",
+        "  green",
+    ]
+    # one line per row (nothing wrapped), then the rule and the total
+    assert [row[: len(name)] for row, name in zip(rows, names, strict=False)] == names
+    assert len(rows) == len(names) + 2 and rows[-2].startswith("───")
+    total = summary.total
+    assert rows[-1].split() == [
+        "total",
+        f"{total.requests:,}",
+        f"{total.error_count:,}",
+        *rows[-1].split()[3:],
+    ]
+    v1 = summary.endpoints["churn-v1"]
+    assert rows[0].split()[2:5] == [f"{v1.requests:,}", "3", f"{v1.throughput_rps:.1f}"]
+    # p99, max, svc p99 (ms), bad echo: the service time is 95% of the latency here
+    assert rows[0].split()[-5:-1] == ["20.0", "140", "19.0", "0"]
+
+
+def test_long_names_and_large_figures_still_fit(tmp_path: Path) -> None:
+    """A 50-character endpoint name cannot fit beside nine figures: it is shown as #1 and
+    named in full under the table; millions are shortened, never cut."""
+    long_name = "a-long-endpoint-name-for-the-recommender-model-v1"
+    summary = write_run(
+        tmp_path, {long_name: {"AllTraffic": [1000] * 5}, "short": [2000] * 5}
+    ).summary
+    big = summary.endpoints["short"].model_copy(
+        update={"requests": 123_456_789, "ok": 123_000_000, "late_starts": 1_234_567}
+    )
+    summary = summary.model_copy(update={"endpoints": summary.endpoints | {"short": big}})
+    text = rendered(summary)
+    assert "…" not in text and all(len(line) <= 80 for line in text.splitlines()), text
+    rows = table_lines(text)
+    assert rows[0].startswith("#1 ") and rows[1].startswith("short ")
+    assert rows[1].split()[1:3] == ["123M", "457k"] and "1.2M" in rows[1]
+    assert f"#1 = {long_name} (AllTraffic)" in text.splitlines()
+
+
+def test_a_single_endpoint_with_one_variant_is_one_row_and_no_total(tmp_path: Path) -> None:
+    summary = write_run(tmp_path, {"churn-v1": {"AllTraffic": [20_000] * 10}}).summary
+    rows = table_lines(rendered(summary))
+    assert rows == [rows[0]] and rows[0].startswith("churn-v1 (AllTraffic) ")
+
+
+def test_the_logs_insights_query_only_with_verbose(tmp_path: Path) -> None:
+    summary = several(tmp_path)
+    plain, verbose = rendered(summary), rendered(summary, verbose=True)
+    slowest = [line for line in plain.splitlines() if line.startswith("slowest ")]
+    assert len(slowest) == 3 and all(len(line) <= 80 for line in slowest)
+    v1 = summary.endpoints["churn-v1"]
+    assert slowest[0].startswith(f"slowest churn-v1: ...{v1.slowest[0].trace_id[-6:]} 140 ms, ")
+    for stats in summary.endpoints.values():
+        assert stats.slowest_query.query not in plain
+        assert stats.slowest_query.query in verbose  # one line, whole, to copy
+        assert f"Logs Insights on {stats.slowest_query.log_group}:" in verbose
+
+
+def test_short_ids_are_tails_long_enough_to_tell_apart() -> None:
+    ids = ["0badcafe-000-000000001234", "0badcafe-001-000000001234", "0badcafe-000-000000000fff"]
+    assert short_ids(ids) == ["...0-000000001234", "...1-000000001234", "...0-000000000fff"]
+    assert short_ids(ids[1:2]) == ["...001234"]
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_cli_passes_verbose_through(tmp_path: Path, verbose: bool) -> None:
+    flags = ["--verbose"] if verbose else []
+    result = loadgen("run", str(QUICKSTART), "--duration", "1s", "--out", str(tmp_path), *flags)
+    assert result.returncode == 0, result.stderr
+    (folder,) = tmp_path.iterdir()
+    summary = RunSummary.load(folder / "summary.json")
+    queries = [stats.slowest_query.query for stats in summary.endpoints.values()]
+    markdown, page = (folder / "summary.md").read_text(), (folder / "report.html").read_text()
+    for query in queries:
+        assert (query in result.stdout) is verbose
+        assert query in markdown and html.escape(query) in page  # there either way
+    for line in result.stdout.splitlines():
+        if line.startswith("thresholds"):
+            break
+        assert len(line) <= 80 or line.strip() in queries, line
