@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--json", action="store_true", help="print summary.json to stdout instead of the table"
     )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also print the Logs Insights query that finds the slowest requests",
+    )
 
     validate = commands.add_parser(
         "validate", help="check a scenario file without sending anything"
@@ -172,7 +177,7 @@ def command_run(args: argparse.Namespace) -> int:
     if args.json:
         print(result.summary.to_json(), end="")
     elif not quiet:
-        print_summary(result.summary)
+        print_summary(result.summary, verbose=args.verbose)
     # the verdict is the last line, --quiet or not; beside --json's stdout, on stderr
     print_verdict(result.summary, result.folder, Console(stderr=args.json, highlight=False))
     return result.exit_code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
@@ -13,10 +14,16 @@ from rich.table import Table
 from rich.text import Text
 
 from loadgen.compare import outcome_markup
+from loadgen.engine.core import Progress
+from loadgen.engine.schedule import due_by, rate_at
 from loadgen.histograms import new_histogram, percentiles_ms
 from loadgen.metrics import Interval
-from loadgen.scenario import Scenario
-from loadgen.summary import RunSummary, TrafficSummary
+from loadgen.scenario import ConstantArrivalRate, LoadConfig, RampingArrivalRate, Scenario
+from loadgen.summary import RunSummary
+from loadgen.table import LEGEND, TABLE_WIDTH, ms_text, rate_text, slowest_line, summary_table
+
+PROGRESS_EVERY_S = 10.0  # stderr not a terminal (CI logs): a plain progress line this often
+RATE_WINDOW_S = 2.0  # the achieved rate spans about this much of the latest progress
 
 
 def stderr_console() -> Console:
@@ -24,11 +31,12 @@ def stderr_console() -> Console:
 
 
 class LiveStatus:
-    """elapsed / total, req/s, p50 / p99 of the last second, late starts and how late,
-    errors, mismatches; on a terminal only.
+    """Where the run stands, on stderr: on a terminal a live line, refreshed each tick;
+    otherwise (a CI log) the same line as plain text every `progress_every_s`.
 
-    Fed closed one-second intervals (from one engine or merged from workers), so it shows
-    the sum. Without a terminal it keeps counts only: a second's percentiles cost a scan.
+    Fed closed one-second intervals (from one engine or merged from workers) and, each tick,
+    the engines' progress. The last second's percentiles are computed only when shown, at
+    most once a second: a look-up scans the histogram. Disabled, it keeps counts only.
     """
 
     def __init__(
@@ -37,16 +45,27 @@ class LiveStatus:
         labels: list[str],
         enabled: bool = True,
         console: Console | None = None,
+        progress_every_s: float = PROGRESS_EVERY_S,
     ) -> None:
-        self._total_s = scenario.load.duration
+        self._load = scenario.load
+        self._labels = len(labels)
         self._console = console or stderr_console()
         self._live: Live | None = None
+        self._plain_every_s: float | None = None  # the plain line's period, when it is shown
         if enabled and self._console.is_terminal:
             self._live = Live(Text(""), console=self._console, refresh_per_second=4, transient=True)
+        elif enabled:
+            self._plain_every_s = progress_every_s
+        self._next_plain_s = progress_every_s
         self.requests = self.errors = self.mismatched = 0
+        # the second being reported, the last complete one, and its figures once computed
         self._second_index = -1
         self._second: list[Interval] = []
-        self._last = LastSecond(0, 0.0, 0.0, 0, 0)
+        self._closed: list[Interval] = []
+        self._last: LastSecond | None = None
+        # progress: the latest, and the readings the achieved rate is measured over
+        self._progress = Progress(0, 0, 0.0)
+        self._readings: deque[Progress] = deque([self._progress])
 
     def __enter__(self) -> LiveStatus:
         if self._live is not None:
@@ -62,53 +81,93 @@ class LiveStatus:
         if self._live is not None:
             self._live.__exit__(kind, value, tb)
 
+    @property
+    def _shown(self) -> bool:
+        return self._live is not None or self._plain_every_s is not None
+
     def observe(self, interval: Interval) -> None:
         self.requests += interval.requests
         self.errors += interval.errors
         self.mismatched += interval.mismatched
-        if self._live is None:
+        if not self._shown:
             return
         if interval.index != self._second_index:
             self._close_second()
             self._second_index = interval.index
         self._second.append(interval)
+        if len(self._second) >= self._labels:  # every endpoint's part of it is in
+            self._close_second()
 
     def _close_second(self) -> None:
-        """Percentiles once per second, not per refresh: look-ups scan the histogram."""
-        second = self._second
-        if not second:
-            return
-        merged = new_histogram()
-        for interval in second:
-            merged.add(interval.latency)
-        p50_ms, p99_ms = percentiles_ms(merged, (50.0, 99.0))
-        self._last = LastSecond(
-            sum(interval.requests for interval in second),
-            p50_ms,
-            p99_ms,
-            sum(interval.late for interval in second),
-            max(interval.start_delay_max_us for interval in second),
-        )
-        self._second = []
+        if self._second:
+            self._closed, self._second, self._last = self._second, [], None
+
+    def _last_second(self) -> LastSecond:
+        if self._last is None:
+            self._last = LastSecond.of(self._closed)
+        return self._last
+
+    def update(self, progress: Progress, elapsed_s: float | None = None) -> None:
+        """A tick: the engines' progress, and the time now when later than its reading
+        (workers' progress arrives with their own ticks)."""
+        elapsed = progress.at_s if elapsed_s is None else elapsed_s
+        self._progress = progress
+        readings = self._readings
+        if progress.at_s > readings[-1].at_s:
+            readings.append(progress)
+            while len(readings) > 2 and progress.at_s - readings[1].at_s >= RATE_WINDOW_S:
+                readings.popleft()
+        if self._live is not None:
+            self._live.update(Text(self.line(elapsed)))
+        elif self._plain_every_s is not None and elapsed >= self._next_plain_s:
+            self._console.print(Text(self.line(elapsed)), soft_wrap=True)
+            every = self._plain_every_s
+            self._next_plain_s = (elapsed // every + 1) * every
+
+    def rates(self) -> tuple[float, float | None]:
+        """Requests sent per second over the latest readings, and what the schedule wanted
+        over the same span (None: a closed loop has no schedule)."""
+        first, last = self._readings[0], self._readings[-1]
+        span = last.at_s - first.at_s
+        achieved = (last.sent - first.sent) / span if span > 0 else 0.0
+        return achieved, target_rate(self._load, first.at_s, last.at_s)
 
     def line(self, elapsed_s: float) -> str:
-        last = self._last
-        total = f"{self._total_s:.0f}s" if self._total_s else "?"
-        late = ""
+        load, progress, last = self._load, self._progress, self._last_second()
+        parts = [f"{elapsed_s:5.1f}s" + (f" / {load.duration:g}s" if load.duration else "")]
+        if load.requests is not None:
+            parts.append(f"{progress.sent:,} / {load.requests:,} sent")
+        achieved, target = self.rates()
+        if target is None:
+            parts.append(f"{rate_text(achieved)} req/s")
+        else:
+            parts.append(f"{rate_text(achieved)} of {rate_text(target)} req/s")
+        parts.append(f"in flight {progress.in_flight:,}")
+        if last.requests:  # none before the first second closes, or in a stalled one
+            parts.append(f"p50 {ms_text(last.p50_ms)} ms  p99 {ms_text(last.p99_ms)} ms")
+        else:
+            parts.append("p50 - p99 - ms")
         if last.late:
-            late = (
-                f"  late {last.late / last.requests:.0%} "
-                f"(start delay up to {last.start_delay_max_us / 1000:,.1f} ms)"
+            parts.append(
+                f"late {_share(last.late / last.requests)} "
+                f"(start delay up to {ms_text(last.start_delay_max_us / 1000)} ms)"
             )
-        return (
-            f"{elapsed_s:5.1f}s / {total}  {last.requests:>7,} req/s  "
-            f"p50 {last.p50_ms:.1f} ms  p99 {last.p99_ms:.1f} ms{late}  "
-            f"requests {self.requests:,}  errors {self.errors:,}  mismatches {self.mismatched:,}"
-        )
+        parts.append(f"errors {self.errors:,}  mismatches {self.mismatched:,}")
+        return "  ".join(parts)
 
-    def update(self, elapsed_s: float) -> None:
-        if self._live is not None:
-            self._live.update(Text(self.line(elapsed_s)))
+
+def target_rate(load: LoadConfig, from_s: float, to_s: float) -> float | None:
+    """The rate an open loop's schedule wants from `from_s` to `to_s` seconds in (at
+    `from_s` when they are equal); None for a closed loop, which has no schedule."""
+    if isinstance(load, ConstantArrivalRate):
+        return load.rate
+    if isinstance(load, RampingArrivalRate):
+        stages = [(stage.duration, stage.target) for stage in load.stages]
+        if to_s <= from_s:
+            return rate_at(load.start_rate, stages, from_s)
+        due = due_by(load.start_rate, stages, to_s) - due_by(load.start_rate, stages, from_s)
+        return due / (to_s - from_s)
+    return None
 
 
 class LastSecond(NamedTuple):
@@ -118,72 +177,63 @@ class LastSecond(NamedTuple):
     late: int
     start_delay_max_us: int
 
-
-def _ms(value: float) -> str:
-    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
-
-
-def print_summary(summary: RunSummary, console: Console | None = None) -> None:
-    """The tables after a run: endpoints and variants, thresholds and comparisons."""
-    if console is None:
-        console = Console(highlight=False)
-        if not console.is_terminal:  # logs and CI: do not squeeze the table into 80 columns
-            console = Console(highlight=False, width=150)
-    table = Table(title=f"{summary.scenario}  run {summary.run_id}  {summary.duration_s:.1f}s")
-    columns = (
-        "endpoint / variant",
-        "requests",
-        "errors",
-        "req/s",
-        "p50",
-        "p90",
-        "p99",
-        "p99.9",
-        "max",
-    )
-    for column in columns + ("matched", "mismatched", "missing", "late"):
-        table.add_column(column, justify="left" if column.startswith("endpoint") else "right")
-
-    def row(name: str, stats: TrafficSummary) -> None:
-        latency = stats.latency_ms
-        correlation = stats.correlation
-        table.add_row(
-            name,
-            f"{stats.requests:,}",
-            f"{stats.error_count:,}",
-            f"{stats.throughput_rps:,.1f}",
-            *(
-                _ms(value)
-                for value in (latency.p50, latency.p90, latency.p99, latency.p999, latency.max)
-            ),
-            f"{correlation.matched:,}",
-            f"{correlation.mismatched:,}",
-            f"{correlation.missing:,}",
-            f"{stats.late_starts:,}",
+    @classmethod
+    def of(cls, second: list[Interval]) -> LastSecond:
+        """One second's figures from its intervals (one per endpoint)."""
+        if not second:
+            return cls(0, 0.0, 0.0, 0, 0)
+        merged = new_histogram()
+        for interval in second:
+            merged.add(interval.latency)
+        p50_ms, p99_ms = percentiles_ms(merged, (50.0, 99.0))
+        return cls(
+            sum(interval.requests for interval in second),
+            p50_ms,
+            p99_ms,
+            sum(interval.late for interval in second),
+            max(interval.start_delay_max_us for interval in second),
         )
 
-    for label, stats in summary.endpoints.items():
-        row(label, stats)
-        for variant, variant_stats in stats.variants.items():
-            row(f"  {variant}", variant_stats)
-    console.print(table)
+
+def _share(value: float) -> str:
+    return f"{value:.1%}" if value < 0.1 else f"{value:.0%}"
+
+
+def print_summary(
+    summary: RunSummary, console: Console | None = None, verbose: bool = False
+) -> None:
+    """After a run: the endpoints' table (TABLE_WIDTH columns), errors, the slowest trace
+    IDs, thresholds and comparisons. `verbose` adds the Logs Insights query that finds the
+    slowest requests (summary.md and the report always have it)."""
+    if console is None:
+        console = Console(highlight=False)
+        if not console.is_terminal:  # logs and CI: the same width whatever COLUMNS says
+            console = Console(highlight=False, width=TABLE_WIDTH)
     console.print(
-        "latency in ms from the intended start (coordinated-omission corrected); correlation counts successful calls"
+        escape(f"{summary.scenario}  run {summary.run_id}  {summary.duration_s:.1f}s"),
+        soft_wrap=True,
     )
+    table, keyed = summary_table(summary)
+    console.print(table)
+    for line in keyed:
+        console.print(escape(line), soft_wrap=True)
+    for line in LEGEND:
+        console.print(line)
     for label, stats in summary.endpoints.items():
         if stats.errors:
             codes = ", ".join(f"{code} {count:,}" for code, count in stats.errors.items())
-            console.print(f"errors {label}: {codes}")
+            console.print(escape(f"errors {label}: {codes}"))
     for label, stats in summary.endpoints.items():
-        slowest = stats.slowest[:5]
-        if slowest:
-            listed = ", ".join(f"{s.trace_id} {_ms(s.latency_ms)} ms" for s in slowest)
-            console.print(f"slowest {label}: {listed}")
+        slowest = slowest_line(label, stats)
+        if slowest is None:
+            continue
+        console.print(escape(slowest), soft_wrap=True)
+        if verbose:
             query = stats.slowest_query
-            console.print(
-                f"  find them: Logs Insights on {query.log_group}: {query.query}",
-                soft_wrap=True,
-            )
+            console.print(escape(f"  Logs Insights on {query.log_group}:"), soft_wrap=True)
+            console.print(escape(f"  {query.query}"), soft_wrap=True)
+    if not verbose and any(stats.slowest for stats in summary.endpoints.values()):
+        console.print("  full IDs and a Logs Insights query: summary.md, report.html, --verbose")
     if summary.thresholds:
         gate = Table(title="thresholds", title_justify="left")
         for column in ("", "endpoint", "threshold", "observed"):

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 
-from loadgen.engine.schedule import Ramp, constant_offsets, ramping_offsets, take_share
+from loadgen.engine.schedule import (
+    Ramp,
+    constant_offsets,
+    due_by,
+    ramp_requests,
+    ramping_offsets,
+    rate_at,
+    take_share,
+)
 
 
 def test_constant_offsets_are_index_over_rate() -> None:
@@ -43,6 +52,29 @@ def test_ramp_time_of_inverts_count() -> None:
     for n in (0.0, 1.0, 10.0, ramp.count):
         t = ramp.time_of(n)
         assert 5.0 * t + (45.0 / 4.0) / 2 * t * t == pytest.approx(n)
+
+
+def test_rate_at_and_due_by_follow_the_ramp() -> None:
+    """50 -> 200 req/s over 10 s, then 200 for 10 s: 437.5 due by 5 s ((50 + 125) / 2 * 5),
+    1,250 by 10 s, all 3,250 by the end and after it."""
+    stages = [(10.0, 200.0), (10.0, 200.0)]
+    assert [rate_at(50.0, stages, t) for t in (0.0, 5.0, 15.0, 25.0)] == [50, 125, 200, 200]
+    assert [due_by(50.0, stages, t) for t in (0.0, 5.0, 10.0, 20.0, 25.0)] == [
+        0,
+        437.5,
+        1250,
+        3250,
+        3250,
+    ]
+    assert due_by(50.0, stages, 20.0) == ramp_requests(50.0, stages)
+
+
+def test_due_by_counts_the_offsets_the_ramp_makes() -> None:
+    """Request i starts once i requests are due: ceil(due_by(t)) of them start before t."""
+    stages = [(2.0, 10.0), (2.0, 30.0), (1.0, 0.0)]
+    offsets = list(ramping_offsets(10.0, stages))
+    for t in (0.05, 0.5, 1.99, 2.5, 3.7, 4.2, 4.99):
+        assert sum(1 for o in offsets if o < t) == math.ceil(due_by(10.0, stages, t) - 1e-9)
 
 
 def test_shares_partition_the_schedule_exactly() -> None:

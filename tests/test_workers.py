@@ -18,6 +18,7 @@ import yaml
 
 from loadgen.correlate import Echo
 from loadgen.engine.context import RunContext
+from loadgen.engine.core import Progress
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.engine.workers import Merged, Tick, WorkerPool
 from loadgen.metrics import Interval, Recorder
@@ -127,7 +128,8 @@ async def test_messages_larger_than_the_socket_buffer_while_the_runner_is_busy(
     for label in labels:
         for value in range(1500, 11500, 1000):
             sample.record(label, Outcome(200), Echo.MATCHED, value, value, False, "t", 0)
-    one_tick = len(pickle.dumps(Tick((), sample.take_state()), pickle.HIGHEST_PROTOCOL))
+    tick = Tick((), sample.take_state(), Progress(0, 0, 0.0))
+    one_tick = len(pickle.dumps(tick, pickle.HIGHEST_PROTOCOL))
     with socket.socket(socket.AF_UNIX) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         buffer = probe.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)  # Linux doubles it

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from hdrh.histogram import HdrHistogram
 
@@ -97,6 +98,32 @@ class TesterState:
     cpu_busy: float
 
 
+class EngineCaller(Caller, Protocol):
+    """A caller the Engine runs; `request` is the one it has under way (None: idle or parked)."""
+
+    request: Request | None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far an engine is at one tick: read then from what the callers already keep,
+    so nothing is counted per request for it."""
+
+    sent: int  # requests started so far
+    in_flight: int  # started and not yet ended
+    at_s: float  # seconds since the run's start when read
+
+    @classmethod
+    def total(cls, parts: Iterable[Progress]) -> Progress:
+        """Several engines' (workers') progress as one; as of the latest reading."""
+        parts = list(parts)
+        return cls(
+            sum(part.sent for part in parts),
+            sum(part.in_flight for part in parts),
+            max((part.at_s for part in parts), default=0.0),
+        )
+
+
 class Engine:
     """Runs callers and keeps their tasks in one set, so a stop can drain or cancel them.
 
@@ -120,16 +147,18 @@ class Engine:
         self.recorder = recorder
         self.clock = clock
         self.max_in_flight = max_in_flight
-        self.in_flight: set[asyncio.Task[None]] = set()
+        self.in_flight: set[asyncio.Task[None]] = set()  # the callers' tasks
+        self.callers: list[EngineCaller] = []
         self.tester = TesterStats()
         # requests left to start, when a closed loop is bounded by count
         self.remaining: int | None = None
         self.stopping = False  # callers start no new request once set
 
-    def start_callers(self, callers: Sequence[Caller]) -> list[asyncio.Task[None]]:
+    def start_callers(self, callers: Sequence[EngineCaller]) -> list[asyncio.Task[None]]:
         """One task per caller, which the transport runs until the caller is done."""
         if len(callers) > self.max_in_flight:
             raise ValueError(f"{len(callers)} callers, max_in_flight {self.max_in_flight}")
+        self.callers.extend(callers)
         loop = asyncio.get_running_loop()
         tasks = []
         for caller in callers:
@@ -138,6 +167,11 @@ class Engine:
             task.add_done_callback(self.in_flight.discard)
             tasks.append(task)
         return tasks
+
+    def progress(self, at_s: float) -> Progress:
+        """At a tick, not per request: one look at each caller (max_in_flight at most)."""
+        in_flight = sum(1 for caller in self.callers if caller.request is not None)
+        return Progress(self.tester.sent, in_flight, at_s)
 
     def stop_starting(self) -> None:
         self.stopping = True

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 from loadgen.correlate import Correlator, TraceIds
 from loadgen.engine.context import RunContext
-from loadgen.engine.core import Engine, TesterStats
+from loadgen.engine.core import Engine, Progress, TesterStats
 from loadgen.engine.executors import Executor
 from loadgen.engine.requests import RequestFactory, load_bodies, targets_of
 from loadgen.metrics import NS_PER_S, IntervalSink, Recorder
 from loadgen.transport.base import Transport
 
-TickHook = Callable[[Recorder, float], None]  # (recorder, seconds since the start)
+TickHook = Callable[[Recorder, Progress], None]  # progress.at_s: seconds since the start
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ async def drive(
     cpu_started_s, wall_started_s = time.process_time(), time.monotonic()
     loop = asyncio.get_running_loop()  # the executor waits for `start_ns` itself
     schedule = loop.create_task(executor.run(engine, start_ns))
-    ticker = loop.create_task(_tick(recorder, start_ns, reporting))
+    ticker = loop.create_task(_tick(engine, start_ns, reporting))
     stopper = loop.create_task(stop.wait())
     try:
         await asyncio.wait({schedule, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -87,12 +87,14 @@ async def drive(
     return Driven(recorder, engine.tester, (now - start_ns) / NS_PER_S)
 
 
-async def _tick(recorder: Recorder, start_ns: int, reporting: Reporting) -> None:
-    """Close seconds even when no request completes (a stall shows as zeros), and report."""
+async def _tick(engine: Engine, start_ns: int, reporting: Reporting) -> None:
+    """Close seconds even when no request completes (a stall shows as zeros), and report
+    with the engine's progress, read now (never counted per request)."""
+    recorder = engine.recorder
     on_tick = reporting.on_tick
     while True:
         await asyncio.sleep(reporting.every_s)
         now = time.monotonic_ns()
         recorder.tick(now)
         if on_tick is not None:
-            on_tick(recorder, (now - start_ns) / NS_PER_S)
+            on_tick(recorder, engine.progress((now - start_ns) / NS_PER_S))

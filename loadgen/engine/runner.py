@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadgen.console import LiveStatus, stderr_console
+from loadgen.console import PROGRESS_EVERY_S, LiveStatus, stderr_console
 from loadgen.correlate import new_run_id
 from loadgen.engine.context import OVERRUN_ALLOWANCE_S, START_LEAD_NS, RunContext
 from loadgen.engine.drive import Reporting, drive
@@ -44,6 +44,7 @@ class RunOptions:
     quiet: bool = False
     region: str | None = None  # --region: used when the scenario names none
     status_interval_s: float = 0.25  # also how soon a second is closed and judged
+    progress_every_s: float = PROGRESS_EVERY_S  # the plain progress line, stderr not a terminal
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,12 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
         folder = run_folder(options.out, scenario.name, started)
         writer = ResultsWriter(folder, labels, started.timestamp())
         stack.callback(writer.close)
-        status = LiveStatus(scenario, labels, enabled=not options.quiet)
+        status = LiveStatus(
+            scenario,
+            labels,
+            enabled=not options.quiet,
+            progress_every_s=options.progress_every_s,
+        )
         stopping = Stopping()
 
         watch = None
@@ -143,7 +149,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
         with status:
             if pool is None:
                 reporting = Reporting(
-                    sink, lambda _, elapsed: status.update(elapsed), options.status_interval_s
+                    sink, lambda _, progress: status.update(progress), options.status_interval_s
                 )
                 start_ns = time.monotonic_ns() + START_LEAD_NS
                 driven = await drive(ctx, transport, start_ns, stopping.event, reporting)
@@ -151,7 +157,9 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
             else:
                 start_ns = pool.start()
                 merged = Merged(Recorder(labels, start_ns))
-                ticker = loop.create_task(_show_status(status, start_ns, options.status_interval_s))
+                ticker = loop.create_task(
+                    _show_status(status, pool, start_ns, options.status_interval_s)
+                )
                 planned_end = start_ns / NS_PER_S + (scenario.load.duration or float("inf"))
                 deadline = ctx.finish_deadline(planned_end + OVERRUN_ALLOWANCE_S)
                 await pool.collect(merged, sink, stopping.event, deadline)
@@ -170,7 +178,8 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
     return RunResult(folder, summary)
 
 
-async def _show_status(status: LiveStatus, start_ns: int, every_s: float) -> None:
+async def _show_status(status: LiveStatus, pool: WorkerPool, start_ns: int, every_s: float) -> None:
+    """The workers' progress as of their latest ticks, the clock as of now."""
     while True:
         await asyncio.sleep(every_s)
-        status.update((time.monotonic_ns() - start_ns) / NS_PER_S)
+        status.update(pool.progress(), (time.monotonic_ns() - start_ns) / NS_PER_S)

@@ -61,6 +61,29 @@ def ramp_requests(start_rate: float, stages: Sequence[tuple[float, float]]) -> f
     return total
 
 
+def rate_at(start_rate: float, stages: Sequence[tuple[float, float]], at_s: float) -> float:
+    """The rate a ramp schedules `at_s` seconds in (after its end, its last target)."""
+    rate, elapsed = start_rate, 0.0
+    for duration, target in stages:
+        if at_s < elapsed + duration:
+            return rate + (target - rate) * max(at_s - elapsed, 0.0) / duration
+        rate, elapsed = target, elapsed + duration
+    return rate
+
+
+def due_by(start_rate: float, stages: Sequence[tuple[float, float]], at_s: float) -> float:
+    """How many requests a ramp has made due `at_s` seconds in: the area under its rate so
+    far (after its end, all of them)."""
+    total, rate, elapsed = 0.0, start_rate, 0.0
+    for duration, target in stages:
+        if at_s < elapsed + duration:
+            part = max(at_s - elapsed, 0.0)
+            return total + Ramp(rate, rate_at(start_rate, stages, at_s), part).count
+        total += Ramp(rate, target, duration).count
+        rate, elapsed = target, elapsed + duration
+    return total
+
+
 def ramping_offsets(start_rate: float, stages: Sequence[tuple[float, float]]) -> Iterator[float]:
     """Piecewise-linear rate: (duration, target) stages; request i starts when i requests are due."""
     ramps = []

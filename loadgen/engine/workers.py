@@ -21,7 +21,7 @@ from hdrh.histogram import HdrHistogram
 
 from loadgen.engine.channel import Channel, ChannelClosed
 from loadgen.engine.context import START_LEAD_NS, RunContext
-from loadgen.engine.core import TesterState, TesterStats
+from loadgen.engine.core import Progress, TesterState, TesterStats
 from loadgen.engine.drive import Reporting, drive
 from loadgen.engine.transports import open_transport
 from loadgen.errors import CannotRunError, LoadgenError
@@ -91,6 +91,7 @@ class Failed:
 class Tick:
     intervals: tuple[WireInterval, ...]
     state: RecorderState
+    progress: Progress  # for the live status: sent and in flight as of this tick
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ async def _worker_main(sock: socket.socket, ctx: RunContext) -> None:
             try:
                 start_ns = await started
             except asyncio.CancelledError:
-                channel.send(Final((), {}, TesterStats().to_state()))
+                channel.send(Final((), {}, Progress(0, 0, 0.0), TesterStats().to_state()))
                 return
 
             def take_intervals() -> tuple[WireInterval, ...]:
@@ -157,12 +158,18 @@ async def _worker_main(sock: socket.socket, ctx: RunContext) -> None:
                 closed.clear()
                 return wire
 
-            def on_tick(recorder: Recorder, elapsed_s: float) -> None:
-                channel.send(Tick(take_intervals(), recorder.take_state()))
+            def on_tick(recorder: Recorder, progress: Progress) -> None:
+                channel.send(Tick(take_intervals(), recorder.take_state(), progress))
 
             reporting = Reporting(closed.append, on_tick)
             driven = await drive(ctx, transport, start_ns, stop, reporting)
-            final = Final(take_intervals(), driven.recorder.take_state(), driven.tester.to_state())
+            tester = driven.tester
+            final = Final(
+                take_intervals(),
+                driven.recorder.take_state(),
+                Progress(tester.sent, 0, driven.elapsed_s),
+                tester.to_state(),
+            )
             channel.send(final)
     finally:
         listener.cancel()
@@ -233,6 +240,7 @@ class WorkerPool:
             self.workers.append(Worker(share, process, ours))
         self._pending: dict[int, _Second] = {}
         self._next_index = 0
+        self._progress: dict[int, Progress] = {}  # each worker's latest, by share
 
     async def wait_ready(self) -> None:
         """Every worker has its transport up; a worker's own error is raised here."""
@@ -312,14 +320,21 @@ class WorkerPool:
                 code = await exit_code(worker.process)
                 merged.fail(StopReason.WORKER_CRASHED, f"worker {worker.share}, exit code {code}")
                 worker.finished = True  # gone: it reports no more seconds
+                if (last := self._progress.get(worker.share)) is not None:
+                    self._progress[worker.share] = Progress(last.sent, 0, last.at_s)
                 self._flush_pending(sink)
                 return
             if isinstance(message, Tick):
+                self._progress[worker.share] = message.progress
                 merged.recorder.merge_state(message.state)
                 if isinstance(message, Final):
                     merged.tester.merge_state(message.tester)
                     worker.finished = True
                 self._add_intervals(worker, message.intervals, sink)
+
+    def progress(self) -> Progress:
+        """Every worker's progress as of its latest tick."""
+        return Progress.total(self._progress.values())
 
     def _add_intervals(
         self, worker: Worker, wire: tuple[WireInterval, ...], sink: Callable[[Interval], None]
