@@ -210,7 +210,10 @@ def print_summary(
         if not console.is_terminal:  # logs and CI: the same width whatever COLUMNS says
             console = Console(highlight=False, width=TABLE_WIDTH)
     console.print(
-        escape(f"{summary.scenario}  run {summary.run_id}  {summary.duration_s:.1f}s"),
+        escape(
+            f"{summary.scenario}  run {summary.run_id}  {summary.duration_s:.1f}s  "
+            f"region {summary.region}"
+        ),
         soft_wrap=True,
     )
     table, keyed = summary_table(summary)

@@ -3,11 +3,14 @@ profile, else the endpoint URL's; contradictions are usage errors before anythin
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from loadgen.console import print_summary
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.errors import EXIT_USAGE, UsageError
 from loadgen.mock.config import MockConfig
@@ -121,6 +124,9 @@ async def test_a_region_from_the_environment_is_signed_for_on_both_transports(
         result = await run_scenario(run, RunOptions(out=tmp_path, quiet=True))
         summary = result.summary
         assert summary.region == "eu-west-1"
+        header = io.StringIO()
+        print_summary(summary, Console(file=header, width=80))
+        assert "region eu-west-1" in header.getvalue().splitlines()[0]
         assert summary.total.requests == 20 and summary.total.errors == {}
         monkeypatch.delenv("AWS_REGION")
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

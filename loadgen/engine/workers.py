@@ -48,6 +48,8 @@ class WireInterval(NamedTuple):
     late: int
     start_delay_max_us: int
     error_codes: tuple[tuple[str, int], ...]
+    output_tokens: int
+    ttft: str | None  # encoded; None when no stream ended in this second
 
     @classmethod
     def of(cls, interval: Interval) -> WireInterval:
@@ -61,6 +63,8 @@ class WireInterval(NamedTuple):
             interval.late,
             interval.start_delay_max_us,
             tuple(interval.error_codes.items()),
+            interval.output_tokens,
+            interval.ttft.encode().decode("ascii") if interval.ttft.get_total_count() else None,
         )
 
 
@@ -355,6 +359,9 @@ class WorkerPool:
             codes = interval.error_codes
             for code, count in item.error_codes:
                 codes[code] = codes.get(code, 0) + count
+            interval.output_tokens += item.output_tokens
+            if item.ttft is not None:
+                interval.ttft.add(HdrHistogram.decode(item.ttft))
         for second in {item.second for item in wire}:
             self._pending[second].reported_by.add(worker.share)
         self._flush_pending(sink)
