@@ -16,6 +16,7 @@ import struct
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,6 +46,7 @@ from loadgen.transport.eventstream_encode import (
     encode_payload_part,
     frame,
 )
+from tests.stubs import public_names, stub_names
 
 C_DECODER = eventstream.CEventStreamDecoder
 MAKERS: list[Callable[[], EventDecoder]] = [PyEventStreamDecoder]
@@ -60,6 +62,14 @@ STRICTER = (
     "header runs past the headers",
     "is not a string",
 )
+
+
+def test_the_c_decoder_is_built() -> None:
+    """CI builds the extension; without it every read pays the Python scan."""
+    if os.environ.get("LOADGEN_PURE_EVENTSTREAM") == "1":
+        assert eventstream.EventStreamDecoder is PyEventStreamDecoder
+    else:
+        assert C_DECODER is not None and eventstream.EventStreamDecoder is C_DECODER
 
 
 # -- botocore, read as events ---------------------------------------------------------------
@@ -632,3 +642,43 @@ def test_a_payload_part_is_sagemakers() -> None:
         ":message-type": "event",
     }
     assert message.payload == b"tok"
+
+
+# -- The C module itself ---------------------------------------------------------------------
+
+needs_c = pytest.mark.skipif(C_DECODER is None, reason="the C extension is not built")
+
+
+@needs_c
+def test_crc32_is_zlibs() -> None:
+    from loadgen.transport import _eventstreamc
+
+    data = os.urandom(4096)
+    for start in range(9):
+        for length in [*range(40), 63, 64, 65, 1000, 4000]:
+            piece = data[start : start + length]
+            assert _eventstreamc.crc32(piece) == zlib.crc32(piece)
+            assert _eventstreamc.crc32(piece, 0xDEADBEEF) == zlib.crc32(piece, 0xDEADBEEF)
+
+
+@needs_c
+def test_the_decoder_checks_what_it_is_given() -> None:
+    from loadgen.transport._eventstreamc import Decoder
+
+    other, error = eventstream._other_event, EventStreamError
+    for args in [(tuple, 1, error), (PayloadPart, other, ValueError())]:
+        with pytest.raises(TypeError):
+            Decoder(*args)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):  # a class whose instances have more than tuple's fields
+        Decoder(type("Wide", (tuple,), {}), other, error)
+    with pytest.raises(TypeError):
+        Decoder(PayloadPart, other, error).feed("text")  # type: ignore[arg-type]
+
+
+@needs_c
+def test_the_stub_types_what_the_module_has() -> None:
+    """mypy checks callers against _eventstreamc.pyi: it must name exactly the module's names."""
+    from loadgen.transport import _eventstreamc
+
+    stub = Path(__file__).resolve().parent.parent / "loadgen/transport/_eventstreamc.pyi"
+    assert stub_names(stub) == public_names(_eventstreamc)
