@@ -1,7 +1,8 @@
 """The C part of the build; all metadata is in pyproject.toml.
 
-Both extensions are optional: without a compiler the install still succeeds, the SigV4
-signer hashes with hashlib and every response is parsed by httptools.
+The extensions are optional: without a compiler the install still succeeds, the SigV4
+signer hashes with hashlib, every response is parsed by httptools and event streams are
+decoded by eventstream.py's pure Python decoder.
 """
 
 from setuptools import Extension, setup
@@ -14,6 +15,6 @@ setup(
             extra_compile_args=["-O2"],
             optional=True,
         )
-        for name in ("_sigv4c", "_http11c")
+        for name in ("_sigv4c", "_http11c", "_eventstreamc")
     ]
 )
