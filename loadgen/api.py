@@ -18,6 +18,8 @@ H_INFERENCE_COMPONENT = "X-Amzn-SageMaker-Inference-Component"
 H_INFERENCE_ID = "X-Amzn-SageMaker-Inference-Id"
 H_INVOKED_VARIANT = "X-Amzn-Invoked-Production-Variant"
 H_ERROR_TYPE = "x-amzn-ErrorType"
+H_STREAM_ACCEPT = "X-Amzn-SageMaker-Accept"  # InvokeEndpointWithResponseStream's Accept
+EVENT_STREAM_CONTENT_TYPE = "application/vnd.amazon.eventstream"
 
 MAX_CUSTOM_ATTRIBUTES = 1024
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -61,8 +63,10 @@ PROTOCOL_ERROR = "ProtocolError"
 TLS_ERROR = "TLSError"  # handshake or certificate verification failed
 
 
-def invocation_path(endpoint_name: str) -> str:
-    return f"/endpoints/{endpoint_name}/invocations"
+def invocation_path(endpoint_name: str, stream: bool = False) -> str:
+    """InvokeEndpoint's path, or InvokeEndpointWithResponseStream's."""
+    suffix = "-response-stream" if stream else ""
+    return f"/endpoints/{endpoint_name}/invocations{suffix}"
 
 
 def name_problem(value: str, pattern: re.Pattern[str] = ENDPOINT_NAME_RE) -> str | None:

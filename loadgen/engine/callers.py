@@ -88,7 +88,7 @@ class ClosedCaller(_Failing):
         return False  # nothing to take: the closed loop is done
 
     def done(self, outcome: Outcome) -> None:
-        if outcome.error is None:
+        if outcome.error is None and outcome.stream is None:  # a stream has more to record
             self.ok(outcome.status, outcome.variant, outcome.echoed, outcome)
             return
         request = self.request
@@ -191,7 +191,7 @@ class OpenCaller(_Failing):
         return self.arrivals.park(resume)
 
     def done(self, outcome: Outcome) -> None:
-        if outcome.error is None:
+        if outcome.error is None and outcome.stream is None:  # a stream has more to record
             self.ok(outcome.status, outcome.variant, outcome.echoed, outcome)
             return
         request = self.request

@@ -23,6 +23,8 @@ def targets_of(scenario: Scenario) -> list[Target]:
             target_model=endpoint.target_model,
             target_container_hostname=endpoint.target_container_hostname,
             inference_component=endpoint.inference_component,
+            stream=request.stream,
+            stream_format=request.stream_format,
         )
         for endpoint in scenario.endpoints
     ]

@@ -41,7 +41,7 @@ async def open_transport(
             region=region,
             max_connections=connections,
             connect_timeout=load.connect_timeout,
-            read_timeout=load.timeout,
+            read_timeout=load.idle_timeout if scenario.request.stream else load.timeout,
             verify=str(tls.ca_file) if tls.ca_file and tls.verify else tls.verify,
             allow_placeholder_credentials=scenario.uses_mock,
         )
@@ -60,6 +60,8 @@ async def open_transport(
             read_timeout=load.timeout,
             verify=tls.verify,
             ca_file=str(tls.ca_file) if tls.ca_file else None,
+            streams=scenario.request.stream,
+            idle_timeout=load.idle_timeout,
         )
     await transport.start()
     stack.push_async_callback(transport.close)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# z of the 99th percentile of the standard normal: p99 = exp(mu + Z_P99 * sigma).
+Z_P99 = 2.3263478740408408
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -29,6 +33,13 @@ class LatencySpec(Strict):
     median: Annotated[float, Field(ge=0.0)] = 20.0
     p99: Annotated[float, Field(ge=0.0)] = 80.0
 
+    def lognormal(self) -> tuple[float | None, float]:
+        """(mu, sigma) of the delay in ms; mu None when the median is 0 (no delay)."""
+        if self.median <= 0:
+            return None, 0.0
+        mu = math.log(self.median)
+        return mu, (math.log(self.p99) - mu) / Z_P99
+
     @model_validator(mode="after")
     def _p99_not_below_median(self) -> LatencySpec:
         if self.p99 < self.median:
@@ -52,6 +63,18 @@ class MockEndpoint(Strict):
     echo: str | None = None
 
 
+class MockStream(Strict):
+    """What InvokeEndpointWithResponseStream calls get: tokens, each on its own time, in a
+    container's format, cut into PayloadParts at odd places as real containers' writes are."""
+
+    tokens: Annotated[int, Field(ge=1, le=100_000)] = 32  # per response
+    ttft_ms: LatencySpec = LatencySpec(median=50.0, p99=150.0)  # to the first token
+    itl_ms: LatencySpec = LatencySpec(median=10.0, p99=30.0)  # between tokens
+    format: Literal["sse", "jsonl"] = "sse"  # TGI-style SSE events, or LMI-style JSON lines
+    # a ModelStreamError (ModelInvocationTimeExceeded) after some tokens, at this rate
+    stream_error_rate: Probability = 0.0
+
+
 class MockConfig(Strict):
     latency_ms: LatencySpec = LatencySpec()
     error_rate: Probability = 0.0  # shorthand for errors: {ModelError: rate}
@@ -65,6 +88,7 @@ class MockConfig(Strict):
     access_key: str | None = None
     secret_key: str | None = None
     region: str = "us-east-1"
+    stream: MockStream = MockStream()
 
     @model_validator(mode="after")
     def _keys_together(self) -> MockConfig:

@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
-import math
 import random
 import signal
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import uvloop
 from aiohttp import web
@@ -27,14 +26,13 @@ from aiohttp import web
 from loadgen import api
 from loadgen.errors import CannotRunError
 from loadgen.mock.config import LatencySpec, MockConfig, MockEndpoint, MockVariant
+from loadgen.mock.streaming import Streamer
 from loadgen.mock.verify import SignatureVerifier
 
 PLACEHOLDER = "{custom_attributes}"
 ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.sagemaker.runtime/"
 ACCOUNT_ID = "123456789012"
 CONTAINER_STATS_KEY = ("container", "")
-# z of the 99th percentile of the standard normal: p99 = exp(mu + Z_P99 * sigma).
-Z_P99 = 2.3263478740408408
 # How long closing waits for requests still in flight (e.g. sleeping out their latency).
 SHUTDOWN_GRACE_S = 2.0
 DEFAULT_VARIANTS = MockConfig.model_fields["variants"].default
@@ -52,6 +50,9 @@ class MockStats:
     injected_errors: dict[str, int] = field(default_factory=dict)
     signature_failures: int = 0
     validation_errors: int = 0
+    streams: int = 0  # InvokeEndpointWithResponseStream calls answered with a stream
+    stream_tokens: int = 0
+    stream_errors: int = 0  # ModelStreamErrors sent mid-stream
 
     def total_requests(self) -> int:
         return sum(self.requests.values())
@@ -87,11 +88,7 @@ class EndpointPlan:
 
 
 def behaviour_of(latency: LatencySpec, errors: dict[str, float]) -> Behaviour:
-    mu: float | None = None
-    sigma = 0.0
-    if latency.median > 0:
-        mu = math.log(latency.median)
-        sigma = (math.log(latency.p99) - mu) / Z_P99
+    mu, sigma = latency.lognormal()
     cumulative: list[tuple[str, float]] = []
     total = 0.0
     for code, probability in errors.items():
@@ -223,6 +220,15 @@ def render_echo(echo_format: str, attributes: str | None) -> str:
 # --- handlers -------------------------------------------------------------------------
 
 
+class Admitted(NamedTuple):
+    """A call that passed the checks: its body, the variant serving it and the echo."""
+
+    body: bytes
+    variant: str
+    behaviour: Behaviour
+    echo: str
+
+
 class MockHandlers:
     """The request handlers with everything they need precomputed."""
 
@@ -230,6 +236,7 @@ class MockHandlers:
         self._stats = stats
         self._region = config.region
         self._dice = Dice(config.seed)
+        self._streamer = Streamer(config.stream, config.seed, stats)
         self._default_plan = plan_endpoint(config, None)
         self._plans = {name: plan_endpoint(config, o) for name, o in config.endpoints.items()}
         self._verifier: SignatureVerifier | None = None
@@ -253,6 +260,42 @@ class MockHandlers:
         return error_response("ValidationError", message)
 
     async def invoke(self, request: web.Request) -> web.Response:
+        admitted = await self._admit(request)
+        if isinstance(admitted, web.Response):
+            return admitted
+        body, variant, behaviour, echo = admitted
+        error = self._dice.error(behaviour)
+        if error is not None:
+            return await self._inject(error, request, behaviour)
+        await self._sleep(behaviour)
+        response_headers = {
+            "Content-Type": content_type_for(request.headers.get("Accept")),
+            api.H_INVOKED_VARIANT: variant,
+        }
+        if echo:
+            response_headers[api.H_CUSTOM_ATTRIBUTES] = echo
+        return web.Response(body=body, headers=response_headers)
+
+    async def invoke_stream(self, request: web.Request) -> web.StreamResponse:
+        """InvokeEndpointWithResponseStream: the same checks and injected errors, then tokens."""
+        admitted = await self._admit(request)
+        if isinstance(admitted, web.Response):
+            return admitted
+        _, variant, behaviour, echo = admitted
+        error = self._dice.error(behaviour)
+        if error is not None:
+            return await self._inject(error, request, behaviour)
+        return await self._streamer.respond(request, variant, echo)
+
+    async def _inject(self, error: str, request: web.Request, behaviour: Behaviour) -> web.Response:
+        injected = self._stats.injected_errors
+        injected[error] = injected.get(error, 0) + 1
+        if error == "ModelError":  # the model ran, and took its time, before failing
+            await self._sleep(behaviour)
+        return injected_error_response(error, request.match_info["name"], self._region)
+
+    async def _admit(self, request: web.Request) -> web.Response | Admitted:
+        """A call's checks as SageMaker makes them: an error response, or what to serve."""
         body = await self._read_body(request)
         if body is None:
             return self._invalid(f"Request body must be at most {api.MAX_BODY_BYTES} bytes.")
@@ -299,24 +342,7 @@ class MockHandlers:
         key = (endpoint, variant)
         requests = self._stats.requests
         requests[key] = requests.get(key, 0) + 1
-
-        error = self._dice.error(behaviour)
-        if error is not None:
-            injected = self._stats.injected_errors
-            injected[error] = injected.get(error, 0) + 1
-            if error == "ModelError":  # the model ran, and took its time, before failing
-                await self._sleep(behaviour)
-            return injected_error_response(error, endpoint, self._region)
-
-        await self._sleep(behaviour)
-        response_headers = {
-            "Content-Type": content_type_for(headers.get("Accept")),
-            api.H_INVOKED_VARIANT: variant,
-        }
-        echo = render_echo(plan.echo, attributes)
-        if echo:
-            response_headers[api.H_CUSTOM_ATTRIBUTES] = echo
-        return web.Response(body=body, headers=response_headers)
+        return Admitted(body, variant, behaviour, render_echo(plan.echo, attributes))
 
     async def container_invoke(self, request: web.Request) -> web.Response:
         """`POST /invocations` as a model container sees it: the model sets the echo header itself."""
@@ -349,6 +375,7 @@ def build_app(config: MockConfig, *, container: bool = False) -> web.Application
         app.router.add_post("/invocations", handlers.container_invoke)
     else:
         app.router.add_post("/endpoints/{name}/invocations", handlers.invoke)
+        app.router.add_post("/endpoints/{name}/invocations-response-stream", handlers.invoke_stream)
     return app
 
 

@@ -71,6 +71,9 @@ def _read_timeseries(path: Path) -> Timeseries:
                         int(record["mismatched"]),
                         float(record["p50_ms"]),
                         float(record["p99_ms"]),
+                        int(record["output_tokens"]),
+                        float(record["ttft_p50_ms"]),
+                        float(record["ttft_p99_ms"]),
                     )
                 except (TypeError, ValueError) as exc:
                     raise UsageError(f"{path}: line {reader.line_num}: {exc}") from None

@@ -21,7 +21,18 @@ from loadgen.results.files import write_text_atomic
 from loadgen.summary import RunSummary
 
 HLOG_MS_RATIO = 1000.0  # values are microseconds; the log's max column is in milliseconds
-TIMESERIES_FIELDS = ("second", "endpoint", "requests", "errors", "mismatched", "p50_ms", "p99_ms")
+TIMESERIES_FIELDS = (
+    "second",
+    "endpoint",
+    "requests",
+    "errors",
+    "mismatched",
+    "p50_ms",
+    "p99_ms",
+    "output_tokens",  # streams that ended well this second; 0 for other runs
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+)
 Timeseries = dict[str, list["TimeRow"]]  # by endpoint label, in time order
 
 
@@ -34,6 +45,9 @@ class TimeRow(NamedTuple):
     mismatched: int
     p50_ms: float
     p99_ms: float
+    output_tokens: int = 0
+    ttft_p50_ms: float = 0.0
+    ttft_p99_ms: float = 0.0
 
 
 def run_folder(base: Path, scenario_name: str, started: datetime) -> Path:
@@ -92,6 +106,7 @@ class ResultsWriter:
                 max_value_unit_ratio=HLOG_MS_RATIO,
             )
         p50_ms, p99_ms = percentiles_ms(histogram, (50.0, 99.0))
+        ttft_p50_ms, ttft_p99_ms = percentiles_ms(interval.ttft, (50.0, 99.0))
         row = TimeRow(
             interval.index,
             interval.requests,
@@ -99,6 +114,9 @@ class ResultsWriter:
             interval.mismatched,
             round(p50_ms, 3),  # as the CSV holds it: the report reads the same numbers
             round(p99_ms, 3),
+            interval.output_tokens,
+            round(ttft_p50_ms, 3),
+            round(ttft_p99_ms, 3),
         )
         self.timeseries[interval.label].append(row)
         self._timeseries.writerow(
@@ -110,6 +128,9 @@ class ResultsWriter:
                 row.mismatched,
                 f"{row.p50_ms:.3f}",
                 f"{row.p99_ms:.3f}",
+                row.output_tokens,
+                f"{row.ttft_p50_ms:.3f}",
+                f"{row.ttft_p99_ms:.3f}",
             )
         )
         now = time.monotonic()

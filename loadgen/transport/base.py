@@ -23,6 +23,8 @@ class Target:
     target_model: str | None = None
     target_container_hostname: str | None = None
     inference_component: str | None = None
+    stream: bool = False  # InvokeEndpointWithResponseStream
+    stream_format: str = "sse"  # how its PayloadParts divide into tokens (tokens.py)
 
     def optional_headers(self) -> dict[str, str]:
         """The X-Amzn-SageMaker-* routing headers this target sends."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,7 @@ from loadgen import api
 from loadgen.errors import CannotRunError
 from loadgen.transport.base import Outcome, Request, Target, Transport, error_for_status
 from loadgen.transport.credentials import PLACEHOLDER
+from loadgen.transport.stream import StreamReader
 
 _TIMEOUTS = (boto.ReadTimeoutError, boto.ConnectTimeoutError, asyncio.TimeoutError)
 _CONNECTION_FAULTS = (
@@ -83,7 +85,8 @@ class BotocoreTransport(Transport):
             optional = {
                 "Accept": target.accept,
                 "TargetVariant": target.target_variant,
-                "TargetModel": target.target_model,
+                # InvokeEndpointWithResponseStream has no TargetModel (the scenario says so)
+                "TargetModel": None if target.stream else target.target_model,
                 "TargetContainerHostname": target.target_container_hostname,
                 "InferenceComponentName": target.inference_component,
             }
@@ -92,6 +95,8 @@ class BotocoreTransport(Transport):
         return params
 
     async def invoke(self, request: Request) -> Outcome:
+        if request.target.stream:
+            return await self._invoke_stream(request)
         params = self._params_for(request.target)
         try:
             response = await self._client.invoke_endpoint(
@@ -116,10 +121,79 @@ class BotocoreTransport(Transport):
             echoed=response.get("CustomAttributes"),
         )
 
+    async def _invoke_stream(self, request: Request) -> Outcome:
+        """invoke_endpoint_with_response_stream, its events read as users' code reads them:
+        `async for` over botocore's EventStream; an exception frame raises there."""
+        target = request.target
+        reader = StreamReader(target.stream_format)
+        response: dict[str, Any] = {}
+        last = _LastEvent()
+        try:
+            response = await self._client.invoke_endpoint_with_response_stream(
+                Body=request.body,
+                CustomAttributes=request.custom_attributes,
+                **self._params_for(target),
+            )
+            reader.head()
+            events = response["Body"]
+            last.watch(events)
+            async for event in events:
+                part = event.get("PayloadPart")
+                if part is not None:
+                    reader.part(part.get("Bytes", b""))
+        except boto.EventStreamError as exc:
+            return Outcome(
+                200,
+                exc.response.get("Error", {}).get("Code") or api.PROTOCOL_ERROR,
+                response.get("InvokedProductionVariant"),
+                response.get("CustomAttributes"),
+                stream_error_code=last.error_code(),
+            )
+        except boto.ClientError as exc:
+            return _error_outcome(exc.response)
+        except boto.SSLError:
+            return Outcome(error=api.TLS_ERROR)
+        except _TIMEOUTS:
+            return Outcome(error=api.TIMEOUT)
+        except _CONNECTION_FAULTS as exc:
+            return Outcome(error=_fault_code(exc))
+        except (boto.BotoCoreError, ValueError):  # unparseable responses, bad CRCs
+            return Outcome(error=api.PROTOCOL_ERROR)
+        metadata = response["ResponseMetadata"]
+        return reader.outcome(
+            metadata.get("HTTPStatusCode", 200),
+            response.get("InvokedProductionVariant"),
+            response.get("CustomAttributes"),
+        )
+
     async def close(self) -> None:
         if self._client_context is not None:
             await self._client_context.__aexit__(None, None, None)
             self._client_context = self._client = None
+
+
+class _LastEvent:
+    """The raw message botocore parsed last: its parser keeps an exception frame's Code and
+    Message but drops ModelStreamError's ErrorCode, which the fast transport reports."""
+
+    def __init__(self) -> None:
+        self.payload = b""
+
+    def watch(self, events: Any) -> None:
+        parse = events._parse_event  # one stream's own parser, wrapped for this call only
+
+        def remembered(event: Any) -> Any:
+            self.payload = event.payload
+            return parse(event)
+
+        events._parse_event = remembered
+
+    def error_code(self) -> str | None:
+        try:
+            code = json.loads(self.payload).get("ErrorCode")
+        except (ValueError, AttributeError):
+            return None
+        return code if isinstance(code, str) else None
 
 
 def _fault_code(exc: Exception) -> str:

@@ -125,10 +125,10 @@ class _Cached:
 
 def prepare_target(target: Target, host_header: str) -> PreparedTarget:
     """Build the request line and the headers a target always sends."""
-    path = api.invocation_path(target.endpoint_name)
+    path = api.invocation_path(target.endpoint_name, target.stream)
     signed: list[tuple[str, str]] = [("Content-Type", target.content_type)]
     if target.accept:
-        signed.append(("Accept", target.accept))
+        signed.append((api.H_STREAM_ACCEPT if target.stream else "Accept", target.accept))
     signed.extend(target.optional_headers().items())
     lines = header_lines([("Host", host_header), ("User-Agent", USER_AGENT), *signed])
     head = f"POST {path} HTTP/1.1\r\n{lines}".encode("latin-1")

@@ -20,6 +20,7 @@ from loadgen.transport.encode import Origin, RequestEncoder, error_of, outcome_o
 from loadgen.transport.http11 import ConnectionClosed, HTTP11Connection, HTTPError
 from loadgen.transport.lanes import Lane, LaneEnd, SendBatch
 from loadgen.transport.pool import ConnectionPool, PoolClosed
+from loadgen.transport.stream import StreamReader
 
 if TYPE_CHECKING:
     from loadgen.transport.credentials import CredentialSource
@@ -46,9 +47,13 @@ class FastTransport(Transport):
         ca_file: str | None = None,
         clock: Callable[[], float] = time.time,
         native: bool = True,
+        streams: bool = False,
+        idle_timeout: float | None = None,
     ) -> None:
         """`clock` gives the signing time (epoch seconds); `native=False` signs and formats
-        every request in Python even when the C extension is built (tests, benchmarks)."""
+        every request in Python even when the C extension is built (tests, benchmarks).
+        `streams`: the requests are InvokeEndpointWithResponseStream calls, each of which
+        may be silent for `idle_timeout` (default `read_timeout`) at most."""
         self._origin = Origin.parse(endpoint_url)
         # `credentials` are owned (started and closed) by the caller
         self._encoder = RequestEncoder(
@@ -56,6 +61,8 @@ class FastTransport(Transport):
         )
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
+        self._streams = streams
+        self._idle_timeout = read_timeout if idle_timeout is None else idle_timeout
         self._verify = verify
         self._ca_file = ca_file
         self._pool: ConnectionPool[HTTP11Connection] = ConnectionPool(max_connections)
@@ -83,18 +90,29 @@ class FastTransport(Transport):
 
     async def invoke(self, request: Request) -> Outcome:
         data, separate = self._encoder.encode(request)
+        target = request.target
+        if target.stream:
+            return await self._exchange(data, separate, reader=StreamReader(target.stream_format))
         return await self._exchange(data, separate)
 
-    async def _exchange(self, data: bytes, separate: bytes | None, fresh: bool = False) -> Outcome:
-        """Send on an idle connection (or a new one) and wait for the response. A reused
-        connection the server had already closed is retried once on a fresh one."""
+    async def _exchange(
+        self,
+        data: bytes,
+        separate: bytes | None,
+        fresh: bool = False,
+        reader: StreamReader | None = None,
+    ) -> Outcome:
+        """Send on an idle connection (or a new one) and wait for the response (a stream's
+        body read by `reader` as it comes). A reused connection the server had already
+        closed is retried once on a fresh one (no byte of the response had arrived)."""
         pool = self._pool
+        timeout = self._read_timeout if reader is None else self._idle_timeout
         while True:
             conn = None if fresh else pool.checkout()
             try:
                 if conn is None:
                     conn = await self._acquire()
-                response = await conn.request(data, self._read_timeout, separate)
+                response = await conn.request(data, timeout, separate, reader)
             except ConnectionClosed as exc:
                 if conn is not None:
                     pool.release(conn)
@@ -112,12 +130,17 @@ class FastTransport(Transport):
                     pool.release(conn)
                 raise
             pool.release(conn)
+            if reader is not None and 200 <= response.status < 300:
+                return reader.outcome(response.status, response.variant, response.echoed)
             return outcome_of(response)
 
     async def run_caller(self, caller: Caller) -> None:
         """Requests one after another, each sent from the callback that ended the last one
         (or from the timer that found it due), on one connection while it lasts; a new
-        connection is got the general way."""
+        connection is got the general way. Streams, long and few, go the general way."""
+        if self._streams:
+            await super().run_caller(caller)
+            return
         pool = self._pool
         while True:
             conn = pool.checkout()

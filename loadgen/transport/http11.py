@@ -145,6 +145,14 @@ class Listener(Protocol):
     def failed(self, conn: HTTP11Connection, exc: HTTPError) -> None: ...
 
 
+class StreamSink(Protocol):
+    """Reads a streaming response's 2xx body as it arrives (stream.py's StreamReader)."""
+
+    def head(self) -> None: ...
+
+    def data(self, chunk: bytes) -> None: ...
+
+
 class HTTP11Connection(asyncio.Protocol):
     """An asyncio protocol that sends one request at a time and parses its response.
 
@@ -176,6 +184,8 @@ class HTTP11Connection(asyncio.Protocol):
         "error_type",
         "body_length",
         "error_body",
+        "sink",
+        "timeout",
     )
 
     def __init__(
@@ -213,6 +223,10 @@ class HTTP11Connection(asyncio.Protocol):
         self.error_type: str | None = None
         self.body_length = 0
         self.error_body: bytearray | None = None
+        # a streaming request's reader: gets a 2xx body as it arrives, and each piece of it
+        # moves the deadline (the timeout is then the longest silence)
+        self.sink: StreamSink | None = None
+        self.timeout = 0.0
 
     def __repr__(self) -> str:
         return f"<HTTP11Connection [{self.state.name}, requests={self.requests}]>"
@@ -228,15 +242,21 @@ class HTTP11Connection(asyncio.Protocol):
     # The request
 
     def request(
-        self, data: bytes, timeout: float, body: bytes | None = None
+        self,
+        data: bytes,
+        timeout: float,
+        body: bytes | None = None,
+        sink: StreamSink | None = None,
     ) -> asyncio.Future[Response]:
         """Send `data` (the request, or its head when `body` is given separately, as large
-        bodies are, to avoid copying them) and return the future of its response.
+        bodies are, to avoid copying them) and return the future of its response. With a
+        `sink`, a 2xx body goes to it as it arrives, and `timeout` is the longest silence.
 
         Raises ConnectionClosed at once when the connection is already closed.
         """
         waiter: asyncio.Future[Response] = self.loop.create_future()
         self.send(None, data, timeout, body)
+        self.sink = sink
         self.waiter = waiter
         return waiter
 
@@ -253,6 +273,8 @@ class HTTP11Connection(asyncio.Protocol):
         self.headers_done = False
         self.waiter = None
         self.listener = listener
+        self.sink = None
+        self.timeout = timeout
         loop = self.loop
         self.deadline = loop.time() + timeout
         if self.timer is None:
@@ -297,7 +319,7 @@ class HTTP11Connection(asyncio.Protocol):
             # Bytes nobody asked for: the server is out of step with us. Never reuse this.
             self.abort()
             return
-        if not self.received and parse_simple is not None:
+        if not self.received and parse_simple is not None and self.sink is None:
             simple = parse_simple(data)
             if simple is not None:  # the whole response, the usual case: no callbacks
                 listener = self.listener
@@ -384,11 +406,21 @@ class HTTP11Connection(asyncio.Protocol):
         self.headers_done = True
         if status >= 300:
             self.error_body = bytearray()
+            self.sink = None  # an error's body is read as any other
         elif status < 200 or status == 204 or status == 304:
             self.framed = True  # no body by definition
+        sink = self.sink
+        if sink is not None:
+            self.deadline = self.loop.time() + self.timeout
+            sink.head()
 
     def on_body(self, body: bytes) -> None:
         self.body_length += len(body)
+        sink = self.sink
+        if sink is not None:
+            self.deadline = self.loop.time() + self.timeout
+            sink.data(body)
+            return
         error_body = self.error_body
         if error_body is not None and len(error_body) < MAX_ERROR_BODY:
             error_body += body
