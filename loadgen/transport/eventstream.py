@@ -1,4 +1,4 @@
-"""AWS event stream (`application/vnd.amazon.eventstream`) decoding, incrementally, and encoding.
+"""AWS event stream (`application/vnd.amazon.eventstream`) decoding, incrementally.
 
 InvokeEndpointWithResponseStream answers with a stream of messages; network reads split them
 at any byte. A message is a 12-byte prelude (u32 total length, u32 headers length, CRC32 of
@@ -10,7 +10,8 @@ InternalStreamFailure (JSON Message).
 
 `EventStreamDecoder()` makes a decoder whose `feed(data)` keeps the bytes of an incomplete
 message and returns the events completed so far: `PayloadPart`, `StreamException` or
-`OtherMessage`. Two implementations give the same events and the same errors: the C
+`OtherMessage`; `pending` counts the bytes held and `close()` raises if the stream ended
+inside a message. Two implementations give the same events and the same errors: the C
 extension `_eventstreamc` (scanning, both CRCs and the few headers that matter in one call per
 read) and `PyEventStreamDecoder` here, the reference, used when the extension is not built or
 LOADGEN_PURE_EVENTSTREAM=1. tests/test_eventstream.py holds both against botocore's
