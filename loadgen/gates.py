@@ -17,6 +17,7 @@ from loadgen.scenario import AbortOnFail, Scenario, Thresholds, ThresholdSet
 from loadgen.summary import (
     ComparisonResult,
     EndpointSummary,
+    LatencyStats,
     ThresholdResult,
     TrafficSummary,
 )
@@ -90,6 +91,35 @@ def check_endpoint(
         at_most("mismatch_rate", limits.mismatch_rate, _rate(correlation.mismatched, stats.ok))
     if limits.missing_rate is not None:
         at_most("missing_rate", limits.missing_rate, _rate(correlation.missing, stats.ok))
+    for metric in ("ttft_ms", "itl_ms", "tpot_ms"):
+        wanted: dict[str, float] = getattr(limits, metric)
+        measured: LatencyStats | None = getattr(stats, metric)
+        for percentile, limit in wanted.items():
+            if measured is None:  # no stream ended well: nothing met the limit
+                results.append(
+                    ThresholdResult(
+                        endpoint=label,
+                        metric=f"{metric}.{percentile} (no stream succeeded)",
+                        comparator="<=",
+                        limit=limit,
+                        observed=0.0,
+                        passed=False,
+                    )
+                )
+            else:
+                at_most(f"{metric}.{percentile}", limit, getattr(measured, percentile))
+    if limits.min_output_tokens_per_s is not None:
+        observed = stats.output_tokens_per_s or 0.0
+        results.append(
+            ThresholdResult(
+                endpoint=label,
+                metric="output_tokens_per_s",
+                comparator=">=",
+                limit=limits.min_output_tokens_per_s,
+                observed=observed,
+                passed=observed >= limits.min_output_tokens_per_s,
+            )
+        )
     if limits.min_throughput_rps is not None:
         observed = stats.throughput_rps
         results.append(

@@ -225,6 +225,16 @@ class ThresholdSet(Strict):
         None  # None here means: inherit (0 at the top: any mismatch fails)
     )
     missing_rate: Ratio | None = None
+    # streams (request.stream): over the streams that ended well
+    ttft_ms: dict[PercentileKey, PositiveMs] = {}
+    itl_ms: dict[PercentileKey, PositiveMs] = {}
+    tpot_ms: dict[PercentileKey, PositiveMs] = {}
+    min_output_tokens_per_s: Annotated[float, Field(gt=0)] | None = None
+
+    def stream_limits(self) -> list[str]:
+        """The keys set here that only a streaming run can meet."""
+        keys = [key for key in ("ttft_ms", "itl_ms", "tpot_ms") if getattr(self, key)]
+        return keys + (["min_output_tokens_per_s"] if self.min_output_tokens_per_s else [])
 
 
 class AbortOnFail(Strict):
@@ -401,10 +411,30 @@ def scenario_from_dict(
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_format_errors(exc, overrides or {})) from None
-    problems = _unknown_names(scenario)
+    problems = _unknown_names(scenario) + _stream_problems(scenario)
     if problems:
         raise ScenarioError(problems)
     return _resolve_files(scenario, base_dir)
+
+
+def _stream_problems(scenario: Scenario) -> list[str]:
+    """What InvokeEndpointWithResponseStream cannot do, and limits only it can meet."""
+    thresholds = scenario.thresholds
+    if not scenario.request.stream:
+        sets = [("thresholds", thresholds)] + [
+            (f"thresholds.endpoints.{label}", limits)
+            for label, limits in thresholds.endpoints.items()
+        ]
+        return [
+            f"{where}.{key}: applies to streaming calls (request.stream: true)"
+            for where, limits in sets
+            for key in limits.stream_limits()
+        ]
+    return [
+        f"endpoints[{index}].target_model: InvokeEndpointWithResponseStream has no TargetModel"
+        for index, endpoint in enumerate(scenario.endpoints)
+        if endpoint.target_model is not None
+    ]
 
 
 def _unknown_names(scenario: Scenario) -> list[str]:
