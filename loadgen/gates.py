@@ -120,6 +120,18 @@ def check_endpoint(
                 passed=observed >= limits.min_output_tokens_per_s,
             )
         )
+    if limits.min_goodput is not None:
+        observed = stats.goodput or 0.0
+        results.append(
+            ThresholdResult(
+                endpoint=label,
+                metric="goodput",
+                comparator=">=",
+                limit=limits.min_goodput,
+                observed=observed,
+                passed=observed >= limits.min_goodput,
+            )
+        )
     if limits.min_throughput_rps is not None:
         observed = stats.throughput_rps
         results.append(

@@ -33,7 +33,7 @@ from loadgen.histograms import (
     new_histogram,
     record_value,
 )
-from loadgen.stream_metrics import StreamState, StreamStats
+from loadgen.stream_metrics import Goodput, StreamState, StreamStats
 from loadgen.summary import Correlation, LatencyStats, TrafficSummary
 from loadgen.summary import MismatchSample as SampleSummary
 from loadgen.transport.base import Outcome, StreamResult
@@ -78,6 +78,10 @@ class EndpointState:
 
 
 RecorderState = dict[str, EndpointState]  # by endpoint label
+
+
+def _share(part: int | None, whole: int) -> float | None:
+    return None if part is None else round(part / whole, 6) if whole else 0.0
 
 
 class Stats:
@@ -136,11 +140,16 @@ class Stats:
             self.correlation[echo.value] += 1
 
     def add_stream(
-        self, result: StreamResult, intended_ns: int, sent_ns: int, done_ns: int
+        self,
+        result: StreamResult,
+        intended_ns: int,
+        sent_ns: int,
+        done_ns: int,
+        goodput: Goodput | None = None,
     ) -> None:
         stream = self.stream
         if stream is None:
-            stream = self.stream = StreamStats()
+            stream = self.stream = StreamStats(goodput)
         stream.add(result, intended_ns, sent_ns, done_ns)
 
     def add_sample(self, sample: MismatchSample) -> None:
@@ -236,6 +245,7 @@ class Stats:
             "output_tokens_per_s": round(stream.output_tokens / elapsed_s, 3)
             if elapsed_s > 0
             else 0.0,
+            "goodput": _share(stream.good, self.requests),
         }
 
 
@@ -540,8 +550,15 @@ class Recorder:
     that reads state) folds them in first, so readers always see every request recorded.
     """
 
-    def __init__(self, labels: list[str], start_ns: int, sink: IntervalSink | None = None) -> None:
+    def __init__(
+        self,
+        labels: list[str],
+        start_ns: int,
+        sink: IntervalSink | None = None,
+        goodput: Goodput | None = None,
+    ) -> None:
         self.start_ns = start_ns
+        self.goodput = goodput  # streams: the limits a good request meets
         self._endpoints = {label: EndpointRecord() for label in labels}
         self._pending: dict[tuple[str, str | None], _Pending] = {}
         self._sink = sink
@@ -676,10 +693,11 @@ class Recorder:
     ) -> None:
         """A successful stream's times and tokens, after `record` counted the request."""
         endpoint = self._endpoints[label]
-        endpoint.stats.add_stream(result, intended_ns, sent_ns, done_ns)
+        goodput = self.goodput
+        endpoint.stats.add_stream(result, intended_ns, sent_ns, done_ns, goodput)
         if variant is not None:
             endpoint.variants.setdefault(variant, Stats()).add_stream(
-                result, intended_ns, sent_ns, done_ns
+                result, intended_ns, sent_ns, done_ns, goodput
             )
         interval = endpoint.interval
         assert interval is not None

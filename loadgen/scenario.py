@@ -230,11 +230,27 @@ class ThresholdSet(Strict):
     itl_ms: dict[PercentileKey, PositiveMs] = {}
     tpot_ms: dict[PercentileKey, PositiveMs] = {}
     min_output_tokens_per_s: Annotated[float, Field(gt=0)] | None = None
+    min_goodput: Ratio | None = None  # share of requests within `goodput`'s limits
 
     def stream_limits(self) -> list[str]:
         """The keys set here that only a streaming run can meet."""
         keys = [key for key in ("ttft_ms", "itl_ms", "tpot_ms") if getattr(self, key)]
-        return keys + (["min_output_tokens_per_s"] if self.min_output_tokens_per_s else [])
+        singles = ("min_output_tokens_per_s", "min_goodput")
+        return keys + [key for key in singles if getattr(self, key) is not None]
+
+
+class GoodputLimits(Strict):
+    """What one good streaming request meets, every limit at once (vLLM's goodput)."""
+
+    ttft_ms: PositiveMs | None = None
+    tpot_ms: PositiveMs | None = None
+    latency_ms: PositiveMs | None = None  # end to end
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> GoodputLimits:
+        if self.ttft_ms is None and self.tpot_ms is None and self.latency_ms is None:
+            raise ValueError("give ttft_ms, tpot_ms or latency_ms")
+        return self
 
 
 class AbortOnFail(Strict):
@@ -307,6 +323,7 @@ class Scenario(Strict):
     correlation: Annotated[str, AfterValidator(_check_correlation)] = "contains"
     load: LoadConfig
     thresholds: Thresholds = Thresholds()
+    goodput: GoodputLimits | None = None  # streams only
     compare: list[Comparison] = []
     mock: MockConfig = MockConfig()
 
@@ -425,16 +442,25 @@ def _stream_problems(scenario: Scenario) -> list[str]:
             (f"thresholds.endpoints.{label}", limits)
             for label, limits in thresholds.endpoints.items()
         ]
-        return [
+        problems = [
             f"{where}.{key}: applies to streaming calls (request.stream: true)"
             for where, limits in sets
             for key in limits.stream_limits()
         ]
-    return [
+        if scenario.goodput is not None:
+            problems.append("goodput: applies to streaming calls (request.stream: true)")
+        return problems
+    problems = [
         f"endpoints[{index}].target_model: InvokeEndpointWithResponseStream has no TargetModel"
         for index, endpoint in enumerate(scenario.endpoints)
         if endpoint.target_model is not None
     ]
+    wants_goodput = [thresholds.min_goodput] + [
+        limits.min_goodput for limits in thresholds.endpoints.values()
+    ]
+    if scenario.goodput is None and any(limit is not None for limit in wants_goodput):
+        problems.append("thresholds.min_goodput: needs goodput: {ttft_ms: ..., tpot_ms: ...}")
+    return problems
 
 
 def _unknown_names(scenario: Scenario) -> list[str]:

@@ -98,6 +98,7 @@ class TrafficSummary(Model):
     tpot_ms: LatencyStats | None = None  # per stream: (end - first token) / (tokens - 1)
     output_tokens: int | None = None
     output_tokens_per_s: float | None = None  # over the run's duration
+    goodput: float | None = None  # share of all requests: streams within the scenario's goodput
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -187,3 +187,41 @@ def test_stream_thresholds_need_a_streaming_run() -> None:
         "thresholds.ttft_ms: applies to streaming calls (request.stream: true)",
         "thresholds.endpoints.ep.itl_ms: applies to streaming calls (request.stream: true)",
     ]
+
+
+@pytest.mark.usefixtures("fake_aws")
+@pytest.mark.parametrize(("tpot_ms", "all_good"), [(30, True), (10, False)])
+async def test_goodput_is_the_share_of_requests_within_every_limit(
+    tpot_ms: float, all_good: bool, tmp_path: Path
+) -> None:
+    """TTFT ~60 ms, TPOT ~15 ms, some streams broken: within {ttft 100, tpot 30} the good
+    share is the successful share; a 10 ms TPOT limit leaves none, and min_goodput fails."""
+    mock = await stream_mock(stream_error_rate=0.25)
+    try:
+        load = {"executor": "constant-arrival-rate", "rate": 40, "requests": 24}
+        result = await run_scenario(
+            streaming(
+                mock.url,
+                "fast",
+                load,
+                goodput={"ttft_ms": 100, "tpot_ms": tpot_ms},
+                thresholds={"min_goodput": 0.5},
+            ),
+            RunOptions(out=tmp_path, quiet=True),
+        )
+    finally:
+        await mock.close()
+    total = result.summary.total
+    expected = round(total.ok / 24, 6) if all_good else 0.0
+    assert 0 < total.ok < 24 and total.goodput == expected
+    (gate,) = [t for t in result.summary.thresholds if t.metric == "goodput"]
+    assert gate.observed == expected and gate.passed is (expected >= 0.5)
+
+
+def test_min_goodput_needs_goodput_limits() -> None:
+    load = {"executor": "constant-arrival-rate", "rate": 1, "requests": 1}
+    with pytest.raises(ScenarioError) as caught:
+        streaming("mock", "fast", load, thresholds={"min_goodput": 0.9})
+    assert caught.value.problems == [
+        "thresholds.min_goodput: needs goodput: {ttft_ms: ..., tpot_ms: ...}"
+    ]

@@ -14,6 +14,7 @@ from loadgen.engine.core import Engine, Progress, TesterStats
 from loadgen.engine.executors import Executor
 from loadgen.engine.requests import RequestFactory, load_bodies, targets_of
 from loadgen.metrics import NS_PER_S, IntervalSink, Recorder
+from loadgen.stream_metrics import Goodput
 from loadgen.transport.base import Transport
 
 TickHook = Callable[[Recorder, Progress], None]  # progress.at_s: seconds since the start
@@ -48,7 +49,9 @@ async def drive(
     starts; those in flight get the graceful stop."""
     scenario = ctx.scenario
     targets = targets_of(scenario)
-    recorder = Recorder([target.label for target in targets], start_ns, reporting.sink)
+    recorder = Recorder(
+        [target.label for target in targets], start_ns, reporting.sink, Goodput.of(scenario.goodput)
+    )
     factory = RequestFactory(
         targets,
         load_bodies(scenario),
