@@ -48,6 +48,7 @@ class LiveStatus:
         progress_every_s: float = PROGRESS_EVERY_S,
     ) -> None:
         self._load = scenario.load
+        self._streams = scenario.request.stream  # TTFT and tokens/s in the line
         self._labels = len(labels)
         self._console = console or stderr_console()
         self._live: Live | None = None
@@ -147,6 +148,11 @@ class LiveStatus:
             parts.append(f"p50 {ms_text(last.p50_ms)} ms  p99 {ms_text(last.p99_ms)} ms")
         else:
             parts.append("p50 - p99 - ms")
+        if self._streams and last.requests:
+            parts.append(
+                f"TTFT p50 {ms_text(last.ttft_p50_ms)} ms  p99 {ms_text(last.ttft_p99_ms)} ms  "
+                f"{rate_text(last.output_tokens)} tokens/s"
+            )
         if last.late:
             parts.append(
                 f"late {_share(last.late / last.requests)} "
@@ -176,6 +182,9 @@ class LastSecond(NamedTuple):
     p99_ms: float
     late: int
     start_delay_max_us: int
+    output_tokens: int = 0  # streams that ended well in the second
+    ttft_p50_ms: float = 0.0
+    ttft_p99_ms: float = 0.0
 
     @classmethod
     def of(cls, second: list[Interval]) -> LastSecond:
@@ -183,15 +192,22 @@ class LastSecond(NamedTuple):
         if not second:
             return cls(0, 0.0, 0.0, 0, 0)
         merged = new_histogram()
+        ttft = new_histogram()
         for interval in second:
             merged.add(interval.latency)
+            if interval.ttft.get_total_count():
+                ttft.add(interval.ttft)
         p50_ms, p99_ms = percentiles_ms(merged, (50.0, 99.0))
+        ttft_p50_ms, ttft_p99_ms = percentiles_ms(ttft, (50.0, 99.0))
         return cls(
             sum(interval.requests for interval in second),
             p50_ms,
             p99_ms,
             sum(interval.late for interval in second),
             max(interval.start_delay_max_us for interval in second),
+            sum(interval.output_tokens for interval in second),
+            ttft_p50_ms,
+            ttft_p99_ms,
         )
 
 

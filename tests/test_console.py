@@ -55,6 +55,26 @@ def test_the_line_shows_the_last_seconds_percentiles_and_late_starts() -> None:
     assert "sent" not in line  # a run by duration: no N / total
 
 
+def test_a_streaming_run_shows_ttft_and_tokens_per_second() -> None:
+    streams = scenario("http://127.0.0.1:9", duration="10s")
+    streams = streams.model_copy(
+        update={"request": streams.request.model_copy(update={"stream": True})}
+    )
+    status = LiveStatus(streams, ["a", "b"], console=terminal())
+    with status:
+        for label, ttft_us, tokens in (("a", 80_000, 300), ("b", 200_000, 100)):
+            second = interval(0, label, [500_000] * 10)
+            for _ in range(10):
+                second.ttft.record_value(ttft_us)
+            second.output_tokens = tokens
+            status.observe(second)
+        status.observe(interval(1, "a", [1000]))
+        line = status.line(1.5)
+    assert "TTFT p50 80.1 ms  p99 200 ms  400 tokens/s" in line  # hdrh: 80.0 ms bucket top
+    plain = LiveStatus(scenario("http://127.0.0.1:9", duration="10s"), ["a"], console=terminal())
+    assert "TTFT" not in plain.line(0.5)
+
+
 def test_the_line_shows_target_and_achieved_rate_in_flight_and_n_of_total() -> None:
     """An open loop of 1,000 requests at 100/s: the rate is over the latest readings (up to
     RATE_WINDOW_S): (250 - 50) sent / (2.5 - 0.5) s = 100 of 100 req/s."""
