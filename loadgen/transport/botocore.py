@@ -11,6 +11,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from aiohttp.http_exceptions import HttpProcessingError
 from botocore import exceptions as boto
+from botocore.eventstream import ParserError as EventStreamParserError
 
 from loadgen import api
 from loadgen.errors import CannotRunError
@@ -149,6 +150,13 @@ class BotocoreTransport(Transport):
                 response.get("CustomAttributes"),
                 stream_error_code=last.error_code(),
             )
+        except EventStreamParserError:  # a bad CRC or length: not a BotoCoreError
+            return Outcome(
+                200,
+                api.PROTOCOL_ERROR,
+                response.get("InvokedProductionVariant"),
+                response.get("CustomAttributes"),
+            )
         except boto.ClientError as exc:
             return _error_outcome(exc.response)
         except boto.SSLError:
@@ -157,8 +165,12 @@ class BotocoreTransport(Transport):
             return Outcome(error=api.TIMEOUT)
         except _CONNECTION_FAULTS as exc:
             return Outcome(error=_fault_code(exc))
-        except (boto.BotoCoreError, ValueError):  # unparseable responses, bad CRCs
+        except (boto.BotoCoreError, ValueError):  # unparseable responses
             return Outcome(error=api.PROTOCOL_ERROR)
+        finally:
+            body = response.get("Body")
+            if body is not None:
+                body.close()  # a stream left unread holds its connection until collected
         metadata = response["ResponseMetadata"]
         return reader.outcome(
             metadata.get("HTTPStatusCode", 200),
