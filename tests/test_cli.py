@@ -7,12 +7,15 @@ import signal
 import socket
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 import yaml
 
+from loadgen.cli import package_version
 from loadgen.results.writer import run_folder
 from loadgen.summary import RunSummary, StopReason
 from tests.servers import wait_until_running
@@ -211,3 +214,25 @@ def test_turning_tls_verification_off_warns(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "warning: TLS certificate verification is off" in result.stderr
+
+
+def pyproject_version() -> str:
+    pyproject = Path(__file__).parent.parent / "pyproject.toml"
+    return tomllib.loads(pyproject.read_text())["project"]["version"]
+
+
+def test_version_is_the_package_version() -> None:
+    result = loadgen("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"loadgen {metadata.version('loadgen')}\n"
+    assert metadata.version("loadgen") == pyproject_version()
+
+
+def test_version_of_a_checkout_never_installed_is_pyprojects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def not_installed(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    assert package_version() == pyproject_version()
