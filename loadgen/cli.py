@@ -60,14 +60,66 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
+# Examples shown under each --help; tests parse every `loadgen ...` line of them.
+MAIN_EXAMPLES = """\
+examples:
+  loadgen validate scenarios/quickstart.yaml
+  loadgen run scenarios/quickstart.yaml --duration 30s
+  loadgen run my-endpoint.yaml --endpoint-url https://runtime.sagemaker.eu-west-1.amazonaws.com
+  loadgen compare results/before results/after --max-regression p99=10%
+  loadgen mock --port 8081
+
+exit codes: 0 passed, 1 a threshold or comparison failed, 2 bad usage or scenario,
+3 the run could not be carried out, 130 interrupted
+"""
+RUN_EXAMPLES = """\
+examples:
+  loadgen run scenarios/quickstart.yaml
+  loadgen run scenarios/quickstart.yaml --duration 2m --rate 500 --workers auto
+  loadgen run scenarios/ci-gate.yaml --requests 1000 --quiet --out ci-results
+  loadgen run scenarios/ci-gate.yaml --endpoint-url http://127.0.0.1:8081 --transport botocore
+  loadgen run scenarios/quickstart.yaml --duration 10s --json > summary.json
+"""
+VALIDATE_EXAMPLES = """\
+examples:
+  loadgen validate scenarios/quickstart.yaml
+  loadgen validate scenarios/ramp-knee.yaml
+"""
+COMPARE_EXAMPLES = """\
+examples:
+  loadgen compare results/ab-20261128T120000Z results/ab-20261128T130000Z
+  loadgen compare before/summary.json after/summary.json --max-regression p99=10% --max-regression p50=5%
+  loadgen compare before/churn-v1.hlog after/churn-v1.hlog --json
+  loadgen compare results/before results/after --endpoint churn-v2/canary
+"""
+MOCK_EXAMPLES = """\
+examples:
+  loadgen mock
+  loadgen mock --config scenarios/quickstart.yaml --port 9000
+  loadgen mock --access-key AKIDEXAMPLE --secret-key example-secret --region eu-west-1
+  loadgen mock --container
+
+then, in another shell:
+  loadgen run scenarios/quickstart.yaml --endpoint-url http://127.0.0.1:8081
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="loadgen", description="Load tester for SageMaker real-time endpoints."
+        prog="loadgen",
+        description="Load tester for SageMaker real-time endpoints.",
+        epilog=MAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run a scenario file")
+    run = commands.add_parser(
+        "run",
+        help="run a scenario file",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("scenario", type=Path)
     run.add_argument("--endpoint-url", help='"mock", or an http(s):// URL (overrides endpoint_url)')
     run.add_argument("--duration", help="e.g. 30s, 5m (replaces load.duration/requests)")
@@ -91,12 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     validate = commands.add_parser(
-        "validate", help="check a scenario file without sending anything"
+        "validate",
+        help="check a scenario file without sending anything",
+        epilog=VALIDATE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument("scenario", type=Path)
 
     compare = commands.add_parser(
-        "compare", help="compare two runs: is NEW slower than BASE beyond noise?"
+        "compare",
+        help="compare two runs: is NEW slower than BASE beyond noise?",
+        epilog=COMPARE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     compare.add_argument("base", type=Path, help="run folder, summary.json or .hlog")
     compare.add_argument("new", type=Path, help="run folder, summary.json or .hlog")
@@ -113,7 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="(re)write report.html for a run folder")
     report.add_argument("run_dir", type=Path)
 
-    mock = commands.add_parser("mock", help="serve the built-in mock SageMaker endpoint")
+    mock = commands.add_parser(
+        "mock",
+        help="serve the built-in mock SageMaker endpoint",
+        epilog=MOCK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     mock.add_argument("--host", default="127.0.0.1")
     mock.add_argument("--port", type=int, help="default 8080 with --container, else 8081")
     mock.add_argument(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from loadgen import cli
 from loadgen.cli import package_version
 from loadgen.results.writer import run_folder
 from loadgen.summary import RunSummary, StopReason
@@ -236,3 +238,28 @@ def test_version_of_a_checkout_never_installed_is_pyprojects(
 
     monkeypatch.setattr(metadata, "version", not_installed)
     assert package_version() == pyproject_version()
+
+
+HELP_EXAMPLES = {
+    "": cli.MAIN_EXAMPLES,
+    "run": cli.RUN_EXAMPLES,
+    "validate": cli.VALIDATE_EXAMPLES,
+    "compare": cli.COMPARE_EXAMPLES,
+    "mock": cli.MOCK_EXAMPLES,
+}
+
+
+@pytest.mark.parametrize("command", list(HELP_EXAMPLES))
+def test_help_shows_examples_that_parse(command: str) -> None:
+    result = loadgen(*[command] * bool(command), "--help")
+    assert result.returncode == 0, result.stderr
+    examples = [
+        line.strip()
+        for line in HELP_EXAMPLES[command].splitlines()
+        if line.startswith("  loadgen ")
+    ]
+    assert len(examples) >= 2
+    for example in examples:
+        assert f"  {example}\n" in result.stdout  # shown as written, not rewrapped
+        words = shlex.split(example.partition(" > ")[0])[1:]
+        cli.build_parser().parse_args(words)  # a usage error would raise
