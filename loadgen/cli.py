@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,17 +15,100 @@ from loadgen.errors import LoadgenError, UsageError
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number > 0 (got {text!r})") from None
     if value <= 0:
         raise argparse.ArgumentTypeError("must be > 0")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0 (got {text!r})") from None
     if not value > 0:
         raise argparse.ArgumentTypeError("must be > 0")
     return value
+
+
+def _port(text: str) -> int:
+    """A TCP port; 0 asks for any free one. (asyncio waited forever on 99999.)"""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535 (got {text!r})")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are UsageError: one line naming the flag, exit 2, no usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(argparse_problem(message, list(self.commands())))
+
+    def options(self) -> list[str]:
+        return [option for action in self._actions for option in action.option_strings]
+
+    def commands(self) -> dict[str, _Parser]:
+        """The subcommand parsers by name (none for a subcommand's own parser)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
+
+
+def argparse_problem(message: str, commands: Sequence[str] = ()) -> str:
+    """argparse's message as `<flag or argument>: <problem>`, the shape of every other error."""
+    message = " ".join(message.split())
+    if match := re.fullmatch(r"the following arguments are required: (.+)", message):
+        names = match[1]
+        if names == "COMMAND" and commands:
+            return f"COMMAND: required (one of {', '.join(commands)})"
+        return f"{names}: required"
+    if match := re.fullmatch(r"ambiguous option: (\S+?)(=.*)? could match (.+)", message):
+        return f"{match[1]}: ambiguous, could be {match[3]}"
+    if match := re.fullmatch(r"unrecognized arguments: (.+)", message):
+        return unknown_argument(match[1].split())
+    name, separator, problem = message.partition(": ")
+    if not (separator and name.startswith("argument ")):
+        return message
+    name = name.removeprefix("argument ")
+    if match := re.fullmatch(r"invalid choice: (.+) \(choose from (.+)\)", problem):
+        choices = [choice.strip("'\"") for choice in match[2].split(", ")]
+        given = match[1].strip("'\"")
+        if name == "COMMAND":
+            problem = f"unknown command {given!r}"
+        else:
+            problem = f"must be one of {', '.join(choices)}, not {given!r}"
+        return name + ": " + problem + _did_you_mean(given, choices)
+    if problem == "expected one argument":
+        problem = "needs a value"
+    elif match := re.fullmatch(r"ignored explicit argument (.+)", problem):
+        problem = f"takes no value (got {match[1]})"
+    elif match := re.fullmatch(r"invalid \S+ value: (.+)", problem):
+        problem = f"invalid value {match[1]}"
+    return f"{name}: {problem}"
+
+
+def unknown_argument(extras: list[str], options: Sequence[str] = ()) -> str:
+    """One line for the first argument nobody took; a close flag is suggested."""
+    first = extras[0]
+    if not first.startswith("-"):
+        return f"{first}: unexpected argument"
+    flag = first.partition("=")[0]
+    return f"{flag}: unknown option" + _did_you_mean(flag, options, quote=False)
+
+
+def _did_you_mean(given: str, choices: Sequence[str], *, quote: bool = True) -> str:
+    close = difflib.get_close_matches(given, choices, n=1)
+    if not close:
+        return ""
+    return f" (did you mean {close[0]!r}?)" if quote else f" (did you mean {close[0]}?)"
 
 
 def package_version() -> str:
@@ -104,8 +189,8 @@ then, in another shell:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> _Parser:
+    parser = _Parser(
         prog="loadgen",
         description="Load tester for SageMaker real-time endpoints.",
         epilog=MAIN_EXAMPLES,
@@ -178,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mock.add_argument("--host", default="127.0.0.1")
-    mock.add_argument("--port", type=int, help="default 8080 with --container, else 8081")
+    mock.add_argument("--port", type=_port, help="default 8080 with --container, else 8081")
     mock.add_argument(
         "--container",
         action="store_true",
@@ -319,9 +404,18 @@ COMMANDS = {
 }
 
 
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed command line; UsageError names the first flag or argument that is wrong."""
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        raise UsageError(unknown_argument(extras, parser.commands()[args.command].options()))
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = parse_args(argv)
         return COMMANDS[args.command](args)
     except LoadgenError as exc:
         for problem in exc.problems:

@@ -263,3 +263,34 @@ def test_help_shows_examples_that_parse(command: str) -> None:
         assert f"  {example}\n" in result.stdout  # shown as written, not rewrapped
         words = shlex.split(example.partition(" > ")[0])[1:]
         cli.build_parser().parse_args(words)  # a usage error would raise
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["run", "s.yaml", "--rate", "0"], "--rate: must be > 0"),
+        (["run", "s.yaml", "--rate=abc"], "--rate: must be a number > 0 (got 'abc')"),
+        (
+            ["run", "s.yaml", "--requests", "2.5"],
+            "--requests: must be a whole number > 0 (got '2.5')",
+        ),
+        (["run", "s.yaml", "--rate"], "--rate: needs a value"),
+        (["run", "s.yaml", "--rte", "5"], "--rte: unknown option (did you mean --rate?)"),
+        (["validate", "s.yaml", "--quiet"], "--quiet: unknown option"),
+        (["run", "s.yaml", "--quiet=yes"], "--quiet: takes no value (got 'yes')"),
+        (["run", "s.yaml", "--r", "5"], "--r: ambiguous, could be --requests, --rate"),
+        (
+            ["run", "s.yaml", "--transport", "fsat"],
+            "--transport: must be one of fast, botocore, not 'fsat' (did you mean 'fast'?)",
+        ),
+        (["run"], "scenario: required"),
+        (["compare", "a"], "new: required"),
+        (["run", "a.yaml", "b.yaml"], "b.yaml: unexpected argument"),
+        ([], "COMMAND: required (one of run, validate, compare, report, mock)"),
+        (["rnu", "s.yaml"], "COMMAND: unknown command 'rnu' (did you mean 'run'?)"),
+        (["mock", "--port", "99999"], "--port: must be a port from 0 to 65535 (got '99999')"),
+    ],
+)
+def test_a_usage_error_is_one_line_naming_the_flag_exit_2(args: list[str], line: str) -> None:
+    result = loadgen(*args)
+    assert (result.returncode, result.stderr, result.stdout) == (2, f"error: {line}\n", "")
