@@ -308,6 +308,20 @@ def _check_overrides(args: argparse.Namespace, executor: str) -> None:
         raise UsageError(problems)
 
 
+def _check_run_flags(args: argparse.Namespace) -> None:
+    """Flags that are wrong whatever the scenario says; checked before the file is read."""
+    problems = []
+    if args.duration is not None and args.requests is not None:
+        problems.append("--duration, --requests: give one or the other, not both")
+    out: Path = args.out
+    existing = next((path for path in (out, *out.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "" if existing == out else f" (in {out})"
+        problems.append(f"--out: {existing} is a file, not a folder{where}")
+    if problems:
+        raise UsageError(problems)
+
+
 def command_validate(args: argparse.Namespace) -> int:
     from loadgen.engine.requests import load_bodies
     from loadgen.scenario import load_scenario
@@ -326,6 +340,7 @@ def command_run(args: argparse.Namespace) -> int:
     from loadgen.engine.runner import RunOptions, run_scenario
     from loadgen.scenario import parse_yaml, scenario_from_dict
 
+    _check_run_flags(args)
     path: Path = args.scenario
     try:
         text = path.read_text(encoding="utf-8")

@@ -294,3 +294,25 @@ def test_help_shows_examples_that_parse(command: str) -> None:
 def test_a_usage_error_is_one_line_naming_the_flag_exit_2(args: list[str], line: str) -> None:
     result = loadgen(*args)
     assert (result.returncode, result.stderr, result.stdout) == (2, f"error: {line}\n", "")
+
+
+def test_out_must_not_be_a_file(tmp_path: Path) -> None:
+    existing = write(tmp_path, "keep me", "notes.txt")
+    for out, line in [
+        (existing, f"--out: {existing} is a file, not a folder"),
+        (existing / "runs", f"--out: {existing} is a file, not a folder (in {existing}/runs)"),
+    ]:
+        result = loadgen("run", str(QUICKSTART), "--duration", "1s", "--out", str(out))
+        assert (result.returncode, result.stderr) == (2, f"error: {line}\n")
+    assert existing.read_text() == "keep me"
+
+
+def test_duration_and_requests_together_is_a_usage_error(tmp_path: Path) -> None:
+    result = loadgen(
+        "run", str(QUICKSTART), "--duration", "1s", "--requests", "10", "--out", str(tmp_path)
+    )
+    assert (result.returncode, result.stderr) == (
+        2,
+        "error: --duration, --requests: give one or the other, not both\n",
+    )
+    assert not list(tmp_path.iterdir())
