@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import sys
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from typing import NoReturn
 
 from loadgen import errors
 from loadgen.errors import LoadgenError, UsageError
+from loadgen.suggest import did_you_mean, keys_at
 
 
 def _positive_int(text: str) -> int:
@@ -85,7 +85,7 @@ def argparse_problem(message: str, commands: Sequence[str] = ()) -> str:
             problem = f"unknown command {given!r}"
         else:
             problem = f"must be one of {', '.join(choices)}, not {given!r}"
-        return name + ": " + problem + _did_you_mean(given, choices)
+        return name + ": " + problem + did_you_mean(given, choices)
     if problem == "expected one argument":
         problem = "needs a value"
     elif match := re.fullmatch(r"ignored explicit argument (.+)", problem):
@@ -101,14 +101,7 @@ def unknown_argument(extras: list[str], options: Sequence[str] = ()) -> str:
     if not first.startswith("-"):
         return f"{first}: unexpected argument"
     flag = first.partition("=")[0]
-    return f"{flag}: unknown option" + _did_you_mean(flag, options, quote=False)
-
-
-def _did_you_mean(given: str, choices: Sequence[str], *, quote: bool = True) -> str:
-    close = difflib.get_close_matches(given, choices, n=1)
-    if not close:
-        return ""
-    return f" (did you mean {close[0]!r}?)" if quote else f" (did you mean {close[0]}?)"
+    return f"{flag}: unknown option" + did_you_mean(flag, options, quote=False)
 
 
 def package_version() -> str:
@@ -384,12 +377,14 @@ def command_mock(args: argparse.Namespace) -> int:
     try:
         config = MockConfig.model_validate(settings)
     except ValidationError as exc:
-        raise UsageError(
-            [
-                f"mock.{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors()
-            ]
-        ) from None
+        problems = []
+        for e in exc.errors():
+            message = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "extra_forbidden":  # as in a scenario: the closest key it allows
+                *parents, key = e["loc"]
+                message = "unknown key" + did_you_mean(str(key), keys_at(MockConfig, parents))
+            problems.append(f"mock.{'.'.join(str(p) for p in e['loc'])}: {message}")
+        raise UsageError(problems) from None
     port = args.port if args.port is not None else (8080 if args.container else 8081)
     serve(config, args.host, port, container=args.container)
     return errors.EXIT_OK

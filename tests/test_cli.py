@@ -76,7 +76,7 @@ def test_invalid_scenario_names_every_field_and_exits_2(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert "error: endpoints[1].name: field required" in lines
     assert "error: load.rate: must be > 0" in lines
-    assert "error: load.rat: unknown field" in lines
+    assert "error: load.rat: unknown key (did you mean 'rate'?)" in lines
     assert any(
         line.startswith("error: request.custom_attributes: must contain {trace_id}")
         for line in lines
@@ -316,3 +316,53 @@ def test_duration_and_requests_together_is_a_usage_error(tmp_path: Path) -> None
         "error: --duration, --requests: give one or the other, not both\n",
     )
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "line"),
+    [
+        ((), "endpont_url", "endpont_url: unknown key (did you mean 'endpoint_url'?)"),
+        (("load",), "rte", "load.rte: unknown key (did you mean 'rate'?)"),
+        (("request",), "bdy", "request.bdy: unknown key (did you mean 'body'?)"),
+        (
+            ("endpoints", 1),
+            "target_varient",
+            "endpoints[1].target_varient: unknown key (did you mean 'target_variant'?)",
+        ),
+        (
+            ("thresholds",),
+            "eror_rate",
+            "thresholds.eror_rate: unknown key (did you mean 'error_rate'?)",
+        ),
+        (
+            ("mock", "latency_ms"),
+            "medain",
+            "mock.latency_ms.medain: unknown key (did you mean 'median'?)",
+        ),
+        (("mock",), "zzzz", "mock.zzzz: unknown key"),  # nothing close: no guess
+    ],
+)
+def test_unknown_scenario_key_suggests_the_closest_of_its_model(
+    tmp_path: Path, where: tuple[str | int, ...], key: str, line: str
+) -> None:
+    data = quickstart()
+    node = data
+    for part in where:
+        node = node[part]
+    node[key] = 1
+    result = loadgen("validate", str(write(tmp_path, data)))
+    assert (result.returncode, result.stderr) == (2, f"error: {line}\n")
+
+
+def test_unknown_key_in_a_ramp_stage_and_a_mock_config(tmp_path: Path) -> None:
+    data = quickstart()
+    data["load"] = {"executor": "ramping-arrival-rate", "stages": [{"duration": "1s", "taget": 5}]}
+    result = loadgen("validate", str(write(tmp_path, data)))
+    assert result.returncode == 2
+    assert "error: load.stages[0].taget: unknown key (did you mean 'target'?)" in result.stderr
+    config = write(tmp_path, {"latency_ms": {"median": 1, "p9": 2}}, "mock.yaml")
+    result = loadgen("mock", "--config", str(config))
+    assert (result.returncode, result.stderr) == (
+        2,
+        "error: mock.latency_ms.p9: unknown key (did you mean 'p99'?)\n",
+    )
