@@ -366,3 +366,53 @@ def test_unknown_key_in_a_ramp_stage_and_a_mock_config(tmp_path: Path) -> None:
         2,
         "error: mock.latency_ms.p9: unknown key (did you mean 'p99'?)\n",
     )
+
+
+def dataset_scenario(tmp_path: Path, lines: list[str], content_type: str) -> Path:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.jsonl").write_text("\n".join(lines) + "\n")
+    data = quickstart()
+    del data["request"]["body"]
+    data["request"].update(dataset="data/x.jsonl", content_type=content_type)
+    return write(tmp_path, data)
+
+
+def test_a_dataset_line_that_is_not_json_is_named_by_file_and_line(tmp_path: Path) -> None:
+    # line 3 is blank (skipped, still counted); line 7 is not JSON
+    lines = ['{"a": 1}', "[1, 2]", "", '"text"', "3", "null", "{oops}", '{"b": 2}']
+    scenario = dataset_scenario(tmp_path, lines, "application/json; charset=utf-8")
+    expected = (
+        f"error: request.dataset: {tmp_path}/data/x.jsonl line 7: "
+        "not JSON (Expecting property name enclosed in double quotes at column 2)\n"
+    )
+    for command in (["validate"], ["run", "--out", str(tmp_path / "out")]):
+        result = loadgen(command[0], str(scenario), *command[1:])
+        assert (result.returncode, result.stderr) == (2, expected)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dataset_of_many_bad_lines_shows_five(tmp_path: Path) -> None:
+    scenario = dataset_scenario(tmp_path, ["x"] * 8 + ['{"ok": 1}'], "application/x-ndjson")
+    result = loadgen("validate", str(scenario))
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2 and len(lines) == 6
+    assert lines[0].endswith("x.jsonl line 1: not JSON (Expecting value at column 1)")
+    assert lines[4].endswith("x.jsonl line 5: not JSON (Expecting value at column 1)")
+    assert lines[5] == f"error: request.dataset: {tmp_path}/data/x.jsonl: 3 more bad line(s)"
+
+
+def test_a_dataset_that_is_not_json_is_fine_for_other_content_types(tmp_path: Path) -> None:
+    scenario = dataset_scenario(tmp_path, ["1,2,3", "4,5,6"], "text/csv")
+    result = loadgen("validate", str(scenario))
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_dataset_line_over_the_body_limit_is_named_by_line(tmp_path: Path) -> None:
+    too_big = '"' + "x" * (6 * 1024 * 1024 - 1) + '"'  # 6 MiB + 1 byte
+    scenario = dataset_scenario(tmp_path, ["1", "", too_big], "application/json")
+    result = loadgen("validate", str(scenario))
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"error: request.dataset: {tmp_path}/data/x.jsonl line 3: "
+        f"body is {6 * 1024 * 1024 + 1} bytes, the API allows at most {6 * 1024 * 1024}\n",
+    )
