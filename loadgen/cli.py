@@ -162,6 +162,10 @@ VALIDATE_EXAMPLES = """\
 examples:
   loadgen validate scenarios/quickstart.yaml
   loadgen validate scenarios/ramp-knee.yaml
+
+Checks the file and its body files, then prints the plan: endpoint URL, executor, expected
+requests and duration, transport, workers, connections, timeout, correlation, and the
+defaults applied for keys the file does not set.
 """
 COMPARE_EXAMPLES = """\
 examples:
@@ -317,11 +321,13 @@ def _check_run_flags(args: argparse.Namespace) -> None:
 
 def command_validate(args: argparse.Namespace) -> int:
     from loadgen.engine.requests import load_bodies
+    from loadgen.plan import plan_of
     from loadgen.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     load_bodies(scenario)
     print(f"{args.scenario}: ok ({len(scenario.endpoints)} endpoint(s), {scenario.load.executor})")
+    print("\n".join(plan_of(scenario).lines()))
     return errors.EXIT_OK
 
 
