@@ -73,9 +73,8 @@ class Plan:
         )
         rows = [
             ("endpoint URL", self.endpoint_url),
-            # REGION (issue 12): scenario.region for now. Print the resolved region here
-            # (--region, AWS_REGION / AWS_DEFAULT_REGION, profile, or the endpoint URL's), and
-            # build the regional endpoint URL in plan_of from it, once region resolution is merged.
+            # REGION (issue 12): the scenario's region for now; see plan_of. Once resolved, show
+            # where it came from (--region, AWS_REGION, AWS_DEFAULT_REGION/profile, the URL).
             ("region", self.region or "(not set)"),
             ("endpoints", ", ".join(self.endpoints)),
             ("executor", f"{self.executor} {self.shape}"),
@@ -108,13 +107,18 @@ def plan_of(scenario: Scenario) -> Plan:
     load = scenario.load
     requests, duration, exact = _length(load)
     workers = _workers(scenario)
+    # REGION (issue 12): scenario.region for now, which may be unset once region resolution
+    # is merged; then resolve it (with its source) here, and the regional URL follows from it.
+    region = scenario.region
     if scenario.uses_mock:
         url = "built-in mock"
-    else:  # REGION (issue 12): the regional URL from the resolved region, once merged
-        url = scenario.endpoint_url or regional_url(scenario.region)
+    elif scenario.endpoint_url is not None:
+        url = scenario.endpoint_url
+    else:
+        url = regional_url(region) if region else "the regional endpoint (no region set)"
     return Plan(
         endpoint_url=url,
-        region=scenario.region,
+        region=region,
         endpoints=tuple(endpoint.label for endpoint in scenario.endpoints),
         executor=load.executor,
         shape=_shape(load),
