@@ -278,7 +278,7 @@ def test_help_shows_examples_that_parse(command: str) -> None:
         (["run", "s.yaml", "--rte", "5"], "--rte: unknown option (did you mean --rate?)"),
         (["validate", "s.yaml", "--quiet"], "--quiet: unknown option"),
         (["run", "s.yaml", "--quiet=yes"], "--quiet: takes no value (got 'yes')"),
-        (["run", "s.yaml", "--r", "5"], "--r: ambiguous, could be --requests, --rate"),
+        (["mock", "--co"], "--co: ambiguous, could be --container, --config"),
         (
             ["run", "s.yaml", "--transport", "fsat"],
             "--transport: must be one of fast, botocore, not 'fsat' (did you mean 'fast'?)",
