@@ -374,7 +374,10 @@ def command_mock(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"--config: cannot read {args.config}: {exc.strerror or exc}"
             ) from None
-        settings = dict(raw.get("mock", raw) if "endpoints" in raw or "mock" in raw else raw)
+        section = raw.get("mock", raw) if "endpoints" in raw or "mock" in raw else raw
+        if not isinstance(section, dict):
+            raise UsageError(f"--config: {args.config}: mock must be a mapping of mock settings")
+        settings = dict(section)
     if args.access_key or args.secret_key:
         settings.update(access_key=args.access_key, secret_key=args.secret_key)
     settings["region"] = args.region

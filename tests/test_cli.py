@@ -366,6 +366,12 @@ def test_unknown_key_in_a_ramp_stage_and_a_mock_config(tmp_path: Path) -> None:
         2,
         "error: mock.latency_ms.p9: unknown key (did you mean 'p99'?)\n",
     )
+    config = write(tmp_path, {"endpoints": [], "mock": 3}, "mock.yaml")
+    result = loadgen("mock", "--config", str(config))
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"error: --config: {config}: mock must be a mapping of mock settings\n",
+    )
 
 
 def dataset_scenario(tmp_path: Path, lines: list[str], content_type: str) -> Path:
