@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from loadgen.engine.schedule import ramp_starts
+from loadgen.engine.schedule import constant_offsets, ramp_starts, ramping_offsets, starts_within
 from loadgen.plan import AppliedDefault, plan_of
 from loadgen.scenario import scenario_from_dict
 
@@ -50,6 +50,28 @@ def with_load(load: dict[str, Any], **top: Any) -> dict[str, Any]:
 )  # fmt: skip
 def test_expected_requests_and_duration(load: dict[str, Any], expected: str) -> None:
     assert plan_of(scenario_from_dict(with_load(load))).expected() == expected
+
+
+@pytest.mark.parametrize(
+    ("rate", "duration"), [(100.0, 30.0), (3.0, 1.0), (7.0, 0.3), (0.1, 25.0), (1e-3, 1e-3)]
+)
+def test_starts_within_counts_what_the_offsets_yield(rate: float, duration: float) -> None:
+    assert starts_within(rate, duration) == len(list(constant_offsets(rate, duration, None)))
+
+
+@pytest.mark.parametrize(
+    ("start_rate", "stages"),
+    [
+        (0.0, [(30.0, 100.0)]),  # 0 -> 100/s over 30 s: 1,500
+        (10.0, [(1.0, 10.0), (2.0, 0.0), (0.5, 7.0)]),
+        (3.0, [(0.7, 11.0), (1.3, 2.5)]),
+        (0.0, [(1.0, 0.0), (1.0, 1.0)]),
+    ],
+)
+def test_ramp_starts_counts_what_the_offsets_yield(
+    start_rate: float, stages: list[tuple[float, float]]
+) -> None:
+    assert ramp_starts(start_rate, stages) == len(list(ramping_offsets(start_rate, stages)))
 
 
 def test_a_ramp_expects_what_its_schedule_starts() -> None:

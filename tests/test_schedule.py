@@ -6,14 +6,7 @@ import itertools
 
 import pytest
 
-from loadgen.engine.schedule import (
-    Ramp,
-    constant_offsets,
-    ramp_starts,
-    ramping_offsets,
-    starts_within,
-    take_share,
-)
+from loadgen.engine.schedule import Ramp, constant_offsets, ramping_offsets, take_share
 
 
 def test_constant_offsets_are_index_over_rate() -> None:
@@ -57,25 +50,3 @@ def test_shares_partition_the_schedule_exactly() -> None:
     parts = [list(take_share(iter(whole), share, 3)) for share in range(3)]
     assert sorted(itertools.chain(*parts)) == whole
     assert [len(p) for p in parts] == [34, 33, 33]
-
-
-@pytest.mark.parametrize(
-    ("rate", "duration"), [(100.0, 30.0), (3.0, 1.0), (7.0, 0.3), (0.1, 25.0), (1e-3, 1e-3)]
-)
-def test_starts_within_counts_what_the_offsets_yield(rate: float, duration: float) -> None:
-    assert starts_within(rate, duration) == len(list(constant_offsets(rate, duration, None)))
-
-
-@pytest.mark.parametrize(
-    ("start_rate", "stages"),
-    [
-        (0.0, [(30.0, 100.0)]),  # 0 -> 100/s over 30 s: 1,500
-        (10.0, [(1.0, 10.0), (2.0, 0.0), (0.5, 7.0)]),
-        (3.0, [(0.7, 11.0), (1.3, 2.5)]),
-        (0.0, [(1.0, 0.0), (1.0, 1.0)]),
-    ],
-)
-def test_ramp_starts_counts_what_the_offsets_yield(
-    start_rate: float, stages: list[tuple[float, float]]
-) -> None:
-    assert ramp_starts(start_rate, stages) == len(list(ramping_offsets(start_rate, stages)))

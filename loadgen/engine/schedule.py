@@ -67,11 +67,6 @@ def ramp_requests(start_rate: float, stages: Sequence[tuple[float, float]]) -> f
     return total
 
 
-def ramp_starts(start_rate: float, stages: Sequence[tuple[float, float]]) -> int:
-    """How many requests `ramping_offsets` yields: every index below the area, as it counts."""
-    return max(math.ceil(ramp_requests(start_rate, stages) - 1e-9), 0)
-
-
 def ramping_offsets(start_rate: float, stages: Sequence[tuple[float, float]]) -> Iterator[float]:
     """Piecewise-linear rate: (duration, target) stages; request i starts when i requests are due."""
     ramps = []
@@ -88,6 +83,11 @@ def ramping_offsets(start_rate: float, stages: Sequence[tuple[float, float]]) ->
             index += 1
         due_before += ramp.count
         elapsed += ramp.duration
+
+
+def ramp_starts(start_rate: float, stages: Sequence[tuple[float, float]]) -> int:
+    """How many requests `ramping_offsets` yields: every index below the area, as it counts."""
+    return max(math.ceil(ramp_requests(start_rate, stages) - 1e-9), 0)
 
 
 def take_share(offsets: Iterator[float], share: int, shares: int) -> Iterator[float]:
