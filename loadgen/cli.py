@@ -239,6 +239,9 @@ def build_parser() -> _Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument("scenario", type=Path)
+    validate.add_argument(
+        "--region", help="region to sign for when the scenario names none, as for run"
+    )
 
     compare = commands.add_parser(
         "compare",
@@ -340,12 +343,14 @@ def _check_run_flags(args: argparse.Namespace) -> None:
 def command_validate(args: argparse.Namespace) -> int:
     from loadgen.engine.requests import load_bodies
     from loadgen.plan import plan_of
+    from loadgen.region import resolve_region
     from loadgen.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
     load_bodies(scenario)
+    region = resolve_region(scenario, args.region)
     print(f"{args.scenario}: ok ({len(scenario.endpoints)} endpoint(s), {scenario.load.executor})")
-    print("\n".join(plan_of(scenario).lines()))
+    print("\n".join(plan_of(scenario, region).lines()))
     return errors.EXIT_OK
 
 

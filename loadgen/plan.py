@@ -16,6 +16,7 @@ from loadgen.durations import format_duration, parse_duration
 from loadgen.engine.context import share_of
 from loadgen.engine.schedule import ramp_starts, starts_within
 from loadgen.engine.transports import regional_url
+from loadgen.region import ResolvedRegion
 from loadgen.scenario import (
     ConstantArrivalRate,
     ConstantConcurrency,
@@ -38,7 +39,7 @@ class Plan:
     """What a run of the scenario would do, every default and "auto" resolved."""
 
     endpoint_url: str  # where requests go: a URL, or "built-in mock"
-    region: str | None
+    region: ResolvedRegion  # what every call is signed for, and where that came from
     endpoints: tuple[str, ...]  # labels
     executor: str
     shape: str  # the executor's own numbers: "at 100/s", "with 8 callers", the stages
@@ -73,9 +74,7 @@ class Plan:
         )
         rows = [
             ("endpoint URL", self.endpoint_url),
-            # REGION (issue 12): the scenario's region for now; see plan_of. Once resolved, show
-            # where it came from (--region, AWS_REGION, AWS_DEFAULT_REGION/profile, the URL).
-            ("region", self.region or "(not set)"),
+            ("region", str(self.region)),
             ("endpoints", ", ".join(self.endpoints)),
             ("executor", f"{self.executor} {self.shape}"),
             ("expected", self.expected()),
@@ -103,19 +102,17 @@ class Plan:
         return f"{count} in {duration}" if self.exact_duration else f"{count} in ~{duration}"
 
 
-def plan_of(scenario: Scenario) -> Plan:
+def plan_of(scenario: Scenario, region: ResolvedRegion) -> Plan:
+    """The plan of `scenario` run with `region` (region.py resolved it)."""
     load = scenario.load
     requests, duration, exact = _length(load)
     workers = _workers(scenario)
-    # REGION (issue 12): scenario.region for now, which may be unset once region resolution
-    # is merged; then resolve it (with its source) here, and the regional URL follows from it.
-    region = scenario.region
     if scenario.uses_mock:
         url = "built-in mock"
     elif scenario.endpoint_url is not None:
         url = scenario.endpoint_url
     else:
-        url = regional_url(region) if region else "the regional endpoint (no region set)"
+        url = regional_url(region.name)
     return Plan(
         endpoint_url=url,
         region=region,

@@ -435,7 +435,7 @@ def test_validate_prints_the_resolved_plan(tmp_path: Path) -> None:
     assert lines[:12] == [
         f"{path}: ok (2 endpoint(s), constant-arrival-rate)",
         "  endpoint URL  built-in mock",
-        "  region        us-east-1",
+        "  region        us-east-1 (from the scenario's region)",
         "  endpoints     churn-v1, churn-v2/canary",
         "  executor      constant-arrival-rate at 100/s",
         "  expected      3,000 requests in 30s",

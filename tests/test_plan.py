@@ -10,11 +10,17 @@ import pytest
 import yaml
 
 from loadgen.engine.schedule import constant_offsets, ramp_starts, ramping_offsets, starts_within
-from loadgen.plan import plan_of
+from loadgen.plan import Plan, plan_of
+from loadgen.region import resolve_region
 from loadgen.scenario import scenario_from_dict
 
 QUICKSTART = Path(__file__).parent.parent / "scenarios" / "quickstart.yaml"
 BASE: dict[str, Any] = yaml.safe_load(QUICKSTART.read_text())
+
+
+def plan_for(data: dict[str, Any]) -> Plan:
+    scenario = scenario_from_dict(data)
+    return plan_of(scenario, resolve_region(scenario))
 
 
 def with_load(load: dict[str, Any], **top: Any) -> dict[str, Any]:
@@ -49,7 +55,7 @@ def with_load(load: dict[str, Any], **top: Any) -> dict[str, Any]:
     ],
 )  # fmt: skip
 def test_expected_requests_and_duration(load: dict[str, Any], expected: str) -> None:
-    assert plan_of(scenario_from_dict(with_load(load))).expected() == expected
+    assert plan_for(with_load(load)).expected() == expected
 
 
 @pytest.mark.parametrize(
@@ -76,20 +82,20 @@ def test_ramp_starts_counts_what_the_offsets_yield(
 
 def test_a_ramp_expects_what_its_schedule_starts() -> None:
     stages = [{"duration": 0.7, "target": 11}, {"duration": 1.3, "target": 2.5}]
-    plan = plan_of(scenario_from_dict(with_load({"executor": "ramping-arrival-rate",
-                                                 "start_rate": 3, "stages": stages})))  # fmt: skip
+    plan = plan_for(with_load({"executor": "ramping-arrival-rate",
+                                                 "start_rate": 3, "stages": stages}))  # fmt: skip
     assert plan.requests == ramp_starts(3.0, [(0.7, 11.0), (1.3, 2.5)])
     assert plan.shape == "from 3/s -> 11/s over 700ms -> 2.5/s over 1.3s"
 
 
 def test_connections_are_split_as_the_workers_split_them() -> None:
     load = {"executor": "constant-arrival-rate", "rate": 10, "duration": 1, "max_in_flight": 10}
-    plan = plan_of(scenario_from_dict(with_load(load, workers=4)))
+    plan = plan_for(with_load(load, workers=4))
     assert plan.connections == (3, 3, 2, 2)
     assert "  connections   10 (max_in_flight; 2-3 per worker)" in plan.lines()
     # fewer callers than workers: each worker still holds one connection
     load = {"executor": "constant-concurrency", "concurrency": 2, "duration": 1}
-    plan = plan_of(scenario_from_dict(with_load(load, workers=4)))
+    plan = plan_for(with_load(load, workers=4))
     assert "  connections   4 (concurrency; 1 per worker)" in plan.lines()
 
 
@@ -97,11 +103,11 @@ def test_endpoint_url_is_the_regional_one_when_the_file_gives_none() -> None:
     data = copy.deepcopy(BASE)
     del data["endpoint_url"]
     data["region"] = "eu-west-1"
-    plan = plan_of(scenario_from_dict(data))
+    plan = plan_for(data)
     assert plan.endpoint_url == "https://runtime.sagemaker.eu-west-1.amazonaws.com"
     assert not [d for d in plan.defaults if d.key.startswith("mock.")]  # the mock is not used
     data["endpoint_url"] = "http://127.0.0.1:9000"
-    assert plan_of(scenario_from_dict(data)).endpoint_url == "http://127.0.0.1:9000"
+    assert plan_for(data).endpoint_url == "http://127.0.0.1:9000"
 
 
 def keys_set(node: dict[Any, Any], prefix: str = "") -> set[str]:
@@ -117,7 +123,7 @@ def keys_set(node: dict[Any, Any], prefix: str = "") -> set[str]:
 def test_defaults_are_the_keys_the_file_did_not_set() -> None:
     data = copy.deepcopy(BASE)
     data["thresholds"]["abort_on_fail"] = {"error_rate": 0.5}
-    defaults = {d.key: d.value for d in plan_of(scenario_from_dict(data)).defaults}
+    defaults = {d.key: d.value for d in plan_for(data).defaults}
     # a subset: other branches add keys with defaults of their own
     assert (
         defaults.items()
