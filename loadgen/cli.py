@@ -173,6 +173,7 @@ examples:
   loadgen compare before/summary.json after/summary.json --max-regression p99=10% --max-regression p50=5%
   loadgen compare before/churn-v1.hlog after/churn-v1.hlog --json
   loadgen compare results/before results/after --endpoint churn-v2/canary
+  loadgen compare results/ab results/ab --base-endpoint churn-v2/blue --new-endpoint churn-v2/green
 """
 MOCK_EXAMPLES = """\
 examples:
