@@ -157,6 +157,7 @@ examples:
   loadgen run scenarios/ci-gate.yaml --requests 1000 --quiet --out ci-results
   loadgen run scenarios/ci-gate.yaml --endpoint-url http://127.0.0.1:8081 --transport botocore
   loadgen run scenarios/quickstart.yaml --duration 10s --json > summary.json
+  loadgen run scenarios/quickstart.yaml --workers 4 --ray local
 """
 VALIDATE_EXAMPLES = """\
 examples:
@@ -217,6 +218,12 @@ def build_parser() -> _Parser:
         "--transport", choices=("fast", "botocore"), help="transport (overrides transport)"
     )
     run.add_argument("--workers", help='engine processes: a number or "auto" (CPU count)')
+    run.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="the workers as Ray actors: auto, HOST:PORT, ray://HOST:10001, or local "
+        "(needs loadgen[ray]; sets cluster.address)",
+    )
     run.add_argument(
         "--region", help="region to sign for when the scenario names none (else AWS_REGION, ...)"
     )
@@ -308,6 +315,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "--rate": args.rate,
         "--concurrency": args.concurrency,
         "--workers": args.workers,
+        "--ray": args.ray,
     }
 
 

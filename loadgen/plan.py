@@ -55,6 +55,7 @@ class Plan:
     connect_timeout_s: float
     correlation: str
     defaults: tuple[AppliedDefault, ...]
+    cluster: str | None = None  # "Ray at ADDRESS": the workers are actors there
 
     def lines(self) -> list[str]:
         """The plan as `validate` prints it, one fact a line."""
@@ -80,6 +81,7 @@ class Plan:
             ("expected", self.expected()),
             ("transport", self.transport),
             ("workers", workers),
+            *([("cluster", self.cluster)] if self.cluster else []),
             ("connections", connections),
             ("timeout", timeout),
             ("correlation", self.correlation),
@@ -131,7 +133,16 @@ def plan_of(scenario: Scenario, region: ResolvedRegion) -> Plan:
         connect_timeout_s=load.connect_timeout,
         correlation=scenario.correlation,
         defaults=tuple(defaults_applied(scenario)),
+        cluster=_cluster(scenario),
     )
+
+
+def _cluster(scenario: Scenario) -> str | None:
+    cluster = scenario.cluster
+    if cluster is None:
+        return None
+    auto = " (workers: auto is the cluster's CPUs)" if scenario.workers == "auto" else ""
+    return f"Ray at {cluster.address}, one CPU per worker, credentials from the {cluster.credentials}{auto}"
 
 
 def _length(load: LoadConfig) -> tuple[int | None, float | None, bool]:

@@ -284,6 +284,29 @@ class Comparison(Strict):
     ] = {}
 
 
+RAY_ADDRESS_PATTERN = re.compile(
+    r"^(auto|local|(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):(\d{1,5}))$"
+)
+
+
+def _check_ray_address(value: str) -> str:
+    match = RAY_ADDRESS_PATTERN.match(value)
+    if match is None or (match[4] is not None and not 0 < int(match[4]) < 65536):
+        raise ValueError("must be auto, local, HOST:PORT (the GCS) or ray://HOST:PORT")
+    return value
+
+
+class ClusterConfig(Strict):
+    """Run the workers on a cluster: `workers: N` becomes N Ray actors (README: Running on a
+    cluster)."""
+
+    engine: Literal["ray"] = "ray"
+    address: Annotated[str, AfterValidator(_check_ray_address)] = "auto"
+    # driver: the driver resolves AWS credentials once and hands them to the actors in
+    # memory; node: each actor uses its own host's chain (instance role, ...)
+    credentials: Literal["driver", "node"] = "driver"
+
+
 class TLSConfig(Strict):
     verify: bool = True  # off only when asked: real SageMaker is HTTPS
     ca_file: Path | None = None
@@ -318,6 +341,7 @@ class Scenario(Strict):
     endpoint_url: str | None = None
     transport: Literal["fast", "botocore"] = "fast"
     workers: Workers = 1
+    cluster: ClusterConfig | None = None  # None: the workers are local processes
     tls: TLSConfig = TLSConfig()
     endpoints: Annotated[list[EndpointConfig], Field(min_length=1)]
     request: RequestConfig
@@ -356,6 +380,7 @@ OVERRIDE_PATHS: dict[str, tuple[str, ...]] = {
     "--endpoint-url": ("endpoint_url",),
     "--transport": ("transport",),
     "--workers": ("workers",),
+    "--ray": ("cluster", "address"),
     "--duration": ("load", "duration"),
     "--requests": ("load", "requests"),
     "--rate": ("load", "rate"),

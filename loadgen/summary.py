@@ -514,6 +514,23 @@ def _planned_s(load: LoadConfig) -> float | None:
 # --- the run ----------------------------------------------------------------------------------
 
 
+class ClusterWorker(Model):
+    """Where one worker ran: `node` is Ray's node id."""
+
+    index: int  # the worker's share of the load, as in its trace IDs
+    node: str
+    pid: int
+
+
+class ClusterInfo(Model):
+    """The cluster a run's workers ran on; null in summary.json for a local run."""
+
+    engine: Literal["ray"]
+    address: str  # as given: auto, local, HOST:PORT or ray://HOST:PORT
+    nodes: int  # distinct nodes the workers ran on
+    workers: tuple[ClusterWorker, ...]
+
+
 class RunSummary(Model):
     schema_id: Literal["loadgen-summary/1"] = Field(SCHEMA, alias="schema")
     run_id: str
@@ -538,6 +555,7 @@ class RunSummary(Model):
     total: TrafficSummary
     thresholds: tuple[ThresholdResult, ...] = ()
     comparisons: tuple[ComparisonResult, ...] = ()
+    cluster: ClusterInfo | None = None  # the workers were Ray actors (README: Running on a cluster)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -14,6 +14,7 @@ from loadgen.histograms import RunHistograms, histogram_summary
 from loadgen.metrics import NS_PER_S, Recorder
 from loadgen.scenario import ConstantArrivalRate, LoadConfig, RampingArrivalRate
 from loadgen.summary import (
+    ClusterInfo,
     EndpointSummary,
     LatencyStats,
     LogsQuery,
@@ -32,6 +33,7 @@ class Finished:
     elapsed_s: float
     stop_reason: StopReason
     stop_detail: str | None = None
+    cluster: ClusterInfo | None = None  # where the workers ran, when on a cluster
 
 
 def endpoint_summaries(recorder: Recorder, elapsed_s: float) -> dict[str, EndpointSummary]:
@@ -103,5 +105,6 @@ def summarize(
         total=finished.recorder.totals().summary(elapsed_s),
         thresholds=judgement.thresholds,
         comparisons=judgement.comparisons,
+        cluster=finished.cluster,
     )
     return summary, histograms
