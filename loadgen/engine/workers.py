@@ -2,7 +2,9 @@
 
 A worker streams each closed second and, every tick, what its recorder holds since the last
 tick (histograms encoded: they do not pickle). A worker that dies loses at most one tick.
-Messages are the typed records below, sent over a Channel (engine/channel.py).
+Messages are the typed records below, sent over a Channel (engine/channel.py). The runner's
+side, `Pool`, merges them whatever carries the engines: these processes, or Ray actors
+(engine/actors.py), which run `serve_engine` too.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import multiprocessing
 import signal
 import socket
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from hdrh.histogram import HdrHistogram
 
@@ -27,7 +30,8 @@ from loadgen.engine.transports import open_transport
 from loadgen.errors import CannotRunError, LoadgenError
 from loadgen.histograms import new_histogram
 from loadgen.metrics import Interval, Recorder, RecorderState
-from loadgen.summary import StopReason
+from loadgen.summary import ClusterInfo, StopReason
+from loadgen.transport.sigv4 import Credentials
 
 READY_TIMEOUT_S = 60.0  # spawning and importing a worker takes a second or two
 JOIN_TIMEOUT_S = 5.0  # a worker told to stop has this long to exit before it is killed
@@ -106,6 +110,19 @@ class Final(Tick):
 # --- the worker process ---------------------------------------------------------------------
 
 
+class Link(Protocol):
+    """An engine's line to the runner: a Channel (a worker process), or a Ray actor's queues
+    (engine/actors.py). `receive` raises ChannelClosed once the runner has gone."""
+
+    def send(self, message: object) -> None: ...
+
+    async def receive(self) -> object: ...
+
+    async def flush(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 def worker_entry(sock: socket.socket, ctx: RunContext) -> None:
     import uvloop
 
@@ -119,10 +136,19 @@ def worker_entry(sock: socket.socket, ctx: RunContext) -> None:
 async def _worker_main(sock: socket.socket, ctx: RunContext) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    started: asyncio.Future[int] = loop.create_future()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    channel = await Channel.open(sock)
+    await serve_engine(await Channel.open(sock), ctx, stop)
+
+
+async def serve_engine(
+    channel: Link, ctx: RunContext, stop: asyncio.Event, credentials: Credentials | None = None
+) -> None:
+    """One worker's life: open the transport (signing with `credentials` when the runner
+    gave them, else with this host's chain), say Ready or Failed, wait for Start, drive,
+    tick, and send the Final state; Stop or the runner's end stops it early."""
+    loop = asyncio.get_running_loop()
+    started: asyncio.Future[int] = loop.create_future()
 
     async def listen() -> None:
         """Start and Stop from the runner; its end (EOF) means stop too."""
@@ -145,7 +171,12 @@ async def _worker_main(sock: socket.socket, ctx: RunContext) -> None:
         async with AsyncExitStack() as stack:
             try:
                 transport = await open_transport(
-                    ctx.scenario, ctx.endpoint_url, ctx.connections, stack, ctx.warm_connections
+                    ctx.scenario,
+                    ctx.endpoint_url,
+                    ctx.connections,
+                    stack,
+                    ctx.warm_connections,
+                    credentials,
                 )
             except LoadgenError as exc:
                 channel.send(Failed(isinstance(exc, CannotRunError), tuple(exc.problems)))
@@ -220,63 +251,55 @@ class _Second:
     by_label: dict[str, Interval] = field(default_factory=dict)
 
 
-class WorkerPool:
-    def __init__(self, ctx: RunContext, socket_buffer_bytes: int | None = None) -> None:
-        """Spawn `ctx.shares` workers; `socket_buffer_bytes` shrinks the channels' socket
-        buffers (tests: every message then arrives in pieces)."""
+class WorkerGone(Exception):
+    """A worker ended without sending its final state; `detail` names it and says how."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Member(Protocol):
+    """What the merge needs to know of a worker, whatever carries it."""
+
+    share: int
+    finished: bool  # sent its final state, or gone: it reports no more seconds
+
+
+W = TypeVar("W", bound=Member)
+
+
+class Pool(ABC, Generic[W]):
+    """The runner's side of N engines: their messages merged as they come, seconds written in
+    order. What carries the engines (processes here, Ray actors in engine/actors.py) says how
+    a message arrives and how to stop them; the merge is this one."""
+
+    def __init__(self, ctx: RunContext, workers: list[W]) -> None:
         self.ctx = ctx
-        context = multiprocessing.get_context("spawn")
-        self.workers: list[Worker] = []
-        for share in range(ctx.shares):
-            ours, theirs = socket.socketpair()
-            if socket_buffer_bytes is not None:
-                for end in (ours, theirs):
-                    end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, socket_buffer_bytes)
-                    end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, socket_buffer_bytes)
-            process = context.Process(
-                target=worker_entry,
-                args=(theirs, ctx.part(share, ctx.shares)),
-                name=f"loadgen-worker-{share}",
-                daemon=True,
-            )
-            process.start()
-            theirs.close()
-            self.workers.append(Worker(share, process, ours))
+        self.workers = workers
         self._pending: dict[int, _Second] = {}
         self._next_index = 0
         self._progress: dict[int, Progress] = {}  # each worker's latest, by share
 
+    @abstractmethod
     async def wait_ready(self) -> None:
         """Every worker has its transport up; a worker's own error is raised here."""
-        try:
-            async with asyncio.timeout(READY_TIMEOUT_S):
-                for worker in self.workers:
-                    worker.channel = await Channel.open(worker.sock)
-                    try:
-                        message = await worker.channel.receive()
-                    except ChannelClosed:
-                        code = await exit_code(worker.process)
-                        raise CannotRunError(
-                            f"worker {worker.share} exited while starting (code {code})"
-                        ) from None
-                    if isinstance(message, Failed):
-                        error = CannotRunError if message.cannot_run else LoadgenError
-                        raise error(list(message.problems))
-        except TimeoutError:
-            raise CannotRunError(f"workers not ready after {READY_TIMEOUT_S:.0f}s") from None
 
-    def _send(self, message: Start | Stop) -> None:
-        for worker in self.workers:
-            if worker.channel is not None:
-                worker.channel.send(message)
-
+    @abstractmethod
     def start(self) -> int:
-        start_ns = time.monotonic_ns() + START_LEAD_NS  # one instant for every worker
-        self._send(Start(start_ns))
-        return start_ns
+        """Start every worker at one instant, ahead; returns it (this host's monotonic ns)."""
 
+    @abstractmethod
     def stop(self) -> None:
-        self._send(Stop())
+        """Tell every worker to stop starting requests and send its final state."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """End the workers, once they have reported (or to give up on them)."""
+
+    @abstractmethod
+    async def _receive(self, worker: W) -> object:
+        """The worker's next message; WorkerGone once it has ended without a final one."""
 
     async def collect(
         self,
@@ -314,15 +337,13 @@ class WorkerPool:
             await asyncio.gather(*readers, return_exceptions=True)
             self._flush_pending(sink, everything=True)
 
-    async def _read(self, worker: Worker, merged: Merged, sink: Callable[[Interval], None]) -> None:
+    async def _read(self, worker: W, merged: Merged, sink: Callable[[Interval], None]) -> None:
         """One worker's messages, merged as they come, until its final state or its end."""
-        assert worker.channel is not None
         while not worker.finished:
             try:
-                message = await worker.channel.receive()
-            except ChannelClosed:
-                code = await exit_code(worker.process)
-                merged.fail(StopReason.WORKER_CRASHED, f"worker {worker.share}, exit code {code}")
+                message = await self._receive(worker)
+            except WorkerGone as gone:
+                merged.fail(StopReason.WORKER_CRASHED, gone.detail)
                 worker.finished = True  # gone: it reports no more seconds
                 if (last := self._progress.get(worker.share)) is not None:
                     self._progress[worker.share] = Progress(last.sent, 0, last.at_s)
@@ -340,8 +361,12 @@ class WorkerPool:
         """Every worker's progress as of its latest tick."""
         return Progress.total(self._progress.values())
 
+    def cluster_info(self) -> ClusterInfo | None:
+        """Where the workers ran, when that was a cluster; None for local processes."""
+        return None
+
     def _add_intervals(
-        self, worker: Worker, wire: tuple[WireInterval, ...], sink: Callable[[Interval], None]
+        self, worker: W, wire: tuple[WireInterval, ...], sink: Callable[[Interval], None]
     ) -> None:
         for item in wire:
             pending = self._pending.setdefault(item.second, _Second())
@@ -385,6 +410,72 @@ class WorkerPool:
             for index in sorted(self._pending):
                 for interval in self._pending.pop(index).by_label.values():
                     sink(interval)
+
+
+class WorkerPool(Pool[Worker]):
+    """Workers as local processes, each with a socket pair to the runner."""
+
+    def __init__(self, ctx: RunContext, socket_buffer_bytes: int | None = None) -> None:
+        """Spawn `ctx.shares` workers; `socket_buffer_bytes` shrinks the channels' socket
+        buffers (tests: every message then arrives in pieces)."""
+        context = multiprocessing.get_context("spawn")
+        workers: list[Worker] = []
+        for share in range(ctx.shares):
+            ours, theirs = socket.socketpair()
+            if socket_buffer_bytes is not None:
+                for end in (ours, theirs):
+                    end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, socket_buffer_bytes)
+                    end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, socket_buffer_bytes)
+            process = context.Process(
+                target=worker_entry,
+                args=(theirs, ctx.part(share, ctx.shares)),
+                name=f"loadgen-worker-{share}",
+                daemon=True,
+            )
+            process.start()
+            theirs.close()
+            workers.append(Worker(share, process, ours))
+        super().__init__(ctx, workers)
+
+    async def wait_ready(self) -> None:
+        """Every worker has its transport up; a worker's own error is raised here."""
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_S):
+                for worker in self.workers:
+                    worker.channel = await Channel.open(worker.sock)
+                    try:
+                        message = await worker.channel.receive()
+                    except ChannelClosed:
+                        code = await exit_code(worker.process)
+                        raise CannotRunError(
+                            f"worker {worker.share} exited while starting (code {code})"
+                        ) from None
+                    if isinstance(message, Failed):
+                        error = CannotRunError if message.cannot_run else LoadgenError
+                        raise error(list(message.problems))
+        except TimeoutError:
+            raise CannotRunError(f"workers not ready after {READY_TIMEOUT_S:.0f}s") from None
+
+    def _send(self, message: Start | Stop) -> None:
+        for worker in self.workers:
+            if worker.channel is not None:
+                worker.channel.send(message)
+
+    def start(self) -> int:
+        start_ns = time.monotonic_ns() + START_LEAD_NS  # one instant for every worker
+        self._send(Start(start_ns))
+        return start_ns
+
+    def stop(self) -> None:
+        self._send(Stop())
+
+    async def _receive(self, worker: Worker) -> object:
+        assert worker.channel is not None
+        try:
+            return await worker.channel.receive()
+        except ChannelClosed:
+            code = await exit_code(worker.process)
+            raise WorkerGone(f"worker {worker.share}, exit code {code}") from None
 
     async def close(self) -> None:
         for worker in self.workers:

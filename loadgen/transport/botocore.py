@@ -17,6 +17,7 @@ from loadgen import api
 from loadgen.errors import CannotRunError
 from loadgen.transport.base import Outcome, Request, Target, Transport, error_for_status
 from loadgen.transport.credentials import PLACEHOLDER
+from loadgen.transport.sigv4 import Credentials
 from loadgen.transport.stream import StreamReader
 
 _TIMEOUTS = (boto.ReadTimeoutError, boto.ConnectTimeoutError, asyncio.TimeoutError)
@@ -42,11 +43,15 @@ class BotocoreTransport(Transport):
         read_timeout: float,
         verify: bool | str = True,
         allow_placeholder_credentials: bool = False,
+        credentials: Credentials | None = None,
     ) -> None:
+        """`credentials`: sign with these (a Ray actor gets the driver's) instead of the
+        chain's."""
         self._endpoint_url = endpoint_url
         self._region = region
         self._verify = verify
         self._allow_placeholder = allow_placeholder_credentials
+        self._credentials = credentials
         self._config = AioConfig(
             max_pool_connections=max_connections,
             connect_timeout=connect_timeout,
@@ -59,8 +64,14 @@ class BotocoreTransport(Transport):
 
     async def start(self) -> None:
         session = get_session()
-        explicit: dict[str, str] = {}
-        if await session.get_credentials() is None:
+        explicit: dict[str, str | None] = {}
+        if self._credentials is not None:
+            explicit = {
+                "aws_access_key_id": self._credentials.access_key,
+                "aws_secret_access_key": self._credentials.secret_key,
+                "aws_session_token": self._credentials.token,
+            }
+        elif await session.get_credentials() is None:
             if not self._allow_placeholder:
                 raise CannotRunError(
                     "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE"
