@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml setup.py $(wildcard loadgen/transport/*.c)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,ray]'
 	touch $(STAMP)
 
 run: setup

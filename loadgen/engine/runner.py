@@ -1,6 +1,7 @@
 """One run from a validated Scenario to a results folder.
 
-The runner orchestrates: it starts the engines (in process or as workers), feeds closed
+The runner orchestrates: it starts the engines (in process, as worker processes, or as Ray
+actors on a cluster), feeds closed
 seconds to the writer, the live status and the abort watch, and hands what the engines
 recorded to `summarize`. It does not judge: the gates do, and the RunSummary's verdict
 decides the exit code.
@@ -16,6 +17,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from loadgen.console import PROGRESS_EVERY_S, LiveStatus, stderr_console
 from loadgen.correlate import new_run_id
@@ -24,7 +26,7 @@ from loadgen.engine.drive import Reporting, drive
 from loadgen.engine.requests import load_bodies, targets_of
 from loadgen.engine.summarize import Finished, summarize
 from loadgen.engine.transports import check_reachable, open_transport, regional_url
-from loadgen.engine.workers import Merged, WorkerPool
+from loadgen.engine.workers import Merged, Pool, WorkerPool
 from loadgen.gates import AbortWatch, RefusalWatch
 from loadgen.metrics import NS_PER_S, Interval, Recorder
 from loadgen.region import resolve_region, with_region
@@ -98,11 +100,25 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
             stderr_console().print(
                 "[yellow]warning: TLS certificate verification is off (tls.verify: false)[/yellow]"
             )
-        ctx = RunContext(scenario, new_run_id(), endpoint_url, shares=worker_count(scenario))
+        shares = worker_count(scenario)
+        ray_session = None
+        if scenario.cluster is not None:  # the workers are Ray actors; Ray is imported now
+            from loadgen.engine import cluster
+
+            ray_session = await cluster.connect(
+                scenario.cluster, scenario.workers, scenario.load.connect_timeout
+            )
+            stack.callback(ray_session.close)
+            shares = ray_session.worker_count(scenario.workers)
+        ctx = RunContext(scenario, new_run_id(), endpoint_url, shares=shares)
         started = datetime.now(UTC)
 
-        pool = None
-        if ctx.shares > 1:
+        pool: Pool[Any] | None = None
+        if ray_session is not None:
+            pool = await cluster.ray_pool(ray_session, ctx)
+            stack.push_async_callback(pool.close)
+            await pool.wait_ready()
+        elif ctx.shares > 1:
             pool = WorkerPool(ctx)
             stack.push_async_callback(pool.close)
             await pool.wait_ready()
@@ -169,7 +185,14 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
                 recorder, tester = merged.recorder, merged.tester
                 elapsed_s = (time.monotonic_ns() - start_ns) / NS_PER_S
         writer.flush()
-        finished = Finished(recorder, tester, elapsed_s, stopping.reason, stopping.detail)
+        finished = Finished(
+            recorder,
+            tester,
+            elapsed_s,
+            stopping.reason,
+            stopping.detail,
+            pool.cluster_info() if pool is not None else None,
+        )
         summary, histograms = summarize(ctx, started, finished)
         writer.write_histograms(histograms)
         writer.write_summary(summary)
@@ -178,7 +201,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
     return RunResult(folder, summary)
 
 
-async def _show_status(status: LiveStatus, pool: WorkerPool, start_ns: int, every_s: float) -> None:
+async def _show_status(status: LiveStatus, pool: Pool[Any], start_ns: int, every_s: float) -> None:
     """The workers' progress as of their latest ticks, the clock as of now."""
     while True:
         await asyncio.sleep(every_s)
