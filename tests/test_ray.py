@@ -26,6 +26,8 @@ from tests.servers import hlog_total, scenario
 from tests.test_cli import fake_env, loadgen, write
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
+NODE_KEY = "AKIDNODE"
+DRIVER_KEY = "AKIDTEST"  # fake_aws's
 
 
 @pytest.fixture(scope="session")
@@ -34,11 +36,15 @@ def ray_cluster() -> Iterator[Any]:
     os.environ[LOOPBACK_ONLY] = "0"  # before Ray is imported: it stays on 127.0.0.1
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(
-        initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1"}
-    )
-    cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-    cluster.wait_for_nodes()
+    with pytest.MonkeyPatch.context() as env:  # what the nodes' own credential chain finds
+        env.setenv("AWS_ACCESS_KEY_ID", NODE_KEY)
+        env.setenv("AWS_SECRET_ACCESS_KEY", "node-secret")
+        env.delenv("AWS_SESSION_TOKEN", raising=False)
+        cluster = Cluster(
+            initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1"}
+        )
+        cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes()
     yield cluster
     cluster.shutdown()
 
@@ -147,6 +153,24 @@ async def test_an_actor_killed_mid_run_stops_the_run(ray_cluster: Any, tmp_path:
     saved = RunSummary.load(result.folder / "summary.json")
     assert saved.verdict.exit_code == 3 and saved.total.requests == summary.total.requests
     assert 60 <= summary.total.requests <= server.requests
+
+
+@pytest.mark.parametrize(
+    ("credentials", "key", "secret"),
+    [("driver", DRIVER_KEY, "test-secret"), ("node", NODE_KEY, "node-secret")],
+)
+async def test_actors_sign_with_the_drivers_credentials_or_their_nodes(
+    ray_cluster: Any, tmp_path: Path, credentials: str, key: str, secret: str
+) -> None:
+    """The mock verifies signatures made with one key: every call passes only if the actors
+    signed with the credentials `cluster.credentials` names."""
+    s = scenario("mock", rate=20, duration="1s")
+    mock = s.mock.model_copy(update={"access_key": key, "secret_key": secret})
+    cluster = ClusterConfig(address=ray_cluster.address, credentials=credentials)  # type: ignore[arg-type]
+    s = s.model_copy(update={"workers": 2, "cluster": cluster, "mock": mock})
+    result = await run_scenario(s, RunOptions(out=tmp_path, quiet=True))
+    assert result.summary.total.requests == result.summary.total.ok == 20
+    assert key not in (result.folder / "summary.json").read_text()
 
 
 async def _answer(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
