@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -120,6 +121,7 @@ class LoadActor:
     def _run(self, credentials: Credentials | None, looping: threading.Event) -> None:
         import uvloop
 
+        _unnice()
         try:
             uvloop.run(self._serve(credentials, looping))
         except BaseException as exc:  # a bug: the driver hears of it as this worker's end
@@ -178,6 +180,18 @@ class LoadActor:
         return messages
 
 
+def _unnice() -> None:
+    """Ray starts its workers at niceness 15, as background work; a load generator's timing
+    is what it measures, so this thread (Linux: niceness is per thread) asks for the default
+    back. Without the privilege (CAP_SYS_NICE) it keeps Ray's, which only matters on a node
+    busy with other work: start Ray there with RAY_worker_niceness=0."""
+    try:
+        if os.getpriority(os.PRIO_PROCESS, 0) > 0:
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
+    except OSError:
+        logger.warning("the engine keeps Ray's worker niceness: not permitted to lower it")
+
+
 # --- the driver -------------------------------------------------------------------------------
 
 
@@ -233,7 +247,7 @@ class RayPool(Pool[ActorWorker]):
                 f"cluster at {self.address}"
             ) from None
         except WorkerGone as gone:
-            raise CannotRunError(f"{gone.detail} while starting") from None
+            raise CannotRunError(f"the workers did not start: {gone.detail}") from None
 
     def start(self) -> int:
         """One wall-clock instant for every actor; this host's monotonic reading of it."""
@@ -299,7 +313,10 @@ def _why(exc: RayError) -> str:
     if isinstance(exc, RayTaskError) and isinstance(exc.cause, EngineEnded):
         return str(exc.cause)
     if isinstance(exc, RayActorError):
-        text = str(exc)
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+        if "creation task" in text:  # its last line is the cause, e.g. loadgen not installed
+            cause = [line for line in text.splitlines() if line.strip()][-1].strip()
+            return f"the actor could not start on its node: {cause}"
         for cause, words in (
             ("ray.kill", "the actor was killed (ray.kill)"),
             ("node has died", "its node died"),

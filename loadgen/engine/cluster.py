@@ -116,12 +116,13 @@ async def connect(config: ClusterConfig, workers: int | str, timeout_s: float) -
             address=address,
             namespace=NAMESPACE,
             log_to_driver=False,  # the actors' logs stay on their nodes: the live line is ours
-            logging_level=logging.WARNING,
+            logging_level=logging.ERROR,  # Ray's notices would break the live line
             **options,
         )
-    except ConnectionError as exc:  # auto, and nothing running
+    except ConnectionError:  # auto, and no Ray running here
         raise CannotRunError(
-            f"cannot reach a Ray cluster ({address}): {_first_line(exc)}"
+            "cannot find a Ray cluster: none runs on this host and RAY_ADDRESS is not set "
+            "(give --ray HOST:PORT, or --ray local to start one)"
         ) from None
     except Exception as exc:  # Ray's own errors: a version mismatch, a refused client, ...
         raise CannotRunError(
