@@ -29,9 +29,11 @@ from loadgen.engine.context import RunContext
 from loadgen.engine.workers import (
     READY_TIMEOUT_S,
     Failed,
+    Final,
     Pool,
     Start,
     Stop,
+    Tick,
     WorkerGone,
     serve_engine,
 )
@@ -44,7 +46,7 @@ logger = logging.getLogger(__name__)
 # The actors start this long after the driver says so: time for the Start call to reach
 # every node (a millisecond or two) with room for a busy one.
 RAY_START_LEAD_NS = 500_000_000
-POLL_WAIT_S = 1.0  # a poll returns after this long with nothing when the engine is quiet
+POLL_WAIT_S = 1.0  # a poll returns by then even when nothing urgent came (engine seconds: 1 s)
 ACTOR_CONCURRENCY = 4  # a poll may wait while start, stop or another call comes in
 KILL_TIMEOUT_S = 5.0
 
@@ -159,25 +161,34 @@ class LoadActor:
             pass
 
     def poll(self, wait_s: float) -> list[object]:
-        """What the engine sent since the last poll, waiting up to `wait_s` for the first.
-        Once the engine has ended and everything it sent is taken, EngineEnded."""
+        """What the engine sent since the last poll, returned once something the driver wants
+        at once is among it (closed seconds, the final state, Ready or Failed), else after
+        `wait_s`: ticks that only bring progress wait for the next second's (one call a
+        second per actor, not two). Once the engine has ended and everything it sent is
+        taken, EngineEnded."""
         if self._ended:
             raise EngineEnded(self._failure or "the engine ended")
-        try:
-            messages = [self._outbox.get(timeout=wait_s)]
-        except queue.Empty:
-            return []
-        while True:
+        deadline = time.monotonic() + wait_s
+        messages: list[object] = []
+        while (remaining := deadline - time.monotonic()) > 0:
             try:
-                messages.append(self._outbox.get_nowait())
+                message = self._outbox.get(timeout=remaining)
             except queue.Empty:
                 break
-        if messages[-1] is _END:
-            messages.pop()
-            self._ended = True
-            if not messages:
-                raise EngineEnded(self._failure or "the engine ended")
+            if message is _END:
+                self._ended = True
+                break
+            messages.append(message)
+            if _urgent(message):
+                break
+        if not messages and self._ended:
+            raise EngineEnded(self._failure or "the engine ended")
         return messages
+
+
+def _urgent(message: object) -> bool:
+    """Whether the driver wants this now: anything but a tick that only brings progress."""
+    return not isinstance(message, Tick) or bool(message.intervals) or isinstance(message, Final)
 
 
 def _unnice() -> None:
@@ -242,9 +253,10 @@ class RayPool(Pool[ActorWorker]):
                         error = CannotRunError if message.cannot_run else LoadgenError
                         raise error(list(message.problems))
         except TimeoutError:
+            free = int(ray.available_resources().get("CPU", 0))
             raise CannotRunError(
                 f"workers not placed and ready after {READY_TIMEOUT_S:.0f}s on the Ray "
-                f"cluster at {self.address}"
+                f"cluster at {self.address} ({free} CPUs free for {len(self.workers)} workers)"
             ) from None
         except WorkerGone as gone:
             raise CannotRunError(f"the workers did not start: {gone.detail}") from None

@@ -60,17 +60,18 @@ class RaySession:
     owned: bool  # this run called ray.init, so it calls ray.shutdown
 
     def cpus(self) -> int:
-        """CPUs the cluster has free now: one per worker."""
-        return int(self.ray.available_resources().get("CPU", 0))
+        """CPUs the cluster has (busy or not): one per worker."""
+        return int(self.ray.cluster_resources().get("CPU", 0))
 
     def worker_count(self, workers: int | str) -> int:
-        """`workers: N`, or "auto": every CPU of the cluster."""
-        free = self.cpus()
-        count = workers if isinstance(workers, int) else free
-        if count > free:
+        """`workers: N`, or "auto": every CPU of the cluster. More than it has could never
+        be placed; fewer free (busy, or a run's actors still going) makes them wait."""
+        cpus = self.cpus()
+        count = workers if isinstance(workers, int) else cpus
+        if count > cpus:
             raise CannotRunError(
                 f"cluster: {count} workers need {count} CPUs; the Ray cluster at "
-                f"{self.address} has {free} free"
+                f"{self.address} has {cpus}"
             )
         return max(count, 1)
 
