@@ -22,18 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.exceptions import ActorUnavailableError, RayActorError, RayError, RayTaskError
 
 from loadgen.engine.channel import ChannelClosed
 from loadgen.engine.context import RunContext
 from loadgen.engine.workers import (
     READY_TIMEOUT_S,
     Failed,
-    Final,
     Pool,
     Start,
     Stop,
-    Tick,
     WorkerGone,
     serve_engine,
 )
@@ -46,7 +44,7 @@ logger = logging.getLogger(__name__)
 # The actors start this long after the driver says so: time for the Start call to reach
 # every node (a millisecond or two) with room for a busy one.
 RAY_START_LEAD_NS = 500_000_000
-POLL_WAIT_S = 1.0  # a poll returns by then even when nothing urgent came (engine seconds: 1 s)
+POLL_WAIT_S = 1.0  # a poll returns after this long with nothing when the engine is quiet
 ACTOR_CONCURRENCY = 4  # a poll may wait while start, stop or another call comes in
 KILL_TIMEOUT_S = 5.0
 
@@ -161,34 +159,26 @@ class LoadActor:
             pass
 
     def poll(self, wait_s: float) -> list[object]:
-        """What the engine sent since the last poll, returned once something the driver wants
-        at once is among it (closed seconds, the final state, Ready or Failed), else after
-        `wait_s`: ticks that only bring progress wait for the next second's (one call a
-        second per actor, not two). Once the engine has ended and everything it sent is
-        taken, EngineEnded."""
+        """What the engine sent since the last poll, waiting up to `wait_s` for the first
+        (a tick comes every 0.5 s: a dead actor loses at most one, as a worker process does).
+        Once the engine has ended and everything it sent is taken, EngineEnded."""
         if self._ended:
             raise EngineEnded(self._failure or "the engine ended")
-        deadline = time.monotonic() + wait_s
-        messages: list[object] = []
-        while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            messages = [self._outbox.get(timeout=wait_s)]
+        except queue.Empty:
+            return []
+        while True:
             try:
-                message = self._outbox.get(timeout=remaining)
+                messages.append(self._outbox.get_nowait())
             except queue.Empty:
                 break
-            if message is _END:
-                self._ended = True
-                break
-            messages.append(message)
-            if _urgent(message):
-                break
-        if not messages and self._ended:
-            raise EngineEnded(self._failure or "the engine ended")
+        if messages[-1] is _END:
+            messages.pop()
+            self._ended = True
+            if not messages:
+                raise EngineEnded(self._failure or "the engine ended")
         return messages
-
-
-def _urgent(message: object) -> bool:
-    """Whether the driver wants this now: anything but a tick that only brings progress."""
-    return not isinstance(message, Tick) or bool(message.intervals) or isinstance(message, Final)
 
 
 def _unnice() -> None:
@@ -324,6 +314,8 @@ def _why(exc: RayError) -> str:
     """Ray's account of a death, in a few words (its own runs to a paragraph)."""
     if isinstance(exc, RayTaskError) and isinstance(exc.cause, EngineEnded):
         return str(exc.cause)
+    if isinstance(exc, ActorUnavailableError):  # a call in flight when its process or node went
+        return "the actor became unreachable (its process or its node went down)"
     if isinstance(exc, RayActorError):
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
         if "creation task" in text:  # its last line is the cause, e.g. loadgen not installed
