@@ -26,6 +26,7 @@ from loadgen.histograms import (
     EndpointHistograms,
     HistogramPair,
     RunHistograms,
+    StreamHistograms,
     add_counts,
     counts_index,
     histogram_summary,
@@ -800,10 +801,18 @@ class Recorder:
                     record.stats.latency,
                     record.stats.service,
                     {
-                        variant: HistogramPair(stats.latency, stats.service)
+                        variant: HistogramPair(
+                            stats.latency, stats.service, stream=_stream_histograms(stats)
+                        )
                         for variant, stats in sorted(record.variants.items())
                     },
+                    stream=_stream_histograms(record.stats),
                 )
                 for label, record in self.endpoints.items()
             }
         )
+
+
+def _stream_histograms(stats: Stats) -> StreamHistograms | None:
+    stream = stats.stream
+    return None if stream is None else StreamHistograms(stream.ttft, stream.itl, stream.tpot)
