@@ -265,6 +265,7 @@ class Interval:
     error_codes: dict[str, int] = field(default_factory=dict)  # `errors` by code
     output_tokens: int = 0  # of the streams that ended well in this second
     ttft: HdrHistogram = field(default_factory=new_histogram)  # their time to first token
+    itl: HdrHistogram = field(default_factory=new_histogram)  # and the gaps between their tokens
 
 
 IntervalSink = Callable[[Interval], None]
@@ -703,8 +704,11 @@ class Recorder:
         interval = endpoint.interval
         assert interval is not None
         interval.output_tokens += result.tokens
-        if result.first_token_ns:
+        if result.first_token_ns:  # as StreamStats.add: no first token, no gaps
             record_value(interval.ttft, (result.first_token_ns - intended_ns) // 1000)
+            itl = interval.itl
+            for gap_us in result.gaps_us or ():
+                record_value(itl, gap_us)
 
     def _open(self, label: str, variant: str | None) -> _Pending:
         endpoint = self._endpoints[label]  # KeyError for an unknown label, as before

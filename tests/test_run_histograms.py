@@ -10,6 +10,8 @@ import pytest
 
 from loadgen.errors import UsageError
 from loadgen.histograms import STREAM_HISTOGRAMS, RunHistograms
+from loadgen.metrics import NS_PER_S, Recorder
+from loadgen.transport.base import Outcome
 from tests.summaries import StreamShape, write_run
 
 # 100 requests of 40 ms; 8 tokens: TTFT 10 ms, then 7 gaps of 30/7 ms (4285 µs)
@@ -103,3 +105,20 @@ def test_a_damaged_stream_entry_is_one_line_naming_it(
     (problem,) = caught.value.problems
     assert problem.startswith(f"{tmp_path / 'histograms.json'}: ") and message in problem
 
+
+def test_each_second_holds_its_streams_gaps_as_itl() -> None:
+    """Second 0: two streams of gaps 2 and 3 ms; second 1: one of 5 ms; second 2 none."""
+    closed = []
+    recorder = Recorder(["llm"], start_ns=0, sink=closed.append)
+    for now_s, latency_us in ((0.2, 14_000), (0.7, 21_000), (1.5, 35_000)):
+        now_ns = int(now_s * NS_PER_S)
+        recorder.record("llm", Outcome(200), None, latency_us, latency_us, False, "t", now_ns)
+        intended_ns = now_ns - latency_us * 1000
+        result = StreamShape(tokens=8, ttft_share=0).result(intended_ns, latency_us)
+        recorder.record_stream("llm", None, result, intended_ns, intended_ns, now_ns)
+    recorder.tick(3 * NS_PER_S)
+    itl = [interval.itl for interval in closed]
+    assert [h.get_total_count() for h in itl] == [14, 7, 0]
+    assert itl[0].get_count_at_value(2000) == itl[0].get_count_at_value(3000) == 7
+    assert itl[1].get_count_at_value(5000) == 7
+    assert [interval.ttft.get_total_count() for interval in closed] == [2, 1, 0]

@@ -15,7 +15,7 @@ from hdrh.histogram import HdrHistogram
 
 from loadgen.errors import UsageError
 from loadgen.histograms import RunHistograms, recorded_buckets
-from loadgen.results.writer import TIMESERIES_FIELDS, TimeRow, Timeseries
+from loadgen.results.writer import STREAM_FIELDS, TIMESERIES_FIELDS, TimeRow, Timeseries
 from loadgen.summary import RunSummary
 
 DASHES = ("6 4", "2 3", "10 3 2 3", "1 6")  # variants: the endpoint's colour, own dash
@@ -59,10 +59,13 @@ def _read_timeseries(path: Path) -> Timeseries:
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
-            missing = set(TIMESERIES_FIELDS) - set(reader.fieldnames or ())
+            columns = set(reader.fieldnames or ())
+            missing = set(TIMESERIES_FIELDS) - set(STREAM_FIELDS) - columns
             if missing:
                 raise UsageError(f"{path}: missing columns {', '.join(sorted(missing))}")
+            absent = {name: "0" for name in STREAM_FIELDS if name not in columns}  # older files
             for record in reader:
+                record = absent | record
                 try:
                     row = TimeRow(
                         int(record["second"]),
@@ -74,6 +77,8 @@ def _read_timeseries(path: Path) -> Timeseries:
                         int(record["output_tokens"]),
                         float(record["ttft_p50_ms"]),
                         float(record["ttft_p99_ms"]),
+                        float(record["itl_p50_ms"]),
+                        float(record["itl_p99_ms"]),
                     )
                 except (TypeError, ValueError) as exc:
                     raise UsageError(f"{path}: line {reader.line_num}: {exc}") from None
