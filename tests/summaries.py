@@ -15,6 +15,7 @@ from loadgen.histograms import RunHistograms, histogram_summary, new_histogram
 from loadgen.metrics import NS_PER_S, Recorder
 from loadgen.results.writer import ResultsWriter, Timeseries
 from loadgen.scenario import ConstantArrivalRate
+from loadgen.stream_metrics import Goodput
 from loadgen.summary import LatencyStats, RunSummary, StopReason
 from loadgen.transport.base import Outcome, StreamResult
 
@@ -69,16 +70,18 @@ def write_run(
     seconds: int = 2,
     trace_id: str | None = None,
     streams: Mapping[str, StreamShape] | None = None,
+    goodput: Goodput | None = None,
     **fields: Any,
 ) -> Run:
     """Record `samples` spread evenly over `seconds` (the first `errors[label]` of each
     label as ModelErrors), and write the folder as `loadgen run` does; `fields` override
     the summary's own (stop_reason, thresholds, comparisons, ...). With `streams`, each
-    successful request of a label or "label/variant" named there is a stream of that shape."""
+    successful request of a label or "label/variant" named there is a stream of that shape,
+    counted good within `goodput`'s limits."""
     folder.mkdir(parents=True, exist_ok=True)
     labels = list(samples)
     writer = ResultsWriter(folder, labels, STARTED.timestamp())
-    recorder = Recorder(labels, start_ns=0, sink=writer.interval)
+    recorder = Recorder(labels, start_ns=0, sink=writer.interval, goodput=goodput)
     timeline = []
     for label, given in samples.items():
         by_variant = given if isinstance(given, Mapping) else {None: given}
