@@ -26,6 +26,8 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from loadgen.scenario import CompareMetric  # every command loads pydantic anyway
+
     parser = argparse.ArgumentParser(
         prog="loadgen", description="Load tester for SageMaker real-time endpoints."
     )
@@ -89,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--new-endpoint",
         metavar="LABEL",
         help="the new run's label to compare (with --base-endpoint)",
+    )
+    compare.add_argument(
+        "--metric",
+        choices=[metric.value for metric in CompareMetric],
+        default=CompareMetric.LATENCY.value,
+        help="what to compare: latency (default), or a streaming run's ttft, itl or tpot",
     )
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
@@ -218,6 +226,7 @@ def command_mock(args: argparse.Namespace) -> int:
 
 def command_compare(args: argparse.Namespace) -> int:
     from loadgen.compare import compare_command
+    from loadgen.scenario import CompareMetric
 
     return compare_command(
         args.base,
@@ -227,6 +236,7 @@ def command_compare(args: argparse.Namespace) -> int:
         json_out=args.json,
         base_endpoint=args.base_endpoint,
         new_endpoint=args.new_endpoint,
+        metric=CompareMetric(args.metric),
     )
 
 

@@ -36,7 +36,9 @@ def judge(
     comparisons: list[ComparisonResult] = []
     for pair in scenario.compare:
         limits = [parse_limit(f"{metric}={limit}") for metric, limit in pair.max_regression.items()]
-        comparisons += compare_within_run(histograms, endpoints, [(pair.base, pair.new)], limits)
+        comparisons += compare_within_run(
+            histograms, endpoints, [(pair.base, pair.new)], limits, metric=pair.metric
+        )
     return Judgement(evaluate(scenario.thresholds, endpoints), tuple(comparisons))
 
 
