@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hdrh.histogram import HdrHistogram
 
 from loadgen.cli import main
@@ -18,7 +19,10 @@ from loadgen.scenario import CompareMetric, scenario_from_dict
 from loadgen.summary import Direction, RunSummary
 from loadgen.versions import Version
 from tests.summaries import StreamShape, write_run
+from tests.test_cli import loadgen, write
 from tests.test_stats import histogram_of, lognormal_samples
+from tests.test_streaming import SCENARIOS
+from tests.test_verdict import assert_views_agree, section
 
 SAMPLES = 3000
 TEN_PERCENT = ["p50=10%", "p99=10%"]
@@ -191,3 +195,55 @@ def test_a_summary_json_from_before_the_metric_loads_as_latency(tmp_path: Path) 
 
 def _histograms() -> tuple[HdrHistogram, HdrHistogram]:
     return histogram_of([1000] * 5), histogram_of([2000] * 5)
+
+
+def test_a_streaming_run_compares_its_endpoints_on_ttft_and_itl_in_every_view(
+    tmp_path: Path,
+) -> None:
+    """`loadgen run` of two endpoints of the mock's one stream shape: each comparison is of
+    the metric it names (its p50 is that endpoint's own TTFT or ITL p50), and says so in
+    summary.json, on the console, in summary.md and in the report."""
+    data = yaml.safe_load((SCENARIOS / "llm-stream.yaml").read_text())
+    data["endpoints"] = [{"name": "llm"}, {"name": "chat"}]
+    data["load"]["duration"] = "2s"
+    data["compare"] = [
+        {"base": "llm", "new": "chat", "metric": "ttft", "max_regression": {"p50": "50%"}},
+        {"base": "llm", "new": "chat", "metric": "itl"},
+        {"base": "llm", "new": "chat"},
+    ]
+    result = loadgen("run", str(write(tmp_path, data)), "--out", str(tmp_path / "out"))
+    (folder,) = (tmp_path / "out").iterdir()
+    summary = assert_views_agree(folder, result.returncode, result.stdout)
+    ttft, itl, latency = summary.comparisons
+    assert [c.metric for c in summary.comparisons] == [
+        CompareMetric.TTFT,
+        CompareMetric.ITL,
+        CompareMetric.LATENCY,
+    ]
+    llm = summary.endpoints["llm"]
+    assert llm.ttft_ms is not None and llm.itl_ms is not None
+    assert ttft.metrics["p50"].base_ms == llm.ttft_ms.p50
+    assert itl.metrics["p50"].base_ms == llm.itl_ms.p50
+    assert latency.metrics["p50"].base_ms == llm.latency_ms.p50
+    assert ttft.mann_whitney.n_base == llm.ok  # a TTFT per stream that ended well
+    raw = json.loads((folder / "summary.json").read_text())
+    assert [c["metric"] for c in raw["comparisons"]] == ["ttft", "itl", "latency"]
+
+    markdown = (folder / "summary.md").read_text()
+    page = (folder / "report.html").read_text()
+    for comparison in summary.comparisons:
+        label = comparison.metric.label
+        assert f"compare {comparison.name}: {comparison.outcome} (p=" in result.stdout
+        assert f"; {label} p50 " in result.stdout
+        assert f"**chat** vs **llm** on {label}: {comparison.outcome}" in markdown
+    blocks = section(page, "comparisons").split("<div class='comparison'>")[1:]
+    assert [block.split(" · on ")[1].split(" · ")[0] for block in blocks] == [
+        "TTFT",
+        "ITL",
+        "latency",
+    ]
+    assert [block.split("<th class='left'>")[1].split("<")[0] for block in blocks] == [
+        "TTFT",
+        "ITL",
+        "latency",
+    ]

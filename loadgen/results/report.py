@@ -233,11 +233,13 @@ def _comparison(comparison: ComparisonResult) -> str:
     return (
         f"<div class='comparison'><h3>{escape(comparison.base)} → {escape(comparison.new)}</h3>"
         f"<p>{_badge(comparison.passed, str(comparison.outcome))}"
+        f" · on {escape(comparison.metric.label)}"
         f" · Mann-Whitney p = {test.p_value:.3g} (alpha {comparison.alpha:g})"
         f" · limits: {escape(limits) if limits else 'none'}"
         f" · requests {format_number(comparison.requests.base)} / "
         f"{format_number(comparison.requests.new)}</p>"
-        "<table class='plain'><tr><th class='left'>metric</th><th>base (ms)</th>"
+        f"<table class='plain'><tr><th class='left'>{escape(comparison.metric.label)}</th>"
+        "<th>base (ms)</th>"
         f"<th>new (ms)</th><th>change</th><th>{level}</th></tr>{rows}</table>{failed_html}</div>"
     )
 
