@@ -698,9 +698,10 @@ class Recorder:
         goodput = self.goodput
         endpoint.stats.add_stream(result, intended_ns, sent_ns, done_ns, goodput)
         if variant is not None:
-            endpoint.variants.setdefault(variant, Stats()).add_stream(
-                result, intended_ns, sent_ns, done_ns, goodput
-            )
+            stats = endpoint.variants.get(variant)
+            if stats is None:  # not setdefault: a Stats is two histograms to allocate
+                stats = endpoint.variants[variant] = Stats()
+            stats.add_stream(result, intended_ns, sent_ns, done_ns, goodput)
         interval = endpoint.interval
         assert interval is not None
         interval.output_tokens += result.tokens
