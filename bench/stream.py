@@ -90,7 +90,8 @@ class Run:
     ttft_added_p50_ms: float  # ttft_service_time_ms minus D
     ttft_added_p99_ms: float
     ttft_intended_p99_ms: float  # ttft_ms (from the intended start) minus D
-    in_flight_mean: float  # achieved rate x mean latency (Little's law)
+    in_flight_mean: float  # achieved rate x mean service time (Little's law)
+    requests: int
     ok: int
     errors: dict[str, int]
     unmatched: int  # successful calls whose echo did not match
@@ -300,7 +301,8 @@ def run_loadgen(
         ttft_added_p50_ms=ttft_service.p50 - first_ms,
         ttft_added_p99_ms=ttft_service.p99 - first_ms,
         ttft_intended_p99_ms=ttft.p99 - first_ms,
-        in_flight_mean=summary.achieved_rate_rps * total_stats.latency_ms.mean / 1000,
+        in_flight_mean=summary.achieved_rate_rps * total_stats.service_time_ms.mean / 1000,
+        requests=total_stats.requests,
         ok=total_stats.ok,
         errors=dict(total_stats.errors),
         unmatched=total_stats.ok - total_stats.correlation.matched,
@@ -381,7 +383,7 @@ def notes(rows: list[Row], settings: Settings) -> list[str]:
             if run.unmatched:
                 problems.append(f"{run.unmatched} echoes not matched")
             if settings.executor == "open" and run.late_starts:
-                problems.append(f"{run.late_starts:,} of {run.ok:,} starts late")
+                problems.append(f"{run.late_starts:,} of {run.requests:,} starts late")
             if run.tester_cpu >= 0.9:
                 problems.append(f"client CPU {run.tester_cpu:.0%}: saturated")
             if problems:
