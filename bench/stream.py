@@ -14,8 +14,8 @@ with each transport in turn, interleaved over the repeats, and the table gives m
 The load is an open loop by default: `constant-arrival-rate` at streams / (D + (N-1) G)
 per second, so `--streams` are in flight with their start times spread evenly (Little's
 law; the table shows the mean reached). A closed loop (`--executor closed`) starts every
-stream at once and, all streams being the same length, they stay in step: every G ms all
-of them get an event in the same instant, a burst that measures the queue, not the client.
+stream at once and, all streams being the same length, keeps them in step: bursts of
+events every G ms rather than a steady flow (bench/README.md says more).
 
     .venv/bin/python bench/stream.py [--duration 10] [--streams 1000] [--botocore-streams 100]
                                      [--repeats 3] [--json PATH] [--transports fast,botocore]
@@ -44,7 +44,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent  # the checkout whose loadgen runs (PYTHONPATH too), not an installed one
 sys.path[:0] = [str(BENCH), str(ROOT)]
 
-from throughput import BenchError, loadgen_env, machine  # noqa: E402 - a sibling
+from stream_server import ServerStats  # noqa: E402 - a sibling script, not a package
+from throughput import BenchError, loadgen_env, machine  # noqa: E402
 
 from loadgen.summary import RunSummary  # noqa: E402
 
@@ -101,7 +102,7 @@ class Run:
     server_wait_share: float  # the same for the server
     steal_share: float  # of all CPUs' time, taken by the hypervisor
     others_cpus: float  # CPUs' worth used by other processes than loadgen and the server
-    server: dict[str, object]
+    server: ServerStats
 
     @property
     def events_per_cpu_s(self) -> float:
@@ -113,7 +114,17 @@ class Run:
 
     @property
     def server_cpu(self) -> float:
-        return float(self.server["cpu_share"])  # type: ignore[arg-type]
+        return self.server.cpu_share
+
+    @property
+    def server_first_p50_ms(self) -> float | None:
+        late = self.server.first_token_late
+        return None if late is None else late.p50 / 1000
+
+    @property
+    def server_first_p99_ms(self) -> float | None:
+        late = self.server.first_token_late
+        return None if late is None else late.p99 / 1000
 
 
 @dataclass
@@ -124,12 +135,9 @@ class Row:
     failures: list[str] = field(default_factory=list)
 
     def median(self, name: str) -> float | None:
-        values = [getattr(run, name) for run in self.runs]
+        """The median over the runs of a Run field or property (None where it is None)."""
+        values = [value for run in self.runs if (value := getattr(run, name)) is not None]
         return statistics.median(values) if values else None
-
-    def server_median(self, key: str, stat: str) -> float | None:
-        values = [run.server[key][stat] for run in self.runs if run.server.get(key)]  # type: ignore[index]
-        return statistics.median(values) / 1000 if values else None
 
 
 # --- the server ------------------------------------------------------------------------------
@@ -167,10 +175,10 @@ def stop(process: subprocess.Popen[str]) -> None:
             process.wait(timeout=5)
 
 
-def server_stats(url: str) -> dict[str, object]:
+def server_stats(url: str) -> ServerStats:
     """Since the last call: the server's lateness and CPU (each call starts a new count)."""
     with urllib.request.urlopen(url + "/stats", timeout=10) as response:
-        return json.loads(response.read())
+        return ServerStats.from_json(response.read())
 
 
 # --- loadgen -----------------------------------------------------------------------------
@@ -289,7 +297,7 @@ def run_loadgen(
     first_ms = settings.schedule.first_token_ms
     cpus = os.cpu_count() or 1
     jiffies = (total_after - total) or 1
-    server_cpu_s = float(server["cpu_s"])  # type: ignore[arg-type]
+    server_cpu_s = server.cpu_s
     machine_busy = (busy_after - busy) / jiffies * cpus  # in CPUs
     return Run(
         streams=streams,
@@ -338,8 +346,8 @@ def table(rows: list[Row]) -> str:
             f"| {fmt(row.median('events_per_s'))} "
             f"| {fmt(row.median('ttft_added_p50_ms'), '.2f')} / "
             f"{fmt(row.median('ttft_added_p99_ms'), '.2f')} ms "
-            f"| {fmt(row.server_median('first_token_late_us', 'p50'), '.2f')} / "
-            f"{fmt(row.server_median('first_token_late_us', 'p99'), '.2f')} ms, "
+            f"| {fmt(row.median('server_first_p50_ms'), '.2f')} / "
+            f"{fmt(row.median('server_first_p99_ms'), '.2f')} ms, "
             f"{fmt(row.median('server_cpu'), '.0%')} |"
         )
     return "\n".join(lines)

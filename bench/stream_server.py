@@ -30,6 +30,7 @@ import os
 import time
 from array import array
 from collections import deque
+from dataclasses import asdict, dataclass
 
 import httptools
 import uvloop
@@ -119,9 +120,50 @@ class Stream:
         self.alive = True  # the connection is open
 
 
+@dataclass(frozen=True)
+class Lateness:
+    """Write time minus due time, µs."""
+
+    p50: int
+    p99: int
+    max: int
+
+    @classmethod
+    def of(cls, values: array[int]) -> Lateness | None:
+        if not values:
+            return None
+        ordered = sorted(values)
+        last = len(ordered) - 1
+        return cls(ordered[round(last * 0.50)], ordered[round(last * 0.99)], ordered[last])
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """What `GET /stats` answers (as JSON): the server since the previous `GET /stats`."""
+
+    wall_s: float
+    cpu_s: float
+    cpu_share: float  # CPU time over wall time
+    streams: int  # started
+    events: int  # token events written
+    wakes: int  # of the timer
+    first_token_late: Lateness | None
+    event_late: Lateness | None
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ServerStats:
+        fields = json.loads(data)
+        for name in ("first_token_late", "event_late"):
+            if fields[name] is not None:
+                fields[name] = Lateness(**fields[name])
+        return cls(**fields)
+
+
 class Stats:
-    """Since the last `GET /stats`: lateness (write time minus due time) of each event and
-    of each first token, in µs; streams started; CPU and wall time."""
+    """Counts since the last `GET /stats`."""
 
     def __init__(self) -> None:
         self.reset()
@@ -134,33 +176,22 @@ class Stats:
         self.cpu_s = time.process_time()
         self.wall_s = time.monotonic()
 
-    def report(self) -> dict[str, object]:
+    def report(self) -> ServerStats:
+        """What was counted so far; counting starts again."""
         wall = time.monotonic() - self.wall_s
         cpu = time.process_time() - self.cpu_s
-        report: dict[str, object] = {
-            "wall_s": round(wall, 3),
-            "cpu_s": round(cpu, 3),
-            "cpu_share": round(cpu / wall, 3) if wall > 0 else 0.0,
-            "streams": self.streams,
-            "events": len(self.events_late_us),
-            "wakes": self.wakes,
-            "first_token_late_us": percentiles(self.first_late_us),
-            "event_late_us": percentiles(self.events_late_us),
-        }
+        report = ServerStats(
+            wall_s=round(wall, 3),
+            cpu_s=round(cpu, 3),
+            cpu_share=round(cpu / wall, 3) if wall > 0 else 0.0,
+            streams=self.streams,
+            events=len(self.events_late_us),
+            wakes=self.wakes,
+            first_token_late=Lateness.of(self.first_late_us),
+            event_late=Lateness.of(self.events_late_us),
+        )
         self.reset()
         return report
-
-
-def percentiles(values: array[int]) -> dict[str, int] | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    last = len(ordered) - 1
-    return {
-        "p50": ordered[round(last * 0.50)],
-        "p99": ordered[round(last * 0.99)],
-        "max": ordered[last],
-    }
 
 
 class Scheduler:
@@ -284,7 +315,7 @@ class Connection(asyncio.Protocol):
             transport.write(head + b"\r\n")
             self.stream = self.scheduler.start(transport, arrived_ns)
         elif method == b"GET" and self.url == b"/stats":
-            body = json.dumps(self.scheduler.stats.report()).encode()
+            body = self.scheduler.stats.report().to_json()
             transport.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
