@@ -26,6 +26,7 @@ from loadgen.correlate import TRACE_ID_PLACEHOLDER, sample_trace_id
 from loadgen.durations import parse_duration
 from loadgen.errors import ScenarioError
 from loadgen.mock.config import MockConfig
+from loadgen.suggest import did_you_mean, keys_at
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 PositiveSeconds = Annotated[Seconds, Field(gt=0)]
@@ -384,7 +385,7 @@ OVERRIDE_PATHS: dict[str, tuple[str, ...]] = {
 
 _MESSAGES = {
     "missing": "field required",
-    "extra_forbidden": "unknown field",
+    "extra_forbidden": "unknown key",
     "greater_than": "must be > {gt}",
     "greater_than_equal": "must be >= {ge}",
     "less_than_equal": "must be <= {le}",
@@ -541,6 +542,9 @@ def _format_errors(exc: ValidationError, overrides: Mapping[str, object]) -> lis
             message = _MESSAGES[error["type"]].format(**ctx)
         except KeyError:  # no template, or pydantic gave other context: its own words
             message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            *parents, key = error["loc"]
+            message += did_you_mean(str(key), keys_at(Scenario, parents))
         flag = flags.get(tuple(str(p) for p in loc))
         where = f"{flag} ({path})" if flag else (path or "scenario")
         problems.append(f"{where}: {message}")

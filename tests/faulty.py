@@ -230,3 +230,93 @@ def huge_body(size: int) -> Behaviour:
         return True
 
     return huge
+
+
+# --- streams (InvokeEndpointWithResponseStream) ---------------------------------------------
+#
+# A streaming answer is a 200 head with `Transfer-Encoding: chunked`, then HTTP chunks whose
+# bytes are event-stream messages (loadgen/transport/eventstream_encode.py writes them), cut
+# wherever the script says: a chunk may hold half a message or several.
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A script step: the server writes nothing for this long."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Reset:
+    """A script step: a TCP reset, there and then; nothing more is written."""
+
+
+# A script step: bytes are one HTTP chunk's data (the framing is added), as sent.
+Step = bytes | Pause | Reset
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def http_chunk(data: bytes) -> bytes:
+    """`data` framed as one HTTP/1.1 chunk."""
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+def stream_head(request: RawRequest, echo: bool = True) -> bytes:
+    """A stream's 200 head, with the variant and (unless `echo` is False) the echo."""
+    lines = [
+        "HTTP/1.1 200 OK",
+        f"Content-Type: {api.EVENT_STREAM_CONTENT_TYPE}",
+        "X-Amzn-SageMaker-Content-Type: text/event-stream",
+        f"{api.H_INVOKED_VARIANT}: AllTraffic",
+        "Transfer-Encoding: chunked",
+    ]
+    if echo and request.custom_attributes:
+        lines.append(f"{api.H_CUSTOM_ATTRIBUTES}: {request.custom_attributes}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def streaming(*steps: Step) -> Behaviour:
+    """A stream head, then each step in turn; the last chunk ends it unless a Reset did.
+    The head goes out alone, so that a client sees it before the first event."""
+
+    async def stream(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
+        writer.write(stream_head(request))
+        await writer.drain()
+        for step in steps:
+            if isinstance(step, Pause):
+                await asyncio.sleep(step.seconds)
+            elif isinstance(step, Reset):
+                await asyncio.sleep(0.01)  # the bytes before it reach the client first
+                reset(writer)
+                return False
+            else:
+                writer.write(http_chunk(step))
+                await writer.drain()
+        writer.write(LAST_CHUNK)
+        return True
+
+    return stream
+
+
+def by_turns(*behaviours: Behaviour) -> Behaviour:
+    """Request n (from 0, in the order the server reads them) gets behaviours[n % len]:
+    a run of k * len requests gets each behaviour k times, whatever the concurrency."""
+    turn = 0
+
+    async def next_turn(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
+        nonlocal turn
+        behaviour = behaviours[turn % len(behaviours)]
+        turn += 1
+        return await behaviour(request, writer)
+
+    return next_turn
+
+
+def by_body(behaviours: dict[bytes, Behaviour]) -> Behaviour:
+    """The behaviour named by the request's body: one server, a different fault per call."""
+
+    async def named(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
+        return await behaviours[request.body](request, writer)
+
+    return named

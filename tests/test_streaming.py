@@ -137,7 +137,9 @@ def test_a_stream_cannot_target_a_model() -> None:
 
 
 def test_the_llm_stream_scenario_passes(tmp_path: Path) -> None:
-    result = loadgen("run", str(SCENARIOS / "llm-stream.yaml"), "--out", str(tmp_path))
+    result = loadgen(
+        "run", str(SCENARIOS / "llm-stream.yaml"), "--duration", "2s", "--out", str(tmp_path)
+    )
     assert result.returncode == EXIT_OK, result.stderr
     (folder,) = tmp_path.iterdir()
     summary = RunSummary.load(folder / "summary.json")
