@@ -175,6 +175,7 @@ examples:
   loadgen compare before/churn-v1.hlog after/churn-v1.hlog --json
   loadgen compare results/before results/after --endpoint churn-v2/canary
   loadgen compare results/ab results/ab --base-endpoint churn-v2/blue --new-endpoint churn-v2/green
+  loadgen compare results/llm-before results/llm-after --metric ttft --max-regression p99=10%
 """
 MOCK_EXAMPLES = """\
 examples:
@@ -189,6 +190,8 @@ then, in another shell:
 
 
 def build_parser() -> _Parser:
+    from loadgen.scenario import CompareMetric  # every command loads pydantic anyway
+
     parser = _Parser(
         prog="loadgen",
         description="Load tester for SageMaker real-time endpoints.",
@@ -276,6 +279,12 @@ def build_parser() -> _Parser:
         "--new-endpoint",
         metavar="LABEL",
         help="the new run's label to compare (with --base-endpoint)",
+    )
+    compare.add_argument(
+        "--metric",
+        choices=[metric.value for metric in CompareMetric],
+        default=CompareMetric.LATENCY.value,
+        help="what to compare: latency (default), or a streaming run's ttft, itl or tpot",
     )
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
@@ -435,6 +444,7 @@ def command_mock(args: argparse.Namespace) -> int:
 
 def command_compare(args: argparse.Namespace) -> int:
     from loadgen.compare import compare_command
+    from loadgen.scenario import CompareMetric
 
     return compare_command(
         args.base,
@@ -444,6 +454,7 @@ def command_compare(args: argparse.Namespace) -> int:
         json_out=args.json,
         base_endpoint=args.base_endpoint,
         new_endpoint=args.new_endpoint,
+        metric=CompareMetric(args.metric),
     )
 
 

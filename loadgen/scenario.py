@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -274,11 +275,31 @@ class Thresholds(ThresholdSet):
     abort_on_fail: AbortOnFail | None = None
 
 
+class CompareMetric(StrEnum):
+    """What a comparison compares: end-to-end latency, or a streaming run's token times."""
+
+    LATENCY = "latency"
+    TTFT = "ttft"  # time to first token, from the intended start
+    ITL = "itl"  # each gap between token events
+    TPOT = "tpot"  # per stream, time per output token after the first
+
+    @property
+    def label(self) -> str:
+        """As the views name it: latency, TTFT, ITL, TPOT."""
+        return self.value if self is CompareMetric.LATENCY else self.value.upper()
+
+    @property
+    def streams(self) -> bool:
+        """Only a streaming run has it."""
+        return self is not CompareMetric.LATENCY
+
+
 class Comparison(Strict):
     """Two endpoints or variants of this run compared; slower beyond the limits (not noise) fails."""
 
     base: Annotated[str, Field(min_length=1)]
     new: Annotated[str, Field(min_length=1)]
+    metric: CompareMetric = CompareMetric.LATENCY
     max_regression: dict[
         Literal["p50", "p90", "p99", "p999", "mean"], Annotated[str, AfterValidator(_check_percent)]
     ] = {}
@@ -475,6 +496,12 @@ def _stream_problems(scenario: Scenario) -> list[str]:
         ]
         if scenario.goodput is not None:
             problems.append("goodput: applies to streaming calls (request.stream: true)")
+        problems += [
+            f"compare[{index}].metric: {pair.metric} applies to streaming calls "
+            "(request.stream: true)"
+            for index, pair in enumerate(scenario.compare)
+            if pair.metric.streams
+        ]
         return problems
     problems = [
         f"endpoints[{index}].target_model: InvokeEndpointWithResponseStream has no TargetModel"
