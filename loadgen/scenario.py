@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -157,7 +158,39 @@ class ConstantConcurrency(FixedLength):
         return self.concurrency
 
 
-class ConstantArrivalRate(FixedLength):
+class ArrivalProcess(Strict):
+    """How an open loop's requests arrive around their mean rate, as vLLM's benchmark_serving
+    draws them: evenly, as a Poisson process, or with gamma-distributed gaps whose shape is
+    `burstiness` (1 is Poisson, below 1 burstier, above 1 more even). Latency still counts
+    from each request's intended time."""
+
+    arrival: Literal["constant", "poisson", "gamma"] = "constant"
+    burstiness: Annotated[Annotated[float, Field(gt=0)] | None, Field(validate_default=True)] = (
+        None  # gamma only, and required there
+    )
+    seed: Annotated[int, Field(ge=0)] | None = None  # poisson, gamma: same seed, same times
+
+    @field_validator("burstiness")
+    @classmethod
+    def _shape_of_gamma(cls, value: float | None, info: ValidationInfo) -> float | None:
+        arrival = info.data.get("arrival")
+        if arrival == "gamma" and value is None:
+            raise ValueError("required with arrival: gamma (its shape: 1 is Poisson, < 1 burstier)")
+        if value is not None and arrival not in (None, "gamma"):
+            raise ValueError(f"applies to arrival: gamma, not {arrival}")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _drawn_arrivals(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("arrival") == "constant":
+            raise ValueError(
+                "applies to arrival: poisson or gamma (constant arrivals draw nothing)"
+            )
+        return value
+
+
+class ConstantArrivalRate(ArrivalProcess, FixedLength):
     """Open loop: requests start at a fixed rate whatever the endpoint does."""
 
     executor: Literal["constant-arrival-rate"]
@@ -174,7 +207,7 @@ class Stage(Strict):
     target: Annotated[float, Field(ge=0)]
 
 
-class RampingArrivalRate(LoadBase):
+class RampingArrivalRate(ArrivalProcess, LoadBase):
     """Open loop: the rate moves linearly from stage to stage."""
 
     executor: Literal["ramping-arrival-rate"]
@@ -206,6 +239,7 @@ LoadConfig = Annotated[
     Field(discriminator="executor"),
 ]
 EXECUTORS = ("constant-concurrency", "constant-arrival-rate", "ramping-arrival-rate")
+
 
 PercentileKey = Literal["p50", "p90", "p95", "p99", "p999", "max", "mean"]
 PositiveMs = Annotated[float, Field(gt=0)]

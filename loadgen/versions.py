@@ -194,6 +194,9 @@ _LOAD_ORDER = (
 )
 
 
+_ARRIVAL_DEFAULTS: dict[str, object] = {"arrival": "constant", "burstiness": None, "seed": None}
+
+
 def profile_warnings(base: Profile | None, new: Profile | None) -> tuple[str, ...]:
     """One line per setting in which the runs' load profiles differ: a latency change may then
     come from the load rather than the endpoint. Nothing when a side has no profile."""
@@ -214,6 +217,10 @@ def profile_warnings(base: Profile | None, new: Profile | None) -> tuple[str, ..
 def _load_settings(base: LoadConfig, new: LoadConfig) -> list[tuple[str, object, object]]:
     """Each field of either load section; one that only the other executor has is None."""
     b, n = base.model_dump(), new.model_dump()
+    for data in (b, n):  # even arrivals say nothing a closed loop's absent process does not
+        for key, default in _ARRIVAL_DEFAULTS.items():
+            if data.get(key, default) == default:
+                data.pop(key, None)
     present = set(b) | set(n)
     names = [name for name in _LOAD_ORDER if name in present]
     names += sorted(present - set(names))

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from loadgen.engine.arrivals import Arrivals
 from loadgen.engine.callers import ClosedCaller, OpenCaller
 from loadgen.engine.core import Engine
+from loadgen.engine.interarrival import drawn_offsets, due_counts
 from loadgen.engine.schedule import constant_offsets, ramping_offsets, take_share
 from loadgen.metrics import NS_PER_S
 from loadgen.scenario import (
@@ -77,15 +78,20 @@ class ConstantArrivalRateExecutor(OpenLoop[ConstantArrivalRate]):
     name = "constant-arrival-rate"
 
     def offsets(self) -> Iterator[float]:
-        return constant_offsets(self.config.rate, self.config.duration, self.config.requests)
+        config = self.config
+        if config.arrival == "constant":
+            return constant_offsets(config.rate, config.duration, config.requests)
+        return drawn_offsets(config.rate, config.duration, config.requests, due_counts(config))
 
 
 class RampingArrivalRateExecutor(OpenLoop[RampingArrivalRate]):
     name = "ramping-arrival-rate"
 
     def offsets(self) -> Iterator[float]:
-        stages = [(stage.duration, stage.target) for stage in self.config.stages]
-        return ramping_offsets(self.config.start_rate, stages)
+        config = self.config
+        stages = [(stage.duration, stage.target) for stage in config.stages]
+        drawn = None if config.arrival == "constant" else due_counts(config)
+        return ramping_offsets(config.start_rate, stages, drawn)
 
 
 class ConstantConcurrencyExecutor(Executor[ConstantConcurrency]):

@@ -21,6 +21,7 @@ from loadgen.console import PROGRESS_EVERY_S, LiveStatus, stderr_console
 from loadgen.correlate import new_run_id
 from loadgen.engine.context import OVERRUN_ALLOWANCE_S, START_LEAD_NS, RunContext
 from loadgen.engine.drive import Reporting, drive
+from loadgen.engine.interarrival import with_seed
 from loadgen.engine.requests import load_bodies, targets_of
 from loadgen.engine.summarize import Finished, summarize
 from loadgen.engine.transports import check_reachable, open_transport, regional_url
@@ -79,7 +80,7 @@ def worker_count(scenario: Scenario) -> int:
 
 async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -> RunResult:
     region = resolve_region(scenario, options.region)
-    scenario = with_region(scenario, region)
+    scenario = with_seed(with_region(scenario, region))
     load_bodies(scenario)  # before anything starts: file problems are usage errors
     labels = [target.label for target in targets_of(scenario)]
     async with AsyncExitStack() as stack:
