@@ -234,11 +234,56 @@ class RampingArrivalRate(ArrivalProcess, LoadBase):
         return self
 
 
+TRACE_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+class TraceReplay(LoadBase):
+    """Open loop: requests start at the offsets a CSV or JSONL file gives (loadgen/trace.py),
+    each to its row's endpoint with its row's body when the row names them."""
+
+    executor: Literal["trace-replay"]
+    file: Path
+    format: Annotated[Literal["csv", "jsonl"] | None, Field(validate_default=True)] = None
+    speedup: Annotated[float, Field(gt=0)] = 1.0  # 2: the offsets halved
+    max_in_flight: Annotated[int, Field(gt=0)] = 256
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str | None, info: ValidationInfo) -> str | None:
+        path = info.data.get("file")
+        if value is None and path is not None and path.suffix.lower() not in TRACE_SUFFIXES:
+            raise ValueError(
+                f"give csv or jsonl: the suffix of load.file ({path.suffix or 'none'}) says neither"
+            )
+        return value
+
+    @property
+    def trace_format(self) -> str:
+        return self.format or TRACE_SUFFIXES[self.file.suffix.lower()]
+
+    @property
+    def duration(self) -> None:
+        return None  # the trace's
+
+    @property
+    def requests(self) -> None:
+        return None
+
+    @property
+    def max_connections(self) -> int:
+        return self.max_in_flight
+
+
 LoadConfig = Annotated[
-    ConstantConcurrency | ConstantArrivalRate | RampingArrivalRate,
+    ConstantConcurrency | ConstantArrivalRate | RampingArrivalRate | TraceReplay,
     Field(discriminator="executor"),
 ]
-EXECUTORS = ("constant-concurrency", "constant-arrival-rate", "ramping-arrival-rate")
+EXECUTORS = (
+    "constant-concurrency",
+    "constant-arrival-rate",
+    "ramping-arrival-rate",
+    "trace-replay",
+)
 
 
 PercentileKey = Literal["p50", "p90", "p95", "p99", "p999", "max", "mean"]
@@ -465,7 +510,21 @@ def scenario_from_dict(
     problems = _unknown_names(scenario) + _stream_problems(scenario)
     if problems:
         raise ScenarioError(problems)
-    return _resolve_files(scenario, base_dir)
+    scenario = _resolve_files(scenario, base_dir)
+    _check_trace(scenario)
+    return scenario
+
+
+def _check_trace(scenario: Scenario) -> None:
+    """A trace is read through before anything is sent: every bad row is a problem."""
+    load = scenario.load
+    if isinstance(load, TraceReplay):
+        from loadgen.trace import trace_problems
+
+        labels = [endpoint.label for endpoint in scenario.endpoints]
+        problems = trace_problems(load.file, load.trace_format, labels)
+        if problems:
+            raise ScenarioError([f"load.file: {problem}" for problem in problems])
 
 
 def _stream_problems(scenario: Scenario) -> list[str]:
@@ -589,6 +648,9 @@ def _resolve_files(scenario: Scenario, base_dir: Path) -> Scenario:
 
     request = resolve("request", scenario.request, ("body_file", "dataset"))
     tls = resolve("tls", scenario.tls, ("ca_file",))
+    load: BaseModel = scenario.load
+    if isinstance(load, TraceReplay):
+        load = resolve("load", load, ("file",))
     if problems:
         raise ScenarioError(problems)
-    return scenario.model_copy(update={"request": request, "tls": tls})
+    return scenario.model_copy(update={"request": request, "tls": tls, "load": load})

@@ -16,6 +16,7 @@ from loadgen.engine.arrivals import Arrivals
 from loadgen.engine.callers import ClosedCaller, OpenCaller
 from loadgen.engine.core import Engine
 from loadgen.engine.interarrival import drawn_offsets, due_counts
+from loadgen.engine.requests import TraceRequests
 from loadgen.engine.schedule import constant_offsets, ramping_offsets, take_share
 from loadgen.metrics import NS_PER_S
 from loadgen.scenario import (
@@ -24,7 +25,9 @@ from loadgen.scenario import (
     LoadBase,
     LoadConfig,
     RampingArrivalRate,
+    TraceReplay,
 )
+from loadgen.trace import read_trace, take_rows
 
 ConfigT = TypeVar("ConfigT", bound=LoadBase)
 
@@ -92,6 +95,26 @@ class RampingArrivalRateExecutor(OpenLoop[RampingArrivalRate]):
         stages = [(stage.duration, stage.target) for stage in config.stages]
         drawn = None if config.arrival == "constant" else due_counts(config)
         return ramping_offsets(config.start_rate, stages, drawn)
+
+
+class TraceReplayExecutor(OpenLoop[TraceReplay]):
+    """Requests start at a trace file's offsets (divided by `speedup`); a row that names an
+    endpoint or a body sends to it or sends it. The trace is read as the run goes, twice
+    side by side: once for the start times, once for what each request is."""
+
+    name = "trace-replay"
+
+    def offsets(self) -> Iterator[float]:
+        config = self.config
+        speedup = config.speedup
+        return (row.offset_s / speedup for row in read_trace(config.file, config.trace_format))
+
+    async def run(self, engine: Engine, start_ns: int) -> None:
+        """The callers take each due request's row as they take its time: in order."""
+        config = self.config
+        rows = read_trace(config.file, config.trace_format)
+        engine.factory = TraceRequests(engine.factory, take_rows(rows, self.share, self.shares))
+        await super().run(engine, start_ns)
 
 
 class ConstantConcurrencyExecutor(Executor[ConstantConcurrency]):

@@ -12,7 +12,7 @@ from loadgen.engine.schedule import ramp_requests
 from loadgen.gates import judge
 from loadgen.histograms import RunHistograms, histogram_summary
 from loadgen.metrics import NS_PER_S, Recorder
-from loadgen.scenario import ConstantArrivalRate, LoadConfig, RampingArrivalRate
+from loadgen.scenario import ConstantArrivalRate, LoadConfig, RampingArrivalRate, TraceReplay
 from loadgen.summary import (
     EndpointSummary,
     LatencyStats,
@@ -21,6 +21,7 @@ from loadgen.summary import (
     SlowRequest,
     StopReason,
 )
+from loadgen.trace import trace_shape
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ def target_rate(load: LoadConfig) -> float | None:
     if isinstance(load, RampingArrivalRate):
         stages = [(stage.duration, stage.target) for stage in load.stages]
         return ramp_requests(load.start_rate, stages) / load.duration
+    if isinstance(load, TraceReplay):
+        return trace_shape(load.file, load.trace_format).rate(load.speedup)
     return None
 
 
