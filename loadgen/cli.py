@@ -127,6 +127,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 SELF_TIMED = {  # executors whose length is their own
+    "capacity-search": "runs as many steps of load.step_duration as its search needs",
     "trace-replay": "runs for its trace (load.file)",
 }
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, replace
 
 from loadgen.scenario import (
+    CapacitySearch,
     ConstantArrivalRate,
     RampingArrivalRate,
     Scenario,
@@ -72,7 +73,7 @@ class RunContext:
         load = self.scenario.load
         if isinstance(load, ConstantArrivalRate):
             rate = load.rate
-        elif isinstance(load, RampingArrivalRate):
+        elif isinstance(load, RampingArrivalRate | CapacitySearch):
             rate = load.start_rate
         elif isinstance(load, TraceReplay):
             return min(self.connections, math.ceil(_first_rows(load) / self.shares))
