@@ -1,12 +1,12 @@
 """A capacity search in words: each step as the console streams it, and the finding as the
-console says it. Views of the summary's CapacitySummary."""
+console, summary.md and `loadgen compare` say it. Views of the summary's CapacitySummary."""
 
 from __future__ import annotations
 
 from rich.markup import escape
 
 from loadgen.scenario import Slo
-from loadgen.summary import CapacityStep, CapacitySummary
+from loadgen.summary import CapacityChange, CapacityStep, CapacitySummary
 from loadgen.table import ms_text, rate_text
 
 
@@ -47,3 +47,18 @@ def capacity_lines(capacity: CapacitySummary) -> list[str]:
             else f"{knee:g} req/s, the last rate before p50 rose"
         ),
     ]
+
+
+def change_line(change: CapacityChange) -> str:
+    """Two runs' capacities (plain text), and the limit's outcome when one was given."""
+
+    def rate(value: float | None) -> str:
+        return "none within the SLO" if value is None else f"{value:g} req/s"
+
+    text = f"capacity: base {rate(change.base_rps)}, new {rate(change.new_rps)}"
+    if change.change is not None:
+        text += f" ({change.change:+.1%})"
+    if change.max_drop is not None:
+        verdict = "FAILED" if change.failed else "passed"
+        text += f"; limit: a drop of at most {change.max_drop:.0%}: {verdict}"
+    return text

@@ -281,6 +281,37 @@ class ComparisonResult(Model):
         return f"{self.outcome}: {failed}"
 
 
+class CapacityChange(Model):
+    """Two capacity-search runs' capacities (null: no step met the SLO, taken as 0); with
+    `--max-regression capacity=PCT`, a drop of more than that fails."""
+
+    base_rps: float | None
+    new_rps: float | None
+    max_drop: float | None = None  # 0.05 for capacity=5%; None: no limit
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def change(self) -> float | None:
+        """new/base - 1, as the latency changes are."""
+        if not self.base_rps:
+            return None
+        return (self.new_rps or 0.0) / self.base_rps - 1.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failed(self) -> bool:
+        if self.max_drop is None:
+            return False
+        return (self.new_rps or 0.0) < (self.base_rps or 0.0) * (1.0 - self.max_drop)
+
+    def failure(self) -> str:
+        change = "" if self.change is None else f" ({self.change:+.1%})"
+        return (
+            f"capacity {self.new_rps or 0:g} req/s, base {self.base_rps or 0:g}{change}: "
+            f"a drop of more than {self.max_drop:.0%}"
+        )
+
+
 class RunRef(Model):
     """One argument of `loadgen compare`: the path given, and its run's id when a summary.json
     says it (a bare .hlog has none)."""
@@ -301,11 +332,13 @@ class CompareReport(Model):
     new: RunRef
     warnings: tuple[str, ...]  # e.g. "load profiles differ: load.rate 100 (base) vs 200 (new)"
     comparisons: tuple[ComparisonResult, ...]
+    capacity: CapacityChange | None = None  # both runs searched for capacity
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def passed(self) -> bool:
-        return all(comparison.passed for comparison in self.comparisons)
+        capacity_failed = self.capacity is not None and self.capacity.failed
+        return not capacity_failed and all(comparison.passed for comparison in self.comparisons)
 
     @property
     def title(self) -> str:

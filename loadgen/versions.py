@@ -19,7 +19,13 @@ from loadgen.errors import UsageError
 from loadgen.histograms import RunHistograms, new_histogram
 from loadgen.results.writer import hlog_name
 from loadgen.scenario import LoadConfig
-from loadgen.summary import EndpointSummary, RunRef, RunSummary, TrafficSummary
+from loadgen.summary import (
+    CapacitySummary,
+    EndpointSummary,
+    RunRef,
+    RunSummary,
+    TrafficSummary,
+)
 
 # --- versions: what is compared -------------------------------------------------------------
 
@@ -94,6 +100,7 @@ class Side:
     versions: dict[str, Version]
     run_id: str | None
     profile: Profile | None
+    capacity: CapacitySummary | None = None  # a capacity-search run's finding
 
     @property
     def ref(self) -> RunRef:
@@ -129,10 +136,11 @@ def load_side(path: Path, *, variants: bool) -> Side:
         counted = counted_by_name(summary.endpoints)
     run_id = None if summary is None else summary.run_id
     profile = None if summary is None else Profile.of(summary)
+    capacity = None if summary is None else summary.capacity
     if (folder / "histograms.json").is_file():
         histograms = RunHistograms.load(folder / "histograms.json")
         versions = versions_of(histograms, counted, variants=variants)
-        return Side(path, versions, run_id, profile)
+        return Side(path, versions, run_id, profile, capacity)
     hlogs = sorted(folder.glob("*.hlog"))
     if not hlogs:
         raise UsageError(f"{folder}: no histograms.json or .hlog files; not a loadgen run folder")
@@ -141,7 +149,7 @@ def load_side(path: Path, *, variants: bool) -> Side:
     for hlog in hlogs:
         name = label_of.get(hlog.name, hlog.stem)
         versions[name] = _version(name, _hlog_latency(hlog), counted)
-    return Side(path, versions, run_id, profile)
+    return Side(path, versions, run_id, profile, capacity)
 
 
 def _hlog_file(path: Path) -> Side:

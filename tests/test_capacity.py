@@ -1,10 +1,11 @@
 """capacity-search: the search's arithmetic in virtual time, a search against an endpoint of
-exactly known capacity (the mock as a queue of model copies), and what it found
-(summary.json, histograms.json, the gate, the console)."""
+exactly known capacity (the mock as a queue of model copies), and every view of what it
+found (summary.json, histograms.json, summary.md, the report, the gate, `loadgen compare`)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from loadgen.engine.capacity import MAX_HALVINGS, Search, between
 from loadgen.engine.runner import RunOptions, RunResult, run_scenario
 from loadgen.gates import check_capacity
 from loadgen.histograms import RunHistograms
+from loadgen.results.report import render_report
+from loadgen.results.rundata import load_run
+from loadgen.results.svg import CAPACITY_CHART_ID
 from loadgen.scenario import Slo, Thresholds, scenario_from_dict
 from loadgen.summary import (
     CapacityStep,
@@ -207,6 +211,72 @@ def test_each_step_has_its_histograms_as_an_endpoint_has(known: RunResult) -> No
     assert sum(histograms.endpoints[label].latency.get_total_count() for label in labels) == (
         histograms.endpoints["ep"].latency.get_total_count()
     )
+
+
+def test_the_report_and_summary_md_show_the_search(known: RunResult) -> None:
+    capacity = known.summary.capacity
+    assert capacity is not None
+    page = render_report(load_run(known.folder))
+    assert f'<svg id="{CAPACITY_CHART_ID}"' in page
+    assert f"capacity {capacity.max_rate_rps:g} req/s" in page  # its vertical line
+    assert "SLO p90 40 ms" in page  # the SLO line
+    assert all(step.label in page for step in capacity.steps)
+    markdown = (known.folder / "summary.md").read_text()
+    assert "### Capacity" in markdown and f"capacity: {capacity.text}" in markdown
+    assert markdown.count("| `step-") == len(capacity.steps)
+
+
+def test_compare_prints_the_capacity_change_and_fails_on_a_drop(
+    known: RunResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run against itself: no change, passes with a 5% limit. Against a copy whose steps
+    were 10% slower to break (rates scaled by 0.9): a drop of 10%, exit 1."""
+    base = known.folder
+    lower = tmp_path / "lower"
+    shutil.copytree(base, lower)
+    data = json.loads((lower / "summary.json").read_text())
+    for entry in data["capacity"]["steps"]:
+        entry["rate"] *= 0.9
+    (lower / "summary.json").write_text(json.dumps(data))
+    capacity = known.summary.capacity
+    assert capacity is not None and capacity.max_rate_rps is not None
+    found = capacity.max_rate_rps
+
+    assert cli.main(["compare", str(base), str(base), "--max-regression", "capacity=5%"]) == 0
+    out = capsys.readouterr().out
+    assert f"capacity: base {found:g} req/s, new {found:g} req/s (+0.0%)" in out
+    assert "limit: a drop of at most 5%: passed" in out
+    assert "step-01" not in out  # steps pair only when chosen: the endpoint is compared
+
+    code = cli.main(["compare", str(base), str(lower), "--max-regression", "capacity=5%"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"new {found * 0.9:g} req/s (-10.0%)" in out and "FAILED" in out
+    assert cli.main(["compare", str(base), str(lower), "--max-regression", "capacity=15%"]) == 0
+    capsys.readouterr()
+    assert cli.main(["compare", str(base), str(lower), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["capacity"]["change"] == pytest.approx(-0.1)
+    assert report["capacity"]["failed"] is False  # no limit given
+
+    step = capacity.steps[0].label
+    assert cli.main(["compare", str(base), str(lower), "--endpoint", step]) == 0
+    assert f"{step} (base) vs {step} (new)" in capsys.readouterr().out
+
+
+def test_a_capacity_limit_needs_two_capacity_runs(
+    known: RunResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_report import make_run
+
+    other = make_run(tmp_path / "plain", labels=("ep",))
+    code = cli.main(["compare", str(other), str(known.folder), "--max-regression", "capacity=5%"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert lines == [
+        f"error: --max-regression capacity: {other} is not a capacity-search run "
+        "(its summary.json has no capacity)"
+    ]
 
 
 # --- the gate -----------------------------------------------------------------------------------
