@@ -1,4 +1,6 @@
-"""Comparing endpoint versions (two runs, two endpoints or two variants) with a noise-aware verdict.
+"""Comparing endpoint versions (two runs, two endpoints or two variants) with a noise-aware verdict,
+on latency or, for streaming runs, on time to first token, the gaps between tokens or the time
+per output token.
 
 A difference counts only when it is beyond noise twice over: the Mann-Whitney test says the
 distributions differ (p < alpha) and a bootstrap CI of the percentile change excludes zero.
@@ -20,6 +22,7 @@ from rich.table import Table
 from loadgen.capacity_text import change_line
 from loadgen.errors import EXIT_FAILED, EXIT_OK, UsageError
 from loadgen.histograms import PERCENTILES, RunHistograms, histogram_summary
+from loadgen.scenario import CompareMetric
 from loadgen.stats import Buckets, mann_whitney_buckets, ratio_ci
 from loadgen.summary import (
     CapacityChange,
@@ -41,6 +44,7 @@ from loadgen.versions import (
     counted_by_name,
     load_side,
     profile_warnings,
+    require_streams,
     versions_of,
 )
 
@@ -86,33 +90,36 @@ def compare(
     new: Version,
     limits: Sequence[Limit],
     *,
+    metric: CompareMetric = CompareMetric.LATENCY,
     alpha: float = 0.01,
     seed: int = 0,
     confidence: float = CONFIDENCE,
     resamples: int = RESAMPLES,
 ) -> ComparisonResult:
-    """Percentile changes with bootstrap CIs, a Mann-Whitney test, the direction and the limits."""
+    """Percentile changes with bootstrap CIs, a Mann-Whitney test, the direction and the
+    limits, of the versions' histograms: `metric` says what they hold."""
     for version in (base, new):
         if not version.latency.get_total_count():
-            raise UsageError(f"cannot compare {version.name!r}: it has no recorded latencies")
+            recorded = "latencies" if metric is CompareMetric.LATENCY else f"{metric} values"
+            raise UsageError(f"cannot compare {version.name!r}: it has no recorded {recorded}")
     base_buckets, new_buckets = Buckets.of(base.latency), Buckets.of(new.latency)
     base_ms, new_ms = histogram_summary(base.latency), histogram_summary(new.latency)
     metrics: dict[str, MetricChange] = {}
-    for metric in METRICS:
+    for key in METRICS:
         low: float | None = None
         high: float | None = None
-        if metric in LIMIT_METRICS:
+        if key in LIMIT_METRICS:
             _, low, high = ratio_ci(
                 base_buckets,
                 new_buckets,
-                PERCENTILE_OF.get(metric),  # None: the mean
+                PERCENTILE_OF.get(key),  # None: the mean
                 resamples=resamples,
                 confidence=confidence,
                 seed=seed,
             )
-        change = new_ms[metric] / base_ms[metric] - 1.0 if base_ms[metric] else 0.0
-        metrics[metric] = MetricChange(
-            base_ms=base_ms[metric], new_ms=new_ms[metric], change=change, ci_low=low, ci_high=high
+        change = new_ms[key] / base_ms[key] - 1.0 if base_ms[key] else 0.0
+        metrics[key] = MetricChange(
+            base_ms=base_ms[key], new_ms=new_ms[key], change=change, ci_low=low, ci_high=high
         )
     test = mann_whitney_buckets(base_buckets, new_buckets)
     direction = Direction.SAME
@@ -135,6 +142,7 @@ def compare(
     return ComparisonResult(
         base=base.name,
         new=new.name,
+        metric=metric,
         requests=Pair(base=base.requests, new=new.requests),
         errors=Pair(base=base.errors, new=new.errors),
         direction=direction,
@@ -164,17 +172,20 @@ def compare_within_run(
     pairs: list[tuple[str, str]],
     limits: Sequence[Limit],
     *,
+    metric: CompareMetric = CompareMetric.LATENCY,
     alpha: float = 0.01,
     seed: int = 0,
 ) -> list[ComparisonResult]:
     """Two endpoints or two variants of one run, from its in-memory histograms and
-    summaries: (base name, new name) per pair."""
-    versions = versions_of(histograms, counted_by_name(endpoints), variants=True)
+    summaries: (base name, new name) per pair, on `metric`."""
+    require_streams(histograms, metric, "this run")
+    versions = versions_of(histograms, counted_by_name(endpoints), variants=True, metric=metric)
     return [
         compare(
             _pick(versions, base, "this run"),
             _pick(versions, new, "this run"),
             limits,
+            metric=metric,
             alpha=alpha,
             seed=seed,
         )
@@ -223,12 +234,14 @@ def render_report(report: CompareReport, console: Console) -> None:
 
 
 def render_table(comparisons: Sequence[ComparisonResult], console: Console) -> None:
-    """Per pair: each latency metric's base | new | change | CI, requests per second and the
-    error rate (informative: the verdict is the latency's), then the outcome and the limits."""
+    """Per pair: each percentile of the compared metric (latency, TTFT, ITL or TPOT): base |
+    new | change | CI, requests per second and the error rate (informative: the verdict is
+    the metric's), then the outcome and the limits."""
     for comparison in comparisons:
         failed_metrics = {limit.metric for limit in comparison.limits if limit.failed}
         level = f"{comparison.confidence:.0%} CI"
-        table = Table(title=escape(f"{comparison.base} (base) vs {comparison.new} (new)"))
+        title = f"{comparison.base} (base) vs {comparison.new} (new), {comparison.metric.label}"
+        table = Table(title=escape(title))
         for header in ("metric", "base", "new", "change", level):
             table.add_column(header, justify="left" if header == "metric" else "right")
         for metric, change in comparison.metrics.items():
@@ -306,6 +319,7 @@ def compare_command(
     json_out: bool,
     base_endpoint: str | None = None,
     new_endpoint: str | None = None,
+    metric: CompareMetric = CompareMetric.LATENCY,
 ) -> int:
     """`loadgen compare BASE NEW`: 0, or 1 when a limit failed; UsageError on bad input."""
     max_drop = None
@@ -317,14 +331,14 @@ def compare_command(
             latency_limits.append(text)
     parsed = [parse_limit(text) for text in latency_limits]
     choices = _choices(endpoint, base_endpoint, new_endpoint)
-    base_side = load_side(base, variants=choices is not None)
-    new_side = load_side(new, variants=choices is not None)
+    base_side = load_side(base, variants=choices is not None, metric=metric)
+    new_side = load_side(new, variants=choices is not None, metric=metric)
     pairs = _pairs(base_side, new_side, choices)
     report = CompareReport(
         base=base_side.ref,
         new=new_side.ref,
         warnings=profile_warnings(base_side.profile, new_side.profile),
-        comparisons=tuple(compare(b, n, parsed) for b, n in pairs),
+        comparisons=tuple(compare(b, n, parsed, metric=metric) for b, n in pairs),
         capacity=capacity_change(base_side, new_side, max_drop),
     )
     if json_out:

@@ -267,7 +267,7 @@ def print_summary(
             gate.add_row(mark, threshold.endpoint, bound, f"{threshold.observed:g}")
         console.print(gate)
     for comparison in summary.comparisons:
-        changes = ", ".join(
+        changes = f"{comparison.metric.label} " + ", ".join(
             f"{key} {change.change:+.1%} [{change.ci_low:+.1%}, {change.ci_high:+.1%}]"
             for key in ("p50", "p99")
             for change in (comparison.metrics[key],)

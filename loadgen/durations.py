@@ -40,3 +40,13 @@ def _parse_units(text: str) -> float:
     if position == 0 or position != len(text):
         raise ValueError(f"invalid duration {text!r}: use e.g. 30s, 1m30s, 500ms, 2h")
     return total
+
+
+def format_duration(seconds: float) -> str:
+    """`seconds` as a scenario would write it, readable back by parse_duration: "1m30s", "500ms"."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    hours, rest = divmod(seconds, 3600.0)
+    minutes, rest = divmod(rest, 60.0)
+    text = (f"{hours:.0f}h" if hours else "") + (f"{minutes:.0f}m" if minutes else "")
+    return text + (f"{rest:g}s" if rest or not text else "")

@@ -40,7 +40,9 @@ def judge(
     comparisons: list[ComparisonResult] = []
     for pair in scenario.compare:
         limits = [parse_limit(f"{metric}={limit}") for metric, limit in pair.max_regression.items()]
-        comparisons += compare_within_run(histograms, endpoints, [(pair.base, pair.new)], limits)
+        comparisons += compare_within_run(
+            histograms, endpoints, [(pair.base, pair.new)], limits, metric=pair.metric
+        )
     thresholds = evaluate(scenario.thresholds, endpoints)
     thresholds += check_capacity(scenario.thresholds, list(endpoints), capacity)
     return Judgement(thresholds, tuple(comparisons))
@@ -101,6 +103,18 @@ def check_endpoint(
             )
         )
 
+    def at_least(metric: str, limit: float, observed: float) -> None:
+        results.append(
+            ThresholdResult(
+                endpoint=label,
+                metric=metric,
+                comparator=">=",
+                limit=limit,
+                observed=observed,
+                passed=observed >= limit,
+            )
+        )
+
     for key, limit in limits.latency_ms.items():
         at_most(f"latency_ms.{key}", limit, getattr(stats.latency_ms, key))
     for key, limit in limits.service_time_ms.items():
@@ -135,41 +149,13 @@ def check_endpoint(
             else:
                 at_most(f"{metric}.{percentile}", limit, getattr(measured, percentile))
     if limits.min_output_tokens_per_s is not None:
-        observed = stats.output_tokens_per_s or 0.0
-        results.append(
-            ThresholdResult(
-                endpoint=label,
-                metric="output_tokens_per_s",
-                comparator=">=",
-                limit=limits.min_output_tokens_per_s,
-                observed=observed,
-                passed=observed >= limits.min_output_tokens_per_s,
-            )
+        at_least(
+            "output_tokens_per_s", limits.min_output_tokens_per_s, stats.output_tokens_per_s or 0.0
         )
     if limits.min_goodput is not None:
-        observed = stats.goodput or 0.0
-        results.append(
-            ThresholdResult(
-                endpoint=label,
-                metric="goodput",
-                comparator=">=",
-                limit=limits.min_goodput,
-                observed=observed,
-                passed=observed >= limits.min_goodput,
-            )
-        )
+        at_least("goodput", limits.min_goodput, stats.goodput or 0.0)
     if limits.min_throughput_rps is not None:
-        observed = stats.throughput_rps
-        results.append(
-            ThresholdResult(
-                endpoint=label,
-                metric="throughput_rps",
-                comparator=">=",
-                limit=limits.min_throughput_rps,
-                observed=observed,
-                passed=observed >= limits.min_throughput_rps,
-            )
-        )
+        at_least("throughput_rps", limits.min_throughput_rps, stats.throughput_rps)
     return results
 
 

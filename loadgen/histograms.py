@@ -11,7 +11,7 @@ import ctypes
 import json
 from array import array
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -191,12 +191,25 @@ def histogram_summary(histogram: HdrHistogram) -> dict[str, float]:
 # --- histograms.json: a run's full histograms -------------------------------------------------
 
 HISTOGRAMS_UNIT = "microseconds"
+STREAM_HISTOGRAMS = ("ttft", "itl", "tpot")  # StreamHistograms' fields, histograms.json's keys
+
+
+@dataclass(frozen=True)
+class StreamHistograms:
+    """A streaming endpoint's or variant's token times (successful streams only): what a
+    comparison on ttft, itl or tpot and the report's stream spectra read."""
+
+    ttft: HdrHistogram  # to the first token, from the intended start (as latency)
+    itl: HdrHistogram  # each gap between token events
+    tpot: HdrHistogram  # per stream: time per output token after the first
 
 
 @dataclass(frozen=True)
 class HistogramPair:
     latency: HdrHistogram  # from the intended start
     service_time: HdrHistogram  # from the actual send
+    # None: no stream ended well here (or the run did not stream, or its file predates them)
+    stream: StreamHistograms | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -206,17 +219,33 @@ class EndpointHistograms(HistogramPair):
 
 @dataclass(frozen=True)
 class RunHistograms:
-    """Latency and service-time histograms per endpoint and variant: what in-run comparisons
-    read in memory, and histograms.json holds (HdrHistogram's encoding) for later ones."""
+    """Latency and service-time histograms per endpoint and variant, and their streams' token
+    times: what in-run comparisons read in memory, and histograms.json holds (HdrHistogram's
+    encoding) for later ones and for `loadgen report`."""
 
     endpoints: dict[str, EndpointHistograms]
 
+    @property
+    def streamed(self) -> bool:
+        """Some endpoint or variant has stream histograms."""
+        return any(
+            pair.stream is not None
+            for entry in self.endpoints.values()
+            for pair in (entry, *entry.variants.values())
+        )
+
     def to_json(self) -> str:
-        def pair(histograms: HistogramPair) -> dict[str, str]:
-            return {
-                "latency": histograms.latency.encode().decode("ascii"),
-                "service_time": histograms.service_time.encode().decode("ascii"),
+        def pair(histograms: HistogramPair) -> dict[str, Any]:
+            encoded: dict[str, Any] = {
+                "latency": _encoded(histograms.latency),
+                "service_time": _encoded(histograms.service_time),
             }
+            stream = histograms.stream
+            if stream is not None:
+                encoded["stream"] = {
+                    name: _encoded(getattr(stream, name)) for name in STREAM_HISTOGRAMS
+                }
+            return encoded
 
         endpoints = {
             label: pair(entry)
@@ -227,7 +256,8 @@ class RunHistograms:
 
     @classmethod
     def load(cls, path: Path) -> RunHistograms:
-        """A histograms.json; any problem is one UsageError line naming the file and the part."""
+        """A histograms.json; any problem is one UsageError line naming the file and the part.
+        A file from before stream histograms were kept loads without them."""
         data = read_json_object(path)
         if data.get("unit", HISTOGRAMS_UNIT) != HISTOGRAMS_UNIT:
             raise UsageError(f"{path}: unit {data.get('unit')!r}, expected {HISTOGRAMS_UNIT}")
@@ -244,11 +274,19 @@ class RunHistograms:
                 latency,
                 service_time,
                 {
-                    name: HistogramPair(*_decoded_pair(path, f"{label} variant {name}", value))
+                    name: HistogramPair(
+                        *_decoded_pair(path, f"{label} variant {name}", value),
+                        stream=_decoded_stream(path, f"{label} variant {name}", value),
+                    )
                     for name, value in variants.items()
                 },
+                stream=_decoded_stream(path, label, entry),
             )
         return cls(loaded)
+
+
+def _encoded(histogram: HdrHistogram) -> str:
+    return histogram.encode().decode("ascii")
 
 
 def _decoded_pair(path: Path, where: str, entry: Any) -> tuple[HdrHistogram, HdrHistogram]:
@@ -257,6 +295,17 @@ def _decoded_pair(path: Path, where: str, entry: Any) -> tuple[HdrHistogram, Hdr
     return (
         _decoded(path, f"{where} latency", entry["latency"]),
         _decoded(path, f"{where} service_time", entry.get("service_time")),
+    )
+
+
+def _decoded_stream(path: Path, where: str, entry: dict[str, Any]) -> StreamHistograms | None:
+    stream = entry.get("stream")
+    if stream is None:
+        return None
+    if not isinstance(stream, dict):
+        raise UsageError(f"{path}: {where}: 'stream' is not an object")
+    return StreamHistograms(
+        *(_decoded(path, f"{where} stream {name}", stream.get(name)) for name in STREAM_HISTOGRAMS)
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,7 @@ from loadgen.correlate import TRACE_ID_PLACEHOLDER, sample_trace_id
 from loadgen.durations import parse_duration
 from loadgen.errors import ScenarioError
 from loadgen.mock.config import MockConfig
+from loadgen.suggest import did_you_mean, keys_at
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 PositiveSeconds = Annotated[Seconds, Field(gt=0)]
@@ -435,11 +437,31 @@ class Thresholds(ThresholdSet):
     abort_on_fail: AbortOnFail | None = None
 
 
+class CompareMetric(StrEnum):
+    """What a comparison compares: end-to-end latency, or a streaming run's token times."""
+
+    LATENCY = "latency"
+    TTFT = "ttft"  # time to first token, from the intended start
+    ITL = "itl"  # each gap between token events
+    TPOT = "tpot"  # per stream, time per output token after the first
+
+    @property
+    def label(self) -> str:
+        """As the views name it: latency, TTFT, ITL, TPOT."""
+        return self.value if self is CompareMetric.LATENCY else self.value.upper()
+
+    @property
+    def streams(self) -> bool:
+        """Only a streaming run has it."""
+        return self is not CompareMetric.LATENCY
+
+
 class Comparison(Strict):
     """Two endpoints or variants of this run compared; slower beyond the limits (not noise) fails."""
 
     base: Annotated[str, Field(min_length=1)]
     new: Annotated[str, Field(min_length=1)]
+    metric: CompareMetric = CompareMetric.LATENCY
     max_regression: dict[
         Literal["p50", "p90", "p99", "p999", "mean"], Annotated[str, AfterValidator(_check_percent)]
     ] = {}
@@ -525,7 +547,7 @@ OVERRIDE_PATHS: dict[str, tuple[str, ...]] = {
 
 _MESSAGES = {
     "missing": "field required",
-    "extra_forbidden": "unknown field",
+    "extra_forbidden": "unknown key",
     "greater_than": "must be > {gt}",
     "greater_than_equal": "must be >= {ge}",
     "less_than_equal": "must be <= {le}",
@@ -649,6 +671,12 @@ def _stream_problems(scenario: Scenario) -> list[str]:
         ]
         if scenario.goodput is not None:
             problems.append("goodput: applies to streaming calls (request.stream: true)")
+        problems += [
+            f"compare[{index}].metric: {pair.metric} applies to streaming calls "
+            "(request.stream: true)"
+            for index, pair in enumerate(scenario.compare)
+            if pair.metric.streams
+        ]
         return problems
     problems = [
         f"endpoints[{index}].target_model: InvokeEndpointWithResponseStream has no TargetModel"
@@ -714,6 +742,9 @@ def _format_errors(exc: ValidationError, overrides: Mapping[str, object]) -> lis
             message = _MESSAGES[error["type"]].format(**ctx)
         except KeyError:  # no template, or pydantic gave other context: its own words
             message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            *parents, key = error["loc"]
+            message += did_you_mean(str(key), keys_at(Scenario, parents))
         flag = flags.get(tuple(str(p) for p in loc))
         where = f"{flag} ({path})" if flag else (path or "scenario")
         problems.append(f"{where}: {message}")

@@ -27,7 +27,7 @@ from pydantic import (
 
 from loadgen.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from loadgen.results.files import read_json_object
-from loadgen.scenario import LoadConfig, Slo
+from loadgen.scenario import CompareMetric, LoadConfig, Slo
 
 SCHEMA: Final = "loadgen-summary/1"
 REASONS_SHOWN = 3  # in a one-line verdict; summary.md and junit list every one
@@ -240,13 +240,15 @@ class ErrorRateChange(Model):
 class ComparisonResult(Model):
     base: str
     new: str
+    # what was compared; the default: a summary.json from before stream metrics still loads
+    metric: CompareMetric = CompareMetric.LATENCY
     requests: Pair
     errors: Pair
     direction: Direction
     alpha: float
     confidence: float
     mann_whitney: RankTest
-    metrics: dict[str, MetricChange]  # p50, p90, p99, p999, max, mean
+    metrics: dict[str, MetricChange]  # p50, p90, p99, p999, max, mean of `metric`, in ms
     limits: tuple[LimitResult, ...]
     # defaults: a summary.json written before they were kept still loads
     throughput: ThroughputChange = ThroughputChange()
@@ -274,7 +276,10 @@ class ComparisonResult(Model):
 
     @property
     def name(self) -> str:
-        return f"{self.new} vs {self.base}"
+        """`new vs base`, and the metric unless it is latency (as junit's testcase names and
+        the verdict's reasons have always said it)."""
+        name = f"{self.new} vs {self.base}"
+        return name if self.metric is CompareMetric.LATENCY else f"{name} ({self.metric})"
 
     def failure(self) -> str:
         failed = "; ".join(limit.failure() for limit in self.limits if limit.failed)

@@ -3,7 +3,8 @@ file) read from run folders, summary.json and .hlog files, and how each run was 
 
 A version is read as the run wrote it. A side without a summary.json (a bare .hlog) has
 latencies only: its throughput and error rate are unknown (None, not zero), and it has no
-run id and no load profile.
+run id and no load profile. A streaming run's versions may be compared on their token times
+instead (TTFT, ITL, TPOT), from histograms.json; a side without them cannot.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
 from loadgen.errors import UsageError
-from loadgen.histograms import RunHistograms, new_histogram
+from loadgen.histograms import HistogramPair, RunHistograms, new_histogram
 from loadgen.results.writer import hlog_name
-from loadgen.scenario import LoadConfig
+from loadgen.scenario import CompareMetric, LoadConfig
 from loadgen.summary import (
     CapacitySummary,
     EndpointSummary,
@@ -35,7 +36,7 @@ class Version:
     """One side of a comparison: an endpoint (or variant) of one run, or one .hlog file."""
 
     name: str
-    latency: HdrHistogram
+    latency: HdrHistogram  # what is compared: latency, or the token times a metric names
     requests: int
     errors: int
     # None: no run summary counted them (a bare .hlog holds latencies only)
@@ -44,18 +45,44 @@ class Version:
 
 
 def versions_of(
-    histograms: RunHistograms, counted: Mapping[str, TrafficSummary], *, variants: bool
+    histograms: RunHistograms,
+    counted: Mapping[str, TrafficSummary],
+    *,
+    variants: bool,
+    metric: CompareMetric = CompareMetric.LATENCY,
 ) -> dict[str, Version]:
-    """Each endpoint of a run, and with `variants` each of its variants ("label/variant");
-    requests and errors from `counted` (by the same names), else the histogram's count."""
+    """Each endpoint of a run, and with `variants` each of its variants ("label/variant"),
+    by `metric`'s histogram (empty where no stream ended well); requests and errors from
+    `counted` (by the same names), else the histogram's count."""
     versions: dict[str, Version] = {}
     for label, entry in histograms.endpoints.items():
-        versions[label] = _version(label, entry.latency, counted)
+        versions[label] = _version(label, _histogram(entry, metric), counted)
         if variants:
             for variant, pair in entry.variants.items():
                 name = f"{label}/{variant}"
-                versions.setdefault(name, _version(name, pair.latency, counted))
+                versions.setdefault(name, _version(name, _histogram(pair, metric), counted))
     return versions
+
+
+def _histogram(pair: HistogramPair, metric: CompareMetric) -> HdrHistogram:
+    if metric is CompareMetric.LATENCY:
+        return pair.latency
+    if pair.stream is None:
+        return new_histogram()
+    return {
+        CompareMetric.TTFT: pair.stream.ttft,
+        CompareMetric.ITL: pair.stream.itl,
+        CompareMetric.TPOT: pair.stream.tpot,
+    }[metric]
+
+
+def require_streams(histograms: RunHistograms, metric: CompareMetric, where: Path | str) -> None:
+    """A comparison on a stream metric needs stream histograms: one line if there are none."""
+    if metric.streams and not histograms.streamed:
+        raise UsageError(
+            f"{where}: no stream histograms to compare {metric} on (a run that does not "
+            "stream, or none of whose streams ended well, or from before loadgen kept them)"
+        )
 
 
 def _version(name: str, latency: HdrHistogram, counted: Mapping[str, TrafficSummary]) -> Version:
@@ -117,12 +144,14 @@ def versions_in_run(path: Path) -> dict[str, Version]:
     return load_side(path, variants=True).versions
 
 
-def load_side(path: Path, *, variants: bool) -> Side:
+def load_side(path: Path, *, variants: bool, metric: CompareMetric = CompareMetric.LATENCY) -> Side:
     """A run folder, its summary.json or a .hlog file; with `variants`, each endpoint's
-    variants too ("label/variant")."""
+    variants too ("label/variant"); each by `metric`'s histogram."""
     if not path.exists():
         raise UsageError(f"{path}: no such run folder or file")
     if path.is_file() and path.suffix == ".hlog":
+        if metric.streams:
+            raise UsageError(f"{path}: a .hlog holds latency only, not {metric} (--metric)")
         return _hlog_file(path)
     folder = path
     if path.is_file() and path.name in ("summary.json", "histograms.json"):
@@ -139,8 +168,11 @@ def load_side(path: Path, *, variants: bool) -> Side:
     capacity = None if summary is None else summary.capacity
     if (folder / "histograms.json").is_file():
         histograms = RunHistograms.load(folder / "histograms.json")
-        versions = versions_of(histograms, counted, variants=variants)
+        require_streams(histograms, metric, folder / "histograms.json")
+        versions = versions_of(histograms, counted, variants=variants, metric=metric)
         return Side(path, versions, run_id, profile, capacity)
+    if metric.streams:
+        raise UsageError(f"{folder}: no histograms.json, whose stream histograms {metric} needs")
     hlogs = sorted(folder.glob("*.hlog"))
     if not hlogs:
         raise UsageError(f"{folder}: no histograms.json or .hlog files; not a loadgen run folder")

@@ -4,6 +4,7 @@ the summary builder), without an engine: for the commands that read runs back.""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,14 +15,39 @@ from loadgen.histograms import RunHistograms, histogram_summary, new_histogram
 from loadgen.metrics import NS_PER_S, Recorder
 from loadgen.results.writer import ResultsWriter, Timeseries
 from loadgen.scenario import ConstantArrivalRate
+from loadgen.stream_metrics import Goodput
 from loadgen.summary import LatencyStats, RunSummary, StopReason
-from loadgen.transport.base import Outcome
+from loadgen.transport.base import Outcome, StreamResult
 
 STARTED = datetime(2026, 11, 28, 21, 0, 18, 982519, tzinfo=UTC)
 LOAD = ConstantArrivalRate(executor="constant-arrival-rate", rate=200, duration=10)
 
 # label -> latencies in µs, or label -> variant -> latencies
 Samples = Mapping[str, Sequence[int] | Mapping[str, Sequence[int]]]
+
+
+@dataclass(frozen=True)
+class StreamShape:
+    """Each successful request of a label (or "label/variant") as a stream of `tokens` token
+    events: the first at `ttft_share` of its latency, the rest evenly spaced to its end."""
+
+    tokens: int = 8
+    ttft_share: float = 0.25
+
+    def result(self, intended_ns: int, latency_us: int) -> StreamResult:
+        """The stream of one request that ended `latency_us` after `intended_ns`."""
+        ttft_us = int(latency_us * self.ttft_share)
+        gap_us = (latency_us - ttft_us) // max(1, self.tokens - 1)
+        gaps = [gap_us] * (self.tokens - 1)
+        first_ns = intended_ns + ttft_us * 1000
+        return StreamResult(
+            head_ns=intended_ns + ttft_us * 500,
+            first_token_ns=first_ns,
+            last_token_ns=first_ns + sum(gaps) * 1000,
+            tokens=self.tokens,
+            gaps_us=gaps,
+            parts=self.tokens,
+        )
 
 
 class Run:
@@ -43,15 +69,19 @@ def write_run(
     errors: Mapping[str, int] | None = None,
     seconds: int = 2,
     trace_id: str | None = None,
+    streams: Mapping[str, StreamShape] | None = None,
+    goodput: Goodput | None = None,
     **fields: Any,
 ) -> Run:
     """Record `samples` spread evenly over `seconds` (the first `errors[label]` of each
     label as ModelErrors), and write the folder as `loadgen run` does; `fields` override
-    the summary's own (stop_reason, thresholds, comparisons, ...)."""
+    the summary's own (stop_reason, thresholds, comparisons, ...). With `streams`, each
+    successful request of a label or "label/variant" named there is a stream of that shape,
+    counted good within `goodput`'s limits."""
     folder.mkdir(parents=True, exist_ok=True)
     labels = list(samples)
     writer = ResultsWriter(folder, labels, STARTED.timestamp())
-    recorder = Recorder(labels, start_ns=0, sink=writer.interval)
+    recorder = Recorder(labels, start_ns=0, sink=writer.interval, goodput=goodput)
     timeline = []
     for label, given in samples.items():
         by_variant = given if isinstance(given, Mapping) else {None: given}
@@ -67,9 +97,14 @@ def write_run(
         else:
             outcome, echo = Outcome(200, None, variant, "x"), Echo.MATCHED
         trace = trace_id or f"run1-{labels.index(label):03d}-{index:012x}"
-        recorder.record(
-            label, outcome, echo, value, value * 95 // 100, index % 7 == 0, trace, now_ns
-        )
+        service = value * 95 // 100
+        recorder.record(label, outcome, echo, value, service, index % 7 == 0, trace, now_ns)
+        shape = (streams or {}).get(f"{label}/{variant}") or (streams or {}).get(label)
+        if shape is not None and outcome.error is None:
+            intended_ns = now_ns - value * 1000
+            result = shape.result(intended_ns, value)
+            sent_ns = now_ns - service * 1000
+            recorder.record_stream(label, variant, result, intended_ns, sent_ns, now_ns)
     recorder.tick(seconds * NS_PER_S)
     summary = summary_of(recorder, float(seconds), **fields)
     histograms = recorder.histograms()

@@ -171,7 +171,8 @@ async def test_hlog_reads_back_to_summary_totals(tmp_path: Path) -> None:
     assert total.get_max_value() / 1000.0 == stats.latency_ms.max
     rows = (result.folder / "timeseries.csv").read_text().splitlines()
     assert rows[0] == (
-        "second,endpoint,requests,errors,mismatched,p50_ms,p99_ms,output_tokens,ttft_p50_ms,ttft_p99_ms"
+        "second,endpoint,requests,errors,mismatched,p50_ms,p99_ms,output_tokens,ttft_p50_ms,"
+        "ttft_p99_ms,itl_p50_ms,itl_p99_ms"
     )
     assert sum(int(row.split(",")[2]) for row in rows[1:]) == 750
 

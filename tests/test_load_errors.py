@@ -48,7 +48,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("slo-without-latency", scenario(CAPACITY | {"slo": {"error_rate": 0.01}}), "load.slo: give latency_ms (or ttft_ms for streams)"),
     ("slo-percentile", scenario(CAPACITY | {"slo": {"latency_ms": {"p98": 1}}}), "load.slo.latency_ms.p98"),
     ("slo-error-rate", scenario(CAPACITY | {"slo": {"latency_ms": {"p99": 1}, "error_rate": 2}}), "load.slo.error_rate: must be <= 1"),
-    ("slo-unknown-key", scenario(CAPACITY | {"slo": {"latency_ms": {"p99": 1}, "p99": 5}}), "load.slo.p99: unknown field"),
+    ("slo-unknown-key", scenario(CAPACITY | {"slo": {"latency_ms": {"p99": 1}, "p99": 5}}), "load.slo.p99: unknown key"),
     ("ttft-without-streams", scenario(CAPACITY | {"slo": {"ttft_ms": {"p99": 100}}}), "load.slo.ttft_ms: applies to streaming calls (request.stream: true)"),
     ("max-below-start", scenario(CAPACITY | {"max_rate": 50}), "load.max_rate: must be >= start_rate (100)"),
     ("no-max-rate", scenario({k: v for k, v in CAPACITY.items() if k != "max_rate"}), "load.max_rate: field required"),
@@ -57,12 +57,12 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("precision-zero", scenario(CAPACITY | {"precision": "0%"}), "load.precision: must be > 0"),
     ("precision-text", scenario(CAPACITY | {"precision": "tight%"}), "load.precision: must be a percentage such as 5%"),
     ("precision-whole", scenario(CAPACITY | {"precision": 1}), "load.precision: must be < 1"),
-    ("capacity-duration", scenario(CAPACITY | {"duration": "1m"}), "load.duration: unknown field"),
+    ("capacity-duration", scenario(CAPACITY | {"duration": "1m"}), "load.duration: unknown key (did you mean 'step_duration'?)"),
     ("capacity-workers", scenario(CAPACITY, workers=2), "workers: capacity-search runs its steps in one process"),
     ("capacity-abort", scenario(CAPACITY, thresholds={"abort_on_fail": {"error_rate": 0.5}}), "thresholds.abort_on_fail: not with capacity-search"),
     ("min-capacity-elsewhere", scenario(OPEN, thresholds={"min_capacity_rps": 100}), "thresholds.min_capacity_rps: applies to the capacity-search executor, not constant-arrival-rate"),
     ("min-capacity-zero", scenario(CAPACITY, thresholds={"min_capacity_rps": 0}), "thresholds.min_capacity_rps: must be > 0"),
-    ("min-capacity-per-endpoint", scenario(CAPACITY, thresholds={"endpoints": {"ep": {"min_capacity_rps": 5}}}), "thresholds.endpoints.ep.min_capacity_rps: unknown field"),
+    ("min-capacity-per-endpoint", scenario(CAPACITY, thresholds={"endpoints": {"ep": {"min_capacity_rps": 5}}}), "thresholds.endpoints.ep.min_capacity_rps: unknown key"),
     # the mock's capacity
     ("no-copies", scenario(OPEN, mock={"capacity": {"copies": 0}}), "mock.capacity.copies: must be >= 1"),
     ("copies-missing", scenario(OPEN, mock={"capacity": {}}), "mock.capacity.copies: field required"),
@@ -70,7 +70,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("trace-missing", scenario(TRACE | {"file": "nope.csv"}), "load.file: file not found: "),
     ("trace-suffix", scenario(TRACE | {"file": "trace.txt"}), "load.format: give csv or jsonl: the suffix of load.file (.txt) says neither"),
     ("trace-speedup", scenario(TRACE | {"speedup": 0}), "load.speedup: must be > 0"),
-    ("trace-requests", scenario(TRACE | {"requests": 5}), "load.requests: unknown field"),
+    ("trace-requests", scenario(TRACE | {"requests": 5}), "load.requests: unknown key"),
 ]
 # fmt: on
 

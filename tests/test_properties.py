@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from loadgen import api
 from loadgen.correlate import TRACE_ID_PLACEHOLDER, sample_trace_id
-from loadgen.durations import parse_duration
+from loadgen.durations import format_duration, parse_duration
 from loadgen.errors import ScenarioError
 from loadgen.mock.config import MockConfig
 from loadgen.mock.server import start_mock
@@ -327,6 +327,20 @@ def test_generated_durations_round_trip(parts: list[tuple[str, Any]]) -> None:
 )
 def test_duration_examples(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+@FUZZ
+@given(st.floats(min_value=0.001, max_value=1e7))
+def test_formatted_durations_read_back(seconds: float) -> None:
+    text = format_duration(seconds)
+    assert math.isclose(parse_duration(text), seconds, rel_tol=1e-5), text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.5, "500ms"), (30.0, "30s"), (90.0, "1m30s"), (5400.0, "1h30m")]
+)
+def test_duration_formats(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
 
 
 # --- rates -----------------------------------------------------------------------------------

@@ -150,3 +150,16 @@ def test_the_cli_names_the_contradiction_and_exits_2(tmp_path: Path) -> None:
     env = fake_env() | {"AWS_REGION": "us-east-1"}
     result = loadgen("run", str(path), "--out", str(tmp_path / "out"), env=env)
     assert result.returncode == EXIT_USAGE and "(from AWS_REGION)" in result.stderr
+
+
+def test_validate_shows_the_region_and_where_it_came_from(tmp_path: Path) -> None:
+    path = tmp_path / "eu.yaml"
+    path.write_text(
+        "name: eu\nendpoint_url: " + EU_URL + "\nendpoints: [{name: ep}]\nrequest: {body: '{}'}\n"
+        "load: {executor: constant-arrival-rate, rate: 1, requests: 1}\n"
+    )
+    result = loadgen("validate", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "  region        eu-west-1 (from the endpoint URL)" in result.stdout.splitlines()
+    result = loadgen("validate", str(path), "--region", "us-east-1")
+    assert result.returncode == EXIT_USAGE and "contradicts" in result.stderr

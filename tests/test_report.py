@@ -25,7 +25,7 @@ from loadgen.results.writer import TIMESERIES_FIELDS, TimeRow
 from loadgen.summary import ComparisonResult, StopReason, ThresholdResult
 from tests import chromium
 from tests.servers import echo_response, scenario, serve
-from tests.summaries import write_run
+from tests.summaries import StreamShape, write_run
 from tests.test_stats import histogram_of, lognormal_samples
 
 EVIL = '<script>alert("x")</script><img src=x onerror=console.error("escaped-not")>'
@@ -259,6 +259,27 @@ def test_long_runs_are_bucketed_and_keep_the_worst_p99() -> None:
     assert len(merged) <= MAX_POINTS and width == 4
     assert max(row.p99_ms for row in merged) == 500.0
     assert all(row.requests == 100 and row.p50_ms == 10.0 for row in merged)
+
+
+def test_timeseries_csv_reads_back_each_seconds_stream_columns(tmp_path: Path) -> None:
+    """4 s of 40 ms streams of 8 tokens: TTFT 10 ms, 7 gaps of 30/7 ms, in every second."""
+    run = write_run(tmp_path, {"llm": [40_000] * 400}, seconds=4, streams={"llm": StreamShape()})
+    rows = run.timeseries["llm"]
+    assert load_run(tmp_path).timeseries == run.timeseries
+    assert [row.output_tokens for row in rows] == [800] * 4
+    assert all(row.itl_p50_ms == row.itl_p99_ms == pytest.approx(4.285, abs=0.002) for row in rows)
+    assert all(row.ttft_p50_ms == pytest.approx(10.0, abs=0.01) for row in rows)
+    header = (tmp_path / "timeseries.csv").read_text().splitlines()[0]
+    assert header.endswith(",output_tokens,ttft_p50_ms,ttft_p99_ms,itl_p50_ms,itl_p99_ms")
+
+
+def test_a_timeseries_csv_from_before_the_stream_columns_still_loads(tmp_path: Path) -> None:
+    run = write_run(tmp_path, {"ep": [20_000] * 100})
+    path = tmp_path / "timeseries.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("".join(",".join(line.split(",")[:7]) + "\n" for line in lines))
+    assert load_run(tmp_path).timeseries == run.timeseries
+    assert all(row[6:] == (0, 0.0, 0.0, 0.0, 0.0) for row in run.timeseries["ep"])
 
 
 def test_a_ten_minute_four_endpoint_report_stays_small(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ gaps between tokens as the server spaced them, exact token and error counts, eve
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +114,13 @@ async def test_workers_merge_the_streams(tmp_path: Path) -> None:
     assert result.summary.workers == 2
     assert total.ok == 60 and total.output_tokens == 60 * TOKENS
     assert total.itl_ms is not None and total.ttft_ms is not None
-    lines = (result.folder / "timeseries.csv").read_text().splitlines()
-    tokens = sum(int(line.split(",")[7]) for line in lines[1:])
+    with (result.folder / "timeseries.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    tokens = sum(int(row["output_tokens"]) for row in rows)
     assert tokens == 60 * TOKENS  # each second's tokens, merged from both workers
+    streamed = [row for row in rows if int(row["output_tokens"])]
+    assert streamed and all(float(row["ttft_p50_ms"]) >= 5 for row in streamed)
+    assert all(1 <= float(row["itl_p50_ms"]) <= 4 for row in streamed)  # gaps of 2 ms
 
 
 def test_a_stream_cannot_target_a_model() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -33,29 +34,73 @@ def targets_of(scenario: Scenario) -> list[Target]:
     ]
 
 
+# Media types whose every dataset line must be one JSON value.
+JSON_MEDIA_TYPES = frozenset(
+    {"application/json", "application/jsonlines", "application/x-jsonlines", "application/x-ndjson"}
+)
+MAX_LINES_SHOWN = 5  # a dataset with a million bad lines is not a million error lines
+
+
 def load_bodies(scenario: Scenario) -> list[bytes]:
     """All bodies the run sends, read before it starts; each checked against the 6 MiB limit."""
     request = scenario.request
+    if request.dataset is not None:
+        return _dataset(request.dataset, is_json(request.content_type))
     if request.body is not None:
-        bodies = [request.body.encode("utf-8")]
-        source = "request.body"
-    elif request.body_file is not None:
-        bodies = [_read(request.body_file, "request.body_file")]
-        source = "request.body_file"
+        body, source = request.body.encode("utf-8"), "request.body"
     else:
-        assert request.dataset is not None
-        lines = _read(request.dataset, "request.dataset").splitlines()
-        bodies = [line for line in lines if line.strip()]
-        source = "request.dataset"
-        if not bodies:
-            raise ScenarioError(f"{source}: {request.dataset} has no non-empty lines")
-    for number, body in enumerate(bodies, 1):
-        if len(body) > api.MAX_BODY_BYTES:
-            where = f" line {number}" if request.dataset is not None else ""
-            raise ScenarioError(
-                f"{source}{where}: body is {len(body)} bytes, the API allows at most {api.MAX_BODY_BYTES}"
-            )
-    return bodies
+        assert request.body_file is not None
+        body, source = _read(request.body_file, "request.body_file"), "request.body_file"
+    if len(body) > api.MAX_BODY_BYTES:
+        raise ScenarioError(f"{source}: {_too_big(body)}")
+    return [body]
+
+
+def is_json(content_type: str) -> bool:
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type in JSON_MEDIA_TYPES or media_type.endswith("+json")
+
+
+def _dataset(path: Path, json_lines: bool) -> list[bytes]:
+    """One body per non-empty line. With a JSON content type each line must parse: a bad
+    line is a usage error now, not a stream of 400s from the endpoint. Problems name the
+    line of the file."""
+    numbered = [
+        (number, line)
+        for number, line in enumerate(_read(path, "request.dataset").splitlines(), 1)
+        if line.strip()
+    ]
+    if not numbered:
+        raise ScenarioError(f"request.dataset: {path} has no non-empty lines")
+    problems = []
+    for number, line in numbered:
+        problem = _too_big(line) if len(line) > api.MAX_BODY_BYTES else None
+        if problem is None and json_lines:
+            problem = _json_problem(line)
+        if problem:
+            problems.append(f"request.dataset: {path} line {number}: {problem}")
+    if len(problems) > MAX_LINES_SHOWN:
+        hidden = len(problems) - MAX_LINES_SHOWN
+        problems[MAX_LINES_SHOWN:] = [f"request.dataset: {path}: {hidden} more bad line(s)"]
+    if problems:
+        raise ScenarioError(problems)
+    return [line for _, line in numbered]
+
+
+def _too_big(body: bytes) -> str:
+    return f"body is {len(body)} bytes, the API allows at most {api.MAX_BODY_BYTES}"
+
+
+def _json_problem(line: bytes) -> str | None:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError as exc:
+        return f"not JSON ({exc.msg} at column {exc.colno})"
+    except UnicodeDecodeError:
+        return "not JSON (not UTF-8 text)"
+    except RecursionError:
+        return "not JSON (nested too deeply)"
+    return None
 
 
 def _read(path: Path, field: str) -> bytes:

@@ -21,13 +21,19 @@ def constant_offsets(rate: float, duration: float | None, requests: int | None) 
     offsets = map(truediv, count(), repeat(rate))
     if duration is None:
         return offsets if requests is None else islice(offsets, requests)
-    # the i with i / rate < duration, counted with the very same float division
+    within = starts_within(rate, duration)
+    return islice(offsets, within if requests is None else min(within, requests))
+
+
+def starts_within(rate: float, duration: float) -> int:
+    """How many requests start before `duration`: the i with i / rate < duration, counted
+    with the very same float division as the offsets."""
     within = max(math.ceil(duration * rate), 0)
     while within > 0 and (within - 1) / rate >= duration:
         within -= 1
     while within / rate < duration:
         within += 1
-    return islice(offsets, within if requests is None else min(within, requests))
+    return within
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,11 @@ def ramping_offsets(
             index = next(due)
         due_before += ramp.count
         elapsed += ramp.duration
+
+
+def ramp_starts(start_rate: float, stages: Sequence[tuple[float, float]]) -> int:
+    """How many requests `ramping_offsets` yields: every index below the area, as it counts."""
+    return max(math.ceil(ramp_requests(start_rate, stages) - 1e-9), 0)
 
 
 def take_share(offsets: Iterator[float], share: int, shares: int) -> Iterator[float]:

@@ -50,6 +50,7 @@ class WireInterval(NamedTuple):
     error_codes: tuple[tuple[str, int], ...]
     output_tokens: int
     ttft: str | None  # encoded; None when no stream ended in this second
+    itl: str | None  # likewise
 
     @classmethod
     def of(cls, interval: Interval) -> WireInterval:
@@ -64,8 +65,14 @@ class WireInterval(NamedTuple):
             interval.start_delay_max_us,
             tuple(interval.error_codes.items()),
             interval.output_tokens,
-            interval.ttft.encode().decode("ascii") if interval.ttft.get_total_count() else None,
+            _encoded(interval.ttft),
+            _encoded(interval.itl),
         )
+
+
+def _encoded(histogram: HdrHistogram) -> str | None:
+    """An interval's stream histogram on the wire: most seconds of most runs have none."""
+    return histogram.encode().decode("ascii") if histogram.get_total_count() else None
 
 
 @dataclass(frozen=True)
@@ -362,6 +369,8 @@ class WorkerPool:
             interval.output_tokens += item.output_tokens
             if item.ttft is not None:
                 interval.ttft.add(HdrHistogram.decode(item.ttft))
+            if item.itl is not None:
+                interval.itl.add(HdrHistogram.decode(item.itl))
         for second in {item.second for item in wire}:
             self._pending[second].reported_by.add(worker.share)
         self._flush_pending(sink)

@@ -108,7 +108,8 @@ def summary_markdown(summary: RunSummary) -> str:
             mark = "pass" if comparison.passed else "**FAIL**"
             p99 = comparison.metrics["p99"]
             lines.append(
-                f"- {mark} **{comparison.new}** vs **{comparison.base}**: {comparison.outcome} "
+                f"- {mark} **{comparison.new}** vs **{comparison.base}** on "
+                f"{comparison.metric.label}: {comparison.outcome} "
                 f"(p99 {p99.change:+.1%}, Mann-Whitney p = {comparison.mann_whitney.p_value:.3g})"
             )
             lines += [f"  - {limit.failure()}" for limit in comparison.limits if limit.failed]

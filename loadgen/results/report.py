@@ -13,7 +13,8 @@ from pathlib import Path
 
 from loadgen.capacity_text import capacity_lines
 from loadgen.results.files import write_text_atomic
-from loadgen.results.rundata import RunData, load_run
+from loadgen.results.rundata import RunData, load_run, table_rows
+from loadgen.results.streaming import streaming_section
 from loadgen.results.svg import capacity_chart, format_number, spectrum_chart, time_charts
 from loadgen.summary import ComparisonResult, RunSummary, TrafficSummary
 
@@ -151,17 +152,9 @@ def _stats_table(summary: RunSummary) -> str:
         "<th>late starts</th></tr>"
     )
     rows = []
-    for label, stats in summary.endpoints.items():
-        variants = stats.variants
-        if len(variants) == 1 and next(iter(variants.values())).requests == stats.requests:
-            rows.append(_stats_row(label, stats, variant=False, only=next(iter(variants))))
-            continue  # one line says it all
-        rows.append(_stats_row(label, stats, variant=False))
-        for variant, variant_stats in variants.items():
-            rows.append(_stats_row(f"↳ {variant}", variant_stats, variant=True))
-    if len(summary.endpoints) > 1:
-        total_row = _stats_row("all endpoints", summary.total, variant=False)
-        rows.append(total_row.replace("<tr", '<tr class="total"', 1))
+    for row in table_rows(summary):
+        html = _stats_row(row.name, row.stats, row.variant, row.only)
+        rows.append(html.replace("<tr", '<tr class="total"', 1) if row.total else html)
     samples = [
         (label, sample)
         for label, stats in summary.endpoints.items()
@@ -241,11 +234,13 @@ def _comparison(comparison: ComparisonResult) -> str:
     return (
         f"<div class='comparison'><h3>{escape(comparison.base)} → {escape(comparison.new)}</h3>"
         f"<p>{_badge(comparison.passed, str(comparison.outcome))}"
+        f" · on {escape(comparison.metric.label)}"
         f" · Mann-Whitney p = {test.p_value:.3g} (alpha {comparison.alpha:g})"
         f" · limits: {escape(limits) if limits else 'none'}"
         f" · requests {format_number(comparison.requests.base)} / "
         f"{format_number(comparison.requests.new)}</p>"
-        "<table class='plain'><tr><th class='left'>metric</th><th>base (ms)</th>"
+        f"<table class='plain'><tr><th class='left'>{escape(comparison.metric.label)}</th>"
+        "<th>base (ms)</th>"
         f"<th>new (ms)</th><th>change</th><th>{level}</th></tr>{rows}</table>{failed_html}</div>"
     )
 
@@ -420,6 +415,7 @@ def render_report(run: RunData) -> str:
             spectrum_chart(run),
             "</section>",
             _stats_table(summary),
+            streaming_section(run),
             _thresholds(summary),
             _comparisons(summary),
             _slowest(summary),

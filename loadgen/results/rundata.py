@@ -1,4 +1,5 @@
-"""What the report draws: a run's summary, its per-second rows and latency spectra.
+"""What the report draws: a run's summary, its per-second rows, its latency spectra and, for
+a streaming run, the spectra of time to first token and of the gaps between tokens.
 
 Made in memory at the end of a run (`RunData.of`), or read back from a run folder by
 `loadgen report` (`load_run`): the same page either way.
@@ -8,15 +9,17 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from hdrh.histogram import HdrHistogram
 
 from loadgen.errors import UsageError
-from loadgen.histograms import RunHistograms, recorded_buckets
-from loadgen.results.writer import TIMESERIES_FIELDS, TimeRow, Timeseries
-from loadgen.summary import RunSummary
+from loadgen.histograms import HistogramPair, RunHistograms, recorded_buckets
+from loadgen.results.writer import STREAM_FIELDS, TIMESERIES_FIELDS, TimeRow, Timeseries
+from loadgen.summary import RunSummary, TrafficSummary
 
 DASHES = ("6 4", "2 3", "10 3 2 3", "1 6")  # variants: the endpoint's colour, own dash
 PALETTE = ("#2563eb", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2", "#65a30d", "#b91c1c")
@@ -31,14 +34,60 @@ class Spectrum:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamSpectra:
+    """A streaming run's token times as spectra: endpoints (and variants) that streamed."""
+
+    ttft: list[Spectrum]
+    itl: list[Spectrum]
+
+
+@dataclass(frozen=True, slots=True)
 class RunData:
     summary: RunSummary
     timeseries: Timeseries
     spectra: list[Spectrum]
+    stream: StreamSpectra | None  # None: the run did not stream
 
     @classmethod
     def of(cls, summary: RunSummary, timeseries: Timeseries, histograms: RunHistograms) -> RunData:
-        return cls(summary, timeseries, _spectra(summary, histograms))
+        stream = None
+        if streamed(summary):
+            stream = StreamSpectra(
+                _spectra(summary, histograms, _ttft), _spectra(summary, histograms, _itl)
+            )
+        return cls(summary, timeseries, _spectra(summary, histograms, _latency), stream)
+
+
+def streamed(summary: RunSummary) -> bool:
+    """The run made streaming calls: a stream ended well, or one broke with its own error."""
+    total = summary.total
+    return total.ttft_ms is not None or bool(total.stream_error_codes)
+
+
+class TableRow(NamedTuple):
+    """A row of the report's tables: an endpoint, a variant under it, or the total."""
+
+    name: str
+    stats: TrafficSummary
+    variant: bool  # a variant's row, under its endpoint's
+    only: str | None = None  # the one variant of an endpoint shown on one row with it
+    total: bool = False  # all endpoints together
+
+
+def table_rows(summary: RunSummary) -> list[TableRow]:
+    """Each endpoint, its variants under it (one row says it all when a single variant had
+    every request), then the total when there are several endpoints."""
+    rows = []
+    for label, stats in summary.endpoints.items():
+        variants = stats.variants
+        if len(variants) == 1 and next(iter(variants.values())).requests == stats.requests:
+            rows.append(TableRow(label, stats, False, next(iter(variants))))
+            continue
+        rows.append(TableRow(label, stats, False))
+        rows += [TableRow(f"↳ {name}", each, True) for name, each in variants.items()]
+    if len(summary.endpoints) > 1:
+        rows.append(TableRow("all endpoints", summary.total, False, total=True))
+    return rows
 
 
 def load_run(folder: Path) -> RunData:
@@ -59,10 +108,13 @@ def _read_timeseries(path: Path) -> Timeseries:
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
-            missing = set(TIMESERIES_FIELDS) - set(reader.fieldnames or ())
+            columns = set(reader.fieldnames or ())
+            missing = set(TIMESERIES_FIELDS) - set(STREAM_FIELDS) - columns
             if missing:
                 raise UsageError(f"{path}: missing columns {', '.join(sorted(missing))}")
+            absent = {name: "0" for name in STREAM_FIELDS if name not in columns}  # older files
             for record in reader:
+                record = absent | record
                 try:
                     row = TimeRow(
                         int(record["second"]),
@@ -74,6 +126,8 @@ def _read_timeseries(path: Path) -> Timeseries:
                         int(record["output_tokens"]),
                         float(record["ttft_p50_ms"]),
                         float(record["ttft_p99_ms"]),
+                        float(record["itl_p50_ms"]),
+                        float(record["itl_p99_ms"]),
                     )
                 except (TypeError, ValueError) as exc:
                     raise UsageError(f"{path}: line {reader.line_num}: {exc}") from None
@@ -108,18 +162,40 @@ def spectrum_points(histogram: HdrHistogram) -> list[tuple[float, float]]:
     return points
 
 
-def _spectra(summary: RunSummary, histograms: RunHistograms) -> list[Spectrum]:
-    """One line per endpoint, and one per variant where an endpoint has several."""
+def _latency(pair: HistogramPair) -> HdrHistogram:
+    return pair.latency
+
+
+def _ttft(pair: HistogramPair) -> HdrHistogram | None:
+    return None if pair.stream is None else pair.stream.ttft
+
+
+def _itl(pair: HistogramPair) -> HdrHistogram | None:
+    return None if pair.stream is None else pair.stream.itl
+
+
+def _spectra(
+    summary: RunSummary,
+    histograms: RunHistograms,
+    pick: Callable[[HistogramPair], HdrHistogram | None],
+) -> list[Spectrum]:
+    """One line per endpoint, and one per variant where an endpoint has several, of the
+    histogram `pick` finds there; none where it finds none (a variant that never streamed)."""
     spectra: list[Spectrum] = []
     for position, label in enumerate(summary.endpoints):
         color = PALETTE[position % len(PALETTE)]
         entry = histograms.endpoints[label]
         variants = entry.variants
-        name = f"{label} ({next(iter(variants))})" if len(variants) == 1 else label
-        spectra.append(Spectrum(name, color, spectrum_points(entry.latency)))
+        histogram = pick(entry)
+        if histogram is not None:
+            name = f"{label} ({next(iter(variants))})" if len(variants) == 1 else label
+            spectra.append(Spectrum(name, color, spectrum_points(histogram)))
         if len(variants) > 1:  # one variant would draw the same line twice
             for number, (variant, pair) in enumerate(variants.items()):
+                histogram = pick(pair)
+                if histogram is None:
+                    continue
                 dash = DASHES[number % len(DASHES)]
-                points = spectrum_points(pair.latency)
+                points = spectrum_points(histogram)
                 spectra.append(Spectrum(f"{label} / {variant}", color, points, dash))
     return spectra

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from loadgen.results.rundata import DASHES, PALETTE, RunData
+from loadgen.results.rundata import DASHES, PALETTE, RunData, Spectrum
 from loadgen.results.writer import TimeRow
 from loadgen.summary import CapacitySummary
 
@@ -18,13 +18,21 @@ CHART_IDS = (
     "chart-throughput-over-time",
     "chart-percentile-spectrum",
 )
+STREAM_CHART_IDS = (  # a streaming run's, in its own section
+    "chart-ttft-over-time",
+    "chart-itl-over-time",
+    "chart-tokens-over-time",
+    "chart-ttft-spectrum",
+    "chart-itl-spectrum",
+)
 
 
 # --- numbers behind the charts ------------------------------------------------------------
 
 
 def bucket_rows(rows: Sequence[TimeRow], limit: int = MAX_POINTS) -> tuple[list[TimeRow], int]:
-    """At most `limit` rows: p50 request-weighted, p99 the worst, counts per second."""
+    """At most `limit` rows: p50 request-weighted, p99 the worst, counts per second; the
+    streams' p50s weighted by the requests of the seconds in which streams ended."""
     if len(rows) <= limit:
         return list(rows), 1
     width = math.ceil((rows[-1].second - rows[0].second + 1) / limit)
@@ -34,7 +42,7 @@ def bucket_rows(rows: Sequence[TimeRow], limit: int = MAX_POINTS) -> tuple[list[
     merged = []
     for key, group in groups.items():
         served = [row for row in group if row.requests]
-        weight = sum(row.requests for row in served)
+        streamed = [row for row in group if streams_ended(row)]
         seconds = len(group)
         merged.append(
             TimeRow(
@@ -42,11 +50,26 @@ def bucket_rows(rows: Sequence[TimeRow], limit: int = MAX_POINTS) -> tuple[list[
                 round(sum(row.requests for row in group) / seconds),
                 round(sum(row.errors for row in group) / seconds),
                 round(sum(row.mismatched for row in group) / seconds),
-                sum(row.p50_ms * row.requests for row in served) / weight if weight else 0.0,
+                _weighted(served, lambda row: row.p50_ms),
                 max((row.p99_ms for row in served), default=0.0),
+                round(sum(row.output_tokens for row in group) / seconds),
+                _weighted(streamed, lambda row: row.ttft_p50_ms),
+                max((row.ttft_p99_ms for row in streamed), default=0.0),
+                _weighted(streamed, lambda row: row.itl_p50_ms),
+                max((row.itl_p99_ms for row in streamed), default=0.0),
             )
         )
     return merged, width
+
+
+def streams_ended(row: TimeRow) -> bool:
+    """Some stream ended well in this second (a TTFT of 0.000 ms does not happen)."""
+    return row.ttft_p99_ms > 0
+
+
+def _weighted(rows: list[TimeRow], value: Callable[[TimeRow], float]) -> float:
+    weight = sum(row.requests for row in rows)
+    return sum(value(row) * row.requests for row in rows) / weight if weight else 0.0
 
 
 def nice_ticks(high: float, count: int = 5) -> list[float]:
@@ -206,11 +229,14 @@ def _figure(title: str, note: str, chart: str, lines: list[Line]) -> str:
     )
 
 
-def _segments(rows: list[TimeRow], value: Any, skip_idle: bool) -> list[list[tuple[float, float]]]:
-    """Lines through `rows`; a second with no requests breaks a latency line."""
+def _segments(
+    rows: list[TimeRow], value: Any, counts: Callable[[TimeRow], bool] | None
+) -> list[list[tuple[float, float]]]:
+    """Lines through `rows`; a second that `counts` does not count (no requests, for a
+    latency line) breaks the line. Without `counts` every second is a point."""
     segments: list[list[tuple[float, float]]] = [[]]
     for row in rows:
-        if skip_idle and not row.requests:
+        if counts is not None and not counts(row):
             if segments[-1]:
                 segments.append([])
             continue
@@ -221,34 +247,60 @@ def _segments(rows: list[TimeRow], value: Any, skip_idle: bool) -> list[list[tup
     ]
 
 
+def _has_requests(row: TimeRow) -> bool:
+    return row.requests > 0
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """Each endpoint's rows as the time charts draw them, and their common x axis."""
+
+    rows: dict[str, list[TimeRow]]  # by label, in the summary's order
+    width: int  # seconds per point
+    x_ticks: list[tuple[float, str]]
+
+    @classmethod
+    def of(cls, run: RunData) -> Series:
+        duration = run.summary.duration_s
+        series: dict[str, list[TimeRow]] = {}
+        width = 1
+        for label in run.summary.endpoints:
+            rows = run.timeseries.get(label, [])
+            partial = rows and rows[-1].second + 1 > duration
+            if partial and len(rows) > 1:
+                rows = rows[:-1]  # the last second is partial: its rate would read as a drop
+            series[label], width = bucket_rows(rows)
+        last = max((rows[-1].second for rows in series.values() if rows), default=1)
+        return cls(series, width, time_ticks(last))
+
+    def per(self, weighted: str) -> str:
+        """What one point is: a second, or a bucket of seconds and how it was made."""
+        if self.width == 1:
+            return "second"
+        return f"{self.width} s bucket (p50 weighted by {weighted}, p99 the worst)"
+
+
 def time_charts(run: RunData) -> str:
-    summary = run.summary
-    labels = list(summary.endpoints)
-    duration = summary.duration_s
-    series: dict[str, list[TimeRow]] = {}
-    width = 1
-    for label in labels:
-        rows = run.timeseries.get(label, [])
-        partial = rows and rows[-1].second + 1 > duration
-        if partial and len(rows) > 1:
-            rows = rows[:-1]  # the last second is partial: its rate would read as a drop
-        series[label], width = bucket_rows(rows)
-    last = max((rows[-1].second for rows in series.values() if rows), default=1)
-    x_ticks = time_ticks(last)
-    per = "second" if width == 1 else f"{width} s bucket (p50 weighted by requests, p99 the worst)"
+    series = Series.of(run)
+    x_ticks = series.x_ticks
+    per = series.per("requests")
     latency, throughput = [], []
-    for position, label in enumerate(labels):
+    for position, (label, rows) in enumerate(series.rows.items()):
         color = PALETTE[position % len(PALETTE)]
-        rows = series[label]
         latency += [
-            Line(f"{label} p99", color, _segments(rows, lambda r: r.p99_ms, True)),
-            Line(f"{label} p50", color, _segments(rows, lambda r: r.p50_ms, True), dash=DASHES[0]),
+            Line(f"{label} p99", color, _segments(rows, lambda r: r.p99_ms, _has_requests)),
+            Line(
+                f"{label} p50",
+                color,
+                _segments(rows, lambda r: r.p50_ms, _has_requests),
+                dash=DASHES[0],
+            ),
         ]
         throughput.append(
-            Line(f"{label} requests/s", color, _segments(rows, lambda r: r.requests, False))
+            Line(f"{label} requests/s", color, _segments(rows, lambda r: r.requests, None))
         )
         if any(row.errors for row in rows):
-            errors = _segments(rows, lambda r: r.errors, False)
+            errors = _segments(rows, lambda r: r.errors, None)
             throughput.append(Line(f"{label} errors/s", color, errors, dash=DASHES[0]))
     return _figure(
         "Latency over time",
@@ -263,19 +315,82 @@ def time_charts(run: RunData) -> str:
     )
 
 
+def stream_time_charts(run: RunData) -> str:
+    """A streaming run's TTFT and gaps between tokens (p50, p99) and tokens per second."""
+    series = Series.of(run)
+    x_ticks = series.x_ticks
+    ttft: list[Line] = []
+    itl: list[Line] = []
+    tokens: list[Line] = []
+    for position, (label, rows) in enumerate(series.rows.items()):
+        color = PALETTE[position % len(PALETTE)]
+        for lines, p99, p50 in (
+            (ttft, lambda r: r.ttft_p99_ms, lambda r: r.ttft_p50_ms),
+            (itl, lambda r: r.itl_p99_ms, lambda r: r.itl_p50_ms),
+        ):
+            lines += [
+                Line(f"{label} p99", color, _segments(rows, p99, streams_ended)),
+                Line(f"{label} p50", color, _segments(rows, p50, streams_ended), dash=DASHES[0]),
+            ]
+        tokens.append(
+            Line(f"{label} tokens/s", color, _segments(rows, lambda r: r.output_tokens, None))
+        )
+    per = escape(series.per("requests"))
+    return "".join(
+        [
+            _figure(
+                "Time to first token over time",
+                f"p50 and p99 of each {per}, from the intended start time, of the streams "
+                "that ended well in it.",
+                _chart("chart-ttft-over-time", ttft, x_ticks, "TTFT (ms)", "time since start"),
+                ttft,
+            ),
+            _figure(
+                "Inter-token latency over time",
+                f"p50 and p99 of the gaps between token events, each {per}, of the streams "
+                "that ended well in it.",
+                _chart("chart-itl-over-time", itl, x_ticks, "ITL (ms)", "time since start"),
+                itl,
+            ),
+            _figure(
+                "Output tokens over time",
+                "Tokens of the streams that ended well in each second. The last, partial "
+                "second is left out.",
+                _chart(
+                    "chart-tokens-over-time",
+                    tokens,
+                    x_ticks,
+                    "tokens per second",
+                    "time since start",
+                ),
+                tokens,
+            ),
+        ]
+    )
+
+
 def spectrum_chart(run: RunData) -> str:
-    lines = [Line(s.name, s.color, [s.points] if s.points else [], s.dash) for s in run.spectra]
-    top = max((x for s in run.spectra for x, _ in s.points), default=2.0)
-    nines = max(2, math.ceil(top - 1e-9))
-    x_ticks = [(0.0, "0%")] + [
-        (float(n), f"{100 - 10 ** (2 - n):.{max(0, n - 2)}f}%") for n in range(1, nines + 1)
-    ]
     note = (
         "Latency at each percentile, HdrHistogram style: each step right is one more nine "
         "(90%, 99%, 99.9%, …); the line ends at the slowest request."
     )
-    chart = _chart("chart-percentile-spectrum", lines, x_ticks, "latency (ms)", "percentile")
-    return _figure("Percentile spectrum", note, chart, lines)
+    return spectrum_figure(
+        run.spectra, "chart-percentile-spectrum", "Percentile spectrum", note, "latency (ms)"
+    )
+
+
+def spectrum_figure(
+    spectra: list[Spectrum], chart_id: str, title: str, note: str, y_label: str
+) -> str:
+    """A percentile spectrum (x: -log10(1 - fraction), "one more nine" a step) of each line."""
+    lines = [Line(s.name, s.color, [s.points] if s.points else [], s.dash) for s in spectra]
+    top = max((x for s in spectra for x, _ in s.points), default=2.0)
+    nines = max(2, math.ceil(top - 1e-9))
+    x_ticks = [(0.0, "0%")] + [
+        (float(n), f"{100 - 10 ** (2 - n):.{max(0, n - 2)}f}%") for n in range(1, nines + 1)
+    ]
+    chart = _chart(chart_id, lines, x_ticks, y_label, "percentile")
+    return _figure(title, note, chart, lines)
 
 
 CAPACITY_CHART_ID = "chart-capacity"

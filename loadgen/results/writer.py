@@ -32,7 +32,10 @@ TIMESERIES_FIELDS = (
     "output_tokens",  # streams that ended well this second; 0 for other runs
     "ttft_p50_ms",
     "ttft_p99_ms",
+    "itl_p50_ms",
+    "itl_p99_ms",
 )
+STREAM_FIELDS = TIMESERIES_FIELDS[7:]  # 0 for a run that does not stream; absent in older files
 Timeseries = dict[str, list["TimeRow"]]  # by endpoint label, in time order
 
 
@@ -48,6 +51,8 @@ class TimeRow(NamedTuple):
     output_tokens: int = 0
     ttft_p50_ms: float = 0.0
     ttft_p99_ms: float = 0.0
+    itl_p50_ms: float = 0.0
+    itl_p99_ms: float = 0.0
 
 
 def run_folder(base: Path, scenario_name: str, started: datetime) -> Path:
@@ -107,6 +112,7 @@ class ResultsWriter:
             )
         p50_ms, p99_ms = percentiles_ms(histogram, (50.0, 99.0))
         ttft_p50_ms, ttft_p99_ms = percentiles_ms(interval.ttft, (50.0, 99.0))
+        itl_p50_ms, itl_p99_ms = percentiles_ms(interval.itl, (50.0, 99.0))
         row = TimeRow(
             interval.index,
             interval.requests,
@@ -117,6 +123,8 @@ class ResultsWriter:
             interval.output_tokens,
             round(ttft_p50_ms, 3),
             round(ttft_p99_ms, 3),
+            round(itl_p50_ms, 3),
+            round(itl_p99_ms, 3),
         )
         self.timeseries[interval.label].append(row)
         self._timeseries.writerow(
@@ -131,6 +139,8 @@ class ResultsWriter:
                 row.output_tokens,
                 f"{row.ttft_p50_ms:.3f}",
                 f"{row.ttft_p99_ms:.3f}",
+                f"{row.itl_p50_ms:.3f}",
+                f"{row.itl_p99_ms:.3f}",
             )
         )
         now = time.monotonic()

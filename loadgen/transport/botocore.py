@@ -105,16 +105,8 @@ class BotocoreTransport(Transport):
             )
             async with response["Body"] as stream:
                 await stream.read()
-        except boto.ClientError as exc:
-            return _error_outcome(exc.response)
-        except boto.SSLError:
-            return Outcome(error=api.TLS_ERROR)
-        except _TIMEOUTS:
-            return Outcome(error=api.TIMEOUT)
-        except _CONNECTION_FAULTS as exc:
-            return Outcome(error=_fault_code(exc))
-        except (boto.BotoCoreError, ValueError):  # unparseable responses
-            return Outcome(error=api.PROTOCOL_ERROR)
+        except _FAILURES as exc:
+            return _failure_outcome(exc)
         metadata = response["ResponseMetadata"]
         return Outcome(
             status=metadata.get("HTTPStatusCode", 200),
@@ -157,16 +149,8 @@ class BotocoreTransport(Transport):
                 response.get("InvokedProductionVariant"),
                 response.get("CustomAttributes"),
             )
-        except boto.ClientError as exc:
-            return _error_outcome(exc.response)
-        except boto.SSLError:
-            return Outcome(error=api.TLS_ERROR)
-        except _TIMEOUTS:
-            return Outcome(error=api.TIMEOUT)
-        except _CONNECTION_FAULTS as exc:
-            return Outcome(error=_fault_code(exc))
-        except (boto.BotoCoreError, ValueError):  # unparseable responses
-            return Outcome(error=api.PROTOCOL_ERROR)
+        except _FAILURES as exc:
+            return _failure_outcome(exc)
         finally:
             body = response.get("Body")
             if body is not None:
@@ -206,6 +190,24 @@ class _LastEvent:
         except (ValueError, AttributeError):
             return None
         return code if isinstance(code, str) else None
+
+
+# Everything a call can raise for a fault of the endpoint or the network: counted, never fatal.
+_FAILURES = (boto.ClientError, boto.BotoCoreError, ValueError, *_TIMEOUTS, *_CONNECTION_FAULTS)
+
+
+def _failure_outcome(exc: BaseException) -> Outcome:
+    """The Outcome of a failed call, by the first class that matches (order matters: an
+    SSLError is a connection fault too, a ReadTimeoutError a BotoCoreError)."""
+    if isinstance(exc, boto.ClientError):
+        return _error_outcome(exc.response)
+    if isinstance(exc, boto.SSLError):
+        return Outcome(error=api.TLS_ERROR)
+    if isinstance(exc, _TIMEOUTS):
+        return Outcome(error=api.TIMEOUT)
+    if isinstance(exc, _CONNECTION_FAULTS):
+        return Outcome(error=_fault_code(exc))
+    return Outcome(error=api.PROTOCOL_ERROR)  # unparseable responses
 
 
 def _fault_code(exc: Exception) -> str:
