@@ -143,7 +143,7 @@ def plan_of(scenario: Scenario, region: ResolvedRegion) -> Plan:
 
 
 def _search_steps(load: CapacitySearch) -> int:
-    from loadgen.engine.capacity import Search
+    from loadgen.engine.search import Search  # arithmetic only: light to import
 
     return Search(load.start_rate, load.max_rate, load.precision).most_steps(load.start_rate)
 

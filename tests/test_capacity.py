@@ -14,8 +14,8 @@ import pytest
 import uvloop
 
 from loadgen import cli
-from loadgen.engine.capacity import MAX_HALVINGS, Search, between
 from loadgen.engine.runner import RunOptions, RunResult, run_scenario
+from loadgen.engine.search import MAX_HALVINGS, Search, between
 from loadgen.gates import check_capacity
 from loadgen.histograms import RunHistograms
 from loadgen.results.report import render_report

@@ -1,10 +1,8 @@
 """capacity-search: the highest rate an endpoint serves within its SLO.
 
-The search (`Search`) doubles the rate from `start_rate` while steps are good, then bisects
-between the last good and the first bad rate until they are within `precision` of the
-good one; a good step at `max_rate` ends it there, and said so. When even `start_rate` is
-bad it halves instead (at most MAX_HALVINGS times) before bisecting. It is arithmetic on
-the verdicts so far, with no clock and no I/O.
+The search (search.py) doubles the rate from `start_rate` while steps are good, then
+bisects between the last good and the first bad rate until they are within `precision` of
+the good one; a good step at `max_rate` ends it there, and says so.
 
 `drive_capacity` runs the steps one after another on the run's one transport. Each step is
 a constant-arrival-rate open loop of `step_duration` (executors.py, as any run's), so its
@@ -35,6 +33,7 @@ from loadgen.engine.core import Engine, Progress, TesterStats
 from loadgen.engine.drive import Driven, Reporting
 from loadgen.engine.executors import ConstantArrivalRateExecutor, ConstantConcurrencyExecutor
 from loadgen.engine.requests import RequestFactory, RequestSource, load_bodies, targets_of
+from loadgen.engine.search import Search
 from loadgen.gates import check_endpoint
 from loadgen.histograms import HistogramPair, percentiles_ms
 from loadgen.metrics import NS_PER_S, Recorder, RecorderState, Stats
@@ -48,73 +47,12 @@ from loadgen.summary import (
 )
 from loadgen.transport.base import Transport
 
-MAX_HALVINGS = 5  # below start_rate / 32 the search gives up: no rate met the SLO
-RATE_DIGITS = 4  # bisected rates are rounded to this many significant digits
 STEP_LEAD_NS = 20_000_000  # a step's callers get ready this long before its first request
 PROBE_REQUESTS = 5  # one after another; their p50 is the probe's latency
 # The probe's p50 is back near the first step's when within this factor, or this many ms
 SETTLED_RISE = 1.5
 SETTLED_MIN_MS = 2.0
 FIRST_PAUSE_S = 0.1  # before the next probe; doubled each time
-
-
-# --- the search: which rate next ------------------------------------------------------------
-
-
-class Search:
-    """The rate to try next, from the verdicts so far."""
-
-    def __init__(self, start_rate: float, max_rate: float, precision: float) -> None:
-        self.max_rate = max_rate
-        self.precision = precision
-        self.good_rate: float | None = None  # the highest good rate so far
-        self.bad_rate: float | None = None  # the lowest bad rate so far
-        self.halvings = 0
-        self.stopped_at_max_rate = False
-        self.next_rate: float | None = start_rate  # None: the search is over
-
-    def record(self, rate: float, good: bool) -> None:
-        """A step's verdict at `rate`; sets `next_rate`."""
-        if good:
-            self.good_rate = rate if self.good_rate is None else max(self.good_rate, rate)
-        else:
-            self.bad_rate = rate if self.bad_rate is None else min(self.bad_rate, rate)
-        low, high = self.good_rate, self.bad_rate
-        if good and rate >= self.max_rate:
-            self.stopped_at_max_rate = True
-            self.next_rate = None
-        elif high is None:  # every step good so far: double
-            assert low is not None
-            self.next_rate = min(low * 2, self.max_rate)
-        elif low is None:  # even the first rate was bad: halve
-            self.halvings += 1
-            self.next_rate = high / 2 if self.halvings <= MAX_HALVINGS else None
-        elif high - low <= self.precision * low:
-            self.next_rate = None
-        else:
-            self.next_rate = between(low, high)
-
-    def most_steps(self, start_rate: float) -> int:
-        """A bound on the steps this search can take: doublings (or halvings), then bisections
-        of a gap that starts at most as wide as the good rate."""
-        doublings = 0
-        rate = start_rate
-        while rate < self.max_rate:
-            rate *= 2
-            doublings += 1
-        bisections = 0
-        gap = 1.0
-        while gap > self.precision:
-            gap /= 2
-            bisections += 1
-        return 1 + max(doublings, MAX_HALVINGS + 1) + bisections + 1
-
-
-def between(low: float, high: float) -> float:
-    """The midpoint, rounded to RATE_DIGITS significant digits while that stays inside."""
-    middle = (low + high) / 2
-    rounded = float(f"{middle:.{RATE_DIGITS}g}")
-    return rounded if low < rounded < high else middle
 
 
 # --- one step -------------------------------------------------------------------------------
