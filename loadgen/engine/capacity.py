@@ -311,7 +311,6 @@ async def drive_capacity(
     cpu_started_s, wall_started_s = time.process_time(), time.monotonic()
     ticker = _Ticker(recorder, start_ns, reporting)
     ticking = asyncio.get_running_loop().create_task(ticker.run())
-    step_start_ns = start_ns
     try:
         # a cold endpoint, or a connection's first request, would count in the first step
         _, probes = await prober.probe()
