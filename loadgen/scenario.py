@@ -659,6 +659,11 @@ def _load_problems(scenario: Scenario) -> list[str]:
         return problems
     if scenario.workers != 1:
         problems.append("workers: capacity-search runs its steps in one process (workers: 1)")
+    if scenario.cluster is not None:
+        problems.append(
+            "cluster: capacity-search runs its steps in one local process, not as Ray actors "
+            "(no cluster, no --ray)"
+        )
     if scenario.thresholds.abort_on_fail is not None:
         problems.append(
             "thresholds.abort_on_fail: not with capacity-search, whose steps overload the "

@@ -59,6 +59,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("precision-whole", scenario(CAPACITY | {"precision": 1}), "load.precision: must be < 1"),
     ("capacity-duration", scenario(CAPACITY | {"duration": "1m"}), "load.duration: unknown key (did you mean 'step_duration'?)"),
     ("capacity-workers", scenario(CAPACITY, workers=2), "workers: capacity-search runs its steps in one process"),
+    ("capacity-cluster", scenario(CAPACITY, cluster={"address": "local"}), "cluster: capacity-search runs its steps in one local process"),
     ("capacity-abort", scenario(CAPACITY, thresholds={"abort_on_fail": {"error_rate": 0.5}}), "thresholds.abort_on_fail: not with capacity-search"),
     ("min-capacity-elsewhere", scenario(OPEN, thresholds={"min_capacity_rps": 100}), "thresholds.min_capacity_rps: applies to the capacity-search executor, not constant-arrival-rate"),
     ("min-capacity-zero", scenario(CAPACITY, thresholds={"min_capacity_rps": 0}), "thresholds.min_capacity_rps: must be > 0"),
@@ -168,3 +169,9 @@ def test_run_flags_that_do_not_apply_are_one_line(
         "load.step_duration as its search needs"
     ]
     assert not (tmp_path / "o").exists()
+    assert cli.main(["run", str(path), "--ray", "local", "--out", str(tmp_path / "o")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "error: cluster: capacity-search runs its steps in one local process, not as Ray "
+        "actors (no cluster, no --ray)"
+    ]
