@@ -23,7 +23,7 @@ lint: setup
 
 test: lint
 	sh scripts/install-chromium.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: setup
 	bash bench/install.sh
