@@ -21,6 +21,8 @@ from loadgen.engine.cluster import LOOPBACK_ONLY, import_ray
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.errors import ScenarioError, UsageError
 from loadgen.histograms import RunHistograms
+from loadgen.plan import plan_of
+from loadgen.region import resolve_region
 from loadgen.scenario import ClusterConfig, scenario_from_dict
 from loadgen.summary import RunSummary, StopReason
 from tests.faulty import RawRequest, RawServer, closed_port, ok_response, response_bytes
@@ -263,3 +265,14 @@ def test_cluster_address_forms(address: str, valid: bool) -> None:
     else:
         with pytest.raises(ScenarioError, match="cluster.address: must be auto, local"):
             scenario_from_dict(raw)
+
+
+def test_validate_plan_names_the_cluster() -> None:
+    raw = yaml.safe_load(Path("scenarios/quickstart.yaml").read_text())
+    raw |= {"workers": "auto", "cluster": {"address": "ray://head:10001", "credentials": "node"}}
+    scenario = scenario_from_dict(raw)
+    lines = plan_of(scenario, resolve_region(scenario)).lines()
+    assert (
+        "  cluster       Ray at ray://head:10001, one CPU per worker, credentials from the node "
+        "(workers: auto is the cluster's CPUs)"
+    ) in lines
