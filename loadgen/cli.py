@@ -328,6 +328,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+SELF_TIMED = {  # executors whose length is their own
+    "capacity-search": "runs as many steps of load.step_duration as its search needs",
+    "trace-replay": "runs for its trace (load.file)",
+}
+
+
 def _check_overrides(args: argparse.Namespace, executor: str) -> None:
     problems = []
     if args.rate is not None and executor != "constant-arrival-rate":
@@ -340,6 +346,8 @@ def _check_overrides(args: argparse.Namespace, executor: str) -> None:
         problems.append(
             "--duration/--requests: ramping-arrival-rate runs for the sum of its stages"
         )
+    if (args.duration or args.requests) and executor in SELF_TIMED:
+        problems.append(f"--duration/--requests: {executor} {SELF_TIMED[executor]}")
     if problems:
         raise UsageError(problems)
 

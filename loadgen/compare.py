@@ -19,11 +19,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from loadgen.capacity_text import change_line
 from loadgen.errors import EXIT_FAILED, EXIT_OK, UsageError
 from loadgen.histograms import PERCENTILES, RunHistograms, histogram_summary
 from loadgen.scenario import CompareMetric
 from loadgen.stats import Buckets, mann_whitney_buckets, ratio_ci
 from loadgen.summary import (
+    CapacityChange,
     CompareReport,
     ComparisonResult,
     Direction,
@@ -34,6 +36,7 @@ from loadgen.summary import (
     Pair,
     RankTest,
     ThroughputChange,
+    is_step_label,
 )
 from loadgen.versions import (
     Side,
@@ -65,6 +68,7 @@ class Limit:
 
 
 _LIMIT = re.compile(r"\s*(p50|p90|p99|p999|p99\.9|mean)\s*=\s*(\d+(?:\.\d*)?)\s*%\s*", re.I)
+_CAPACITY_LIMIT = re.compile(r"\s*capacity\s*=\s*(\d+(?:\.\d*)?)\s*%\s*", re.I)
 
 
 def parse_limit(text: str) -> Limit:
@@ -72,7 +76,7 @@ def parse_limit(text: str) -> Limit:
     if match is None:
         raise UsageError(
             f"--max-regression {text!r}: expected METRIC=PERCENT% with METRIC one of "
-            f"{', '.join(LIMIT_METRICS)} (e.g. p99=10%)"
+            f"{', '.join(LIMIT_METRICS)} (e.g. p99=10%), or capacity=PERCENT% (a drop)"
         )
     metric = match.group(1).lower().replace("p99.9", "p999")
     return Limit(metric, float(match.group(2)) / 100.0)
@@ -222,6 +226,9 @@ def render_report(report: CompareReport, console: Console) -> None:
     _line(console, f"[bold]{escape(report.title)}[/]", soft_wrap=True)
     for warning in report.warnings:
         _line(console, f"[yellow]warning: {escape(warning)}[/]", soft_wrap=True)
+    if report.capacity is not None:
+        colour = "red bold" if report.capacity.failed else "bold"
+        _line(console, f"[{colour}]{escape(change_line(report.capacity))}[/]", soft_wrap=True)
     console.print()
     render_table(report.comparisons, console)
 
@@ -315,7 +322,14 @@ def compare_command(
     metric: CompareMetric = CompareMetric.LATENCY,
 ) -> int:
     """`loadgen compare BASE NEW`: 0, or 1 when a limit failed; UsageError on bad input."""
-    parsed = [parse_limit(text) for text in limits]
+    max_drop = None
+    latency_limits = []
+    for text in limits:
+        if (match := _CAPACITY_LIMIT.fullmatch(text)) is not None:
+            max_drop = float(match.group(1)) / 100.0
+        else:
+            latency_limits.append(text)
+    parsed = [parse_limit(text) for text in latency_limits]
     choices = _choices(endpoint, base_endpoint, new_endpoint)
     base_side = load_side(base, variants=choices is not None, metric=metric)
     new_side = load_side(new, variants=choices is not None, metric=metric)
@@ -325,12 +339,28 @@ def compare_command(
         new=new_side.ref,
         warnings=profile_warnings(base_side.profile, new_side.profile),
         comparisons=tuple(compare(b, n, parsed, metric=metric) for b, n in pairs),
+        capacity=capacity_change(base_side, new_side, max_drop),
     )
     if json_out:
         print(report.model_dump_json(indent=2))
     else:
         render_report(report, Console(highlight=False))
     return EXIT_OK if report.passed else EXIT_FAILED
+
+
+def capacity_change(base: Side, new: Side, max_drop: float | None) -> CapacityChange | None:
+    """Both runs' capacities when both searched for one; a limit asks that both did."""
+    if base.capacity is None or new.capacity is None:
+        if max_drop is not None:
+            lacking = base if base.capacity is None else new
+            raise UsageError(
+                f"--max-regression capacity: {lacking.path} is not a capacity-search run "
+                "(its summary.json has no capacity)"
+            )
+        return None
+    return CapacityChange(
+        base_rps=base.capacity.max_rate_rps, new_rps=new.capacity.max_rate_rps, max_drop=max_drop
+    )
 
 
 @dataclass(frozen=True)
@@ -365,17 +395,19 @@ def _pairs(
     base: Side, new: Side, choices: tuple[Choice, Choice] | None
 ) -> list[tuple[Version, Version]]:
     """The chosen labels; else the same label on both sides, and a side with a single version
-    pairs with anything."""
+    pairs with anything. A capacity search's steps (step-01@200rps) pair only when chosen."""
     if choices is not None:
         return [(_one(base, choices[0]), _one(new, choices[1]))]
-    common = [name for name in base.versions if name in new.versions]
+    base_names = [name for name in base.versions if not is_step_label(name)]
+    new_names = [name for name in new.versions if not is_step_label(name)]
+    common = [name for name in base_names if name in new_names]
     if common:
         return [(base.versions[name], new.versions[name]) for name in common]
-    if len(base.versions) == 1 and len(new.versions) == 1:
-        return [(next(iter(base.versions.values())), next(iter(new.versions.values())))]
+    if len(base_names) == 1 and len(new_names) == 1:
+        return [(base.versions[base_names[0]], new.versions[new_names[0]])]
     raise UsageError(
-        f"no endpoint label in both {base.path} ({', '.join(base.versions)}) and "
-        f"{new.path} ({', '.join(new.versions)}); pick one with --endpoint, or one each "
+        f"no endpoint label in both {base.path} ({', '.join(base_names)}) and "
+        f"{new.path} ({', '.join(new_names)}); pick one with --endpoint, or one each "
         "with --base-endpoint and --new-endpoint"
     )
 

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from loadgen.capacity_text import capacity_lines
 from loadgen.compare import outcome_markup
 from loadgen.engine.core import Progress
 from loadgen.engine.schedule import due_by, rate_at
@@ -238,6 +239,9 @@ def print_summary(
         console.print(escape(line), soft_wrap=True)
     for line in LEGEND:
         console.print(line)
+    if summary.capacity is not None:
+        for line in capacity_lines(summary.capacity):
+            console.print(escape(line), soft_wrap=True)
     for label, stats in summary.endpoints.items():
         if stats.errors:
             codes = ", ".join(f"{code} {count:,}" for code, count in stats.errors.items())

@@ -15,6 +15,7 @@ from loadgen.histograms import RunHistograms, histogram_summary, new_histogram
 from loadgen.metrics import Interval
 from loadgen.scenario import AbortOnFail, Scenario, Thresholds, ThresholdSet
 from loadgen.summary import (
+    CapacitySummary,
     ComparisonResult,
     EndpointSummary,
     LatencyStats,
@@ -30,7 +31,10 @@ class Judgement:
 
 
 def judge(
-    scenario: Scenario, endpoints: Mapping[str, EndpointSummary], histograms: RunHistograms
+    scenario: Scenario,
+    endpoints: Mapping[str, EndpointSummary],
+    histograms: RunHistograms,
+    capacity: CapacitySummary | None = None,
 ) -> Judgement:
     """The scenario's thresholds and comparisons, on this run's numbers and histograms."""
     comparisons: list[ComparisonResult] = []
@@ -39,7 +43,29 @@ def judge(
         comparisons += compare_within_run(
             histograms, endpoints, [(pair.base, pair.new)], limits, metric=pair.metric
         )
-    return Judgement(evaluate(scenario.thresholds, endpoints), tuple(comparisons))
+    thresholds = evaluate(scenario.thresholds, endpoints)
+    thresholds += check_capacity(scenario.thresholds, list(endpoints), capacity)
+    return Judgement(thresholds, tuple(comparisons))
+
+
+def check_capacity(
+    thresholds: Thresholds, labels: list[str], capacity: CapacitySummary | None
+) -> tuple[ThresholdResult, ...]:
+    """thresholds.min_capacity_rps against what the search found (nothing found: 0)."""
+    limit = thresholds.min_capacity_rps
+    if limit is None:
+        return ()
+    observed = (capacity.max_rate_rps if capacity is not None else None) or 0.0
+    return (
+        ThresholdResult(
+            endpoint=", ".join(labels),
+            metric="capacity_rps",
+            comparator=">=",
+            limit=limit,
+            observed=observed,
+            passed=observed >= limit,
+        ),
+    )
 
 
 def limits_for(thresholds: Thresholds, label: str) -> ThresholdSet:

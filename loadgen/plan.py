@@ -18,11 +18,13 @@ from loadgen.engine.schedule import ramp_starts, starts_within
 from loadgen.engine.transports import regional_url
 from loadgen.region import ResolvedRegion
 from loadgen.scenario import (
+    CapacitySearch,
     ConstantArrivalRate,
     ConstantConcurrency,
     LoadConfig,
     RampingArrivalRate,
     Scenario,
+    TraceReplay,
 )
 
 
@@ -56,6 +58,7 @@ class Plan:
     correlation: str
     defaults: tuple[AppliedDefault, ...]
     cluster: str | None = None  # "Ray at ADDRESS": the workers are actors there
+    search_steps: int | None = None  # capacity-search: at most this many steps of duration_s
 
     def lines(self) -> list[str]:
         """The plan as `validate` prints it, one fact a line."""
@@ -94,6 +97,10 @@ class Plan:
 
     def expected(self) -> str:
         """3,000 requests in 30s; a closed loop's unknown half is said in words."""
+        if self.search_steps is not None:
+            assert self.duration_s is not None
+            step = format_duration(self.duration_s)
+            return f"steps of {step} until the search ends (at most {self.search_steps})"
         if self.requests is None:
             assert self.duration_s is not None
             return f"{format_duration(self.duration_s)}, as many requests as the endpoint answers"
@@ -134,6 +141,7 @@ def plan_of(scenario: Scenario, region: ResolvedRegion) -> Plan:
         correlation=scenario.correlation,
         defaults=tuple(defaults_applied(scenario)),
         cluster=_cluster(scenario),
+        search_steps=_search_steps(load) if isinstance(load, CapacitySearch) else None,
     )
 
 
@@ -145,6 +153,12 @@ def _cluster(scenario: Scenario) -> str | None:
     return f"Ray at {cluster.address}, one CPU per worker, credentials from the {cluster.credentials}{auto}"
 
 
+def _search_steps(load: CapacitySearch) -> int:
+    from loadgen.engine.search import Search  # arithmetic only: light to import
+
+    return Search(load.start_rate, load.max_rate, load.precision).most_steps(load.start_rate)
+
+
 def _length(load: LoadConfig) -> tuple[int | None, float | None, bool]:
     """(requests, duration, whether the duration is exact) that the schedule sets."""
     if isinstance(load, RampingArrivalRate):
@@ -152,6 +166,13 @@ def _length(load: LoadConfig) -> tuple[int | None, float | None, bool]:
         return ramp_starts(load.start_rate, stages), load.duration, True
     if isinstance(load, ConstantConcurrency):  # a closed loop: the endpoint sets the rest
         return load.requests, load.duration, True
+    if isinstance(load, CapacitySearch):  # steps: the search decides how many
+        return None, load.step_duration, False
+    if isinstance(load, TraceReplay):
+        from loadgen.trace import trace_shape
+
+        shape = trace_shape(load.file, load.trace_format)
+        return shape.rows, shape.last_s / load.speedup, True
     if load.duration is not None:
         within = starts_within(load.rate, load.duration)
         if load.requests is None or load.requests >= within:
@@ -165,6 +186,15 @@ def _shape(load: LoadConfig) -> str:
         return f"at {load.rate:g}/s"
     if isinstance(load, ConstantConcurrency):
         return f"with {load.concurrency} caller{'s' * (load.concurrency != 1)}"
+    if isinstance(load, CapacitySearch):
+        return (
+            f"from {load.start_rate:g}/s up to {load.max_rate:g}/s, "
+            f"to within {load.precision * 100:g}%"
+        )
+    if isinstance(load, TraceReplay):
+        return f"at the offsets in {load.file.name}" + (
+            f", {load.speedup:g}x as fast" if load.speedup != 1 else ""
+        )
     steps = [f"{load.start_rate:g}/s"]
     steps += [f"{stage.target:g}/s over {format_duration(stage.duration)}" for stage in load.stages]
     return "from " + " -> ".join(steps)

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -30,6 +31,9 @@ from loadgen.suggest import did_you_mean, keys_at
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 PositiveSeconds = Annotated[Seconds, Field(gt=0)]
+PercentileKey = Literal["p50", "p90", "p95", "p99", "p999", "max", "mean"]
+PositiveMs = Annotated[float, Field(gt=0)]
+Ratio = Annotated[float, Field(ge=0, le=1)]
 
 
 def _name(pattern: re.Pattern[str]) -> Any:
@@ -159,7 +163,39 @@ class ConstantConcurrency(FixedLength):
         return self.concurrency
 
 
-class ConstantArrivalRate(FixedLength):
+class ArrivalProcess(Strict):
+    """How an open loop's requests arrive around their mean rate, as vLLM's benchmark_serving
+    draws them: evenly, as a Poisson process, or with gamma-distributed gaps whose shape is
+    `burstiness` (1 is Poisson, below 1 burstier, above 1 more even). Latency still counts
+    from each request's intended time."""
+
+    arrival: Literal["constant", "poisson", "gamma"] = "constant"
+    burstiness: Annotated[Annotated[float, Field(gt=0)] | None, Field(validate_default=True)] = (
+        None  # gamma only, and required there
+    )
+    seed: Annotated[int, Field(ge=0)] | None = None  # poisson, gamma: same seed, same times
+
+    @field_validator("burstiness")
+    @classmethod
+    def _shape_of_gamma(cls, value: float | None, info: ValidationInfo) -> float | None:
+        arrival = info.data.get("arrival")
+        if arrival == "gamma" and value is None:
+            raise ValueError("required with arrival: gamma (its shape: 1 is Poisson, < 1 burstier)")
+        if value is not None and arrival not in (None, "gamma"):
+            raise ValueError(f"applies to arrival: gamma, not {arrival}")
+        return value
+
+    @field_validator("seed")
+    @classmethod
+    def _drawn_arrivals(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("arrival") == "constant":
+            raise ValueError(
+                "applies to arrival: poisson or gamma (constant arrivals draw nothing)"
+            )
+        return value
+
+
+class ConstantArrivalRate(ArrivalProcess, FixedLength):
     """Open loop: requests start at a fixed rate whatever the endpoint does."""
 
     executor: Literal["constant-arrival-rate"]
@@ -176,7 +212,7 @@ class Stage(Strict):
     target: Annotated[float, Field(ge=0)]
 
 
-class RampingArrivalRate(LoadBase):
+class RampingArrivalRate(ArrivalProcess, LoadBase):
     """Open loop: the rate moves linearly from stage to stage."""
 
     executor: Literal["ramping-arrival-rate"]
@@ -203,15 +239,140 @@ class RampingArrivalRate(LoadBase):
         return self
 
 
+def _fraction(value: object) -> object:
+    """A share given as 5% or as 0.05."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"must be a percentage such as 5% (got {value!r})") from None
+    return value
+
+
+MIN_STEP_REQUESTS = 10  # a capacity step with fewer has no percentiles worth judging
+
+
+class Slo(Strict):
+    """What a good capacity-search step meets over all its requests: latency percentiles
+    from intended starts (TTFT's too, for streams) and the error rate."""
+
+    latency_ms: dict[PercentileKey, PositiveMs] = {}
+    ttft_ms: dict[PercentileKey, PositiveMs] = {}  # streams (request.stream) only
+    error_rate: Ratio = 0.01
+
+    @model_validator(mode="after")
+    def _some_latency(self) -> Slo:
+        if not self.latency_ms and not self.ttft_ms:
+            raise ValueError(
+                "give latency_ms (or ttft_ms for streams), e.g. latency_ms: {p99: 250}"
+            )
+        return self
+
+    def limits(self) -> ThresholdSet:
+        """The SLO as limits the gates check (gates.check_endpoint)."""
+        return ThresholdSet(
+            latency_ms=self.latency_ms,
+            ttft_ms=self.ttft_ms,
+            error_rate=self.error_rate,
+        )
+
+
+class CapacitySearch(ArrivalProcess, LoadBase):
+    """Steps of open-loop load, the rate doubled while they meet the SLO and then bisected,
+    to find the highest rate an endpoint serves within it (engine/capacity.py)."""
+
+    executor: Literal["capacity-search"]
+    start_rate: Annotated[float, Field(gt=0)]
+    max_rate: Annotated[float, Field(gt=0)]
+    step_duration: Annotated[PositiveSeconds, Field(validate_default=True)] = 30.0
+    max_in_flight: Annotated[int, Field(gt=0)] = 256
+    slo: Slo
+    # the search ends when the last good and the first bad rate are this close (of the good)
+    precision: Annotated[float, BeforeValidator(_fraction), Field(gt=0, lt=1)] = 0.05
+
+    @field_validator("max_rate")
+    @classmethod
+    def _above_start(cls, value: float, info: ValidationInfo) -> float:
+        start = info.data.get("start_rate")
+        if start is not None and value < start:
+            raise ValueError(f"must be >= start_rate ({start:g})")
+        return value
+
+    @field_validator("step_duration")
+    @classmethod
+    def _enough_requests(cls, value: float, info: ValidationInfo) -> float:
+        start = info.data.get("start_rate")
+        if start is not None and start * value < MIN_STEP_REQUESTS:
+            raise ValueError(
+                f"a step at start_rate {start:g} req/s sends {start * value:g} requests: give "
+                f"at least {MIN_STEP_REQUESTS} (a longer step_duration or a higher start_rate)"
+            )
+        return value
+
+    @property
+    def duration(self) -> None:
+        return None  # as many steps as the search needs
+
+    @property
+    def requests(self) -> None:
+        return None
+
+    @property
+    def max_connections(self) -> int:
+        return self.max_in_flight
+
+
+TRACE_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+class TraceReplay(LoadBase):
+    """Open loop: requests start at the offsets a CSV or JSONL file gives (loadgen/trace.py),
+    each to its row's endpoint with its row's body when the row names them."""
+
+    executor: Literal["trace-replay"]
+    file: Path
+    format: Annotated[Literal["csv", "jsonl"] | None, Field(validate_default=True)] = None
+    speedup: Annotated[float, Field(gt=0)] = 1.0  # 2: the offsets halved
+    max_in_flight: Annotated[int, Field(gt=0)] = 256
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str | None, info: ValidationInfo) -> str | None:
+        path = info.data.get("file")
+        if value is None and path is not None and path.suffix.lower() not in TRACE_SUFFIXES:
+            raise ValueError(
+                f"give csv or jsonl: the suffix of load.file ({path.suffix or 'none'}) says neither"
+            )
+        return value
+
+    @property
+    def trace_format(self) -> str:
+        return self.format or TRACE_SUFFIXES[self.file.suffix.lower()]
+
+    @property
+    def duration(self) -> None:
+        return None  # the trace's
+
+    @property
+    def requests(self) -> None:
+        return None
+
+    @property
+    def max_connections(self) -> int:
+        return self.max_in_flight
+
+
 LoadConfig = Annotated[
-    ConstantConcurrency | ConstantArrivalRate | RampingArrivalRate,
+    ConstantConcurrency | ConstantArrivalRate | RampingArrivalRate | CapacitySearch | TraceReplay,
     Field(discriminator="executor"),
 ]
-EXECUTORS = ("constant-concurrency", "constant-arrival-rate", "ramping-arrival-rate")
-
-PercentileKey = Literal["p50", "p90", "p95", "p99", "p999", "max", "mean"]
-PositiveMs = Annotated[float, Field(gt=0)]
-Ratio = Annotated[float, Field(ge=0, le=1)]
+EXECUTORS = (
+    "constant-concurrency",
+    "constant-arrival-rate",
+    "ramping-arrival-rate",
+    "capacity-search",
+    "trace-replay",
+)
 
 
 class ThresholdSet(Strict):
@@ -271,6 +432,7 @@ class AbortOnFail(Strict):
 
 class Thresholds(ThresholdSet):
     mismatch_rate: Ratio | None = 0.0
+    min_capacity_rps: Annotated[float, Field(gt=0)] | None = None  # capacity-search's result
     endpoints: dict[str, ThresholdSet] = {}  # per endpoint label, over the limits above
     abort_on_fail: AbortOnFail | None = None
 
@@ -414,6 +576,7 @@ _MESSAGES = {
     "greater_than": "must be > {gt}",
     "greater_than_equal": "must be >= {ge}",
     "less_than_equal": "must be <= {le}",
+    "less_than": "must be < {lt}",
     "too_short": "must have at least {min_length} item(s)",
     "string_too_short": "must not be empty",
     "string_too_long": "must be at most {max_length} characters",
@@ -475,10 +638,47 @@ def scenario_from_dict(
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_format_errors(exc, overrides or {})) from None
-    problems = _unknown_names(scenario) + _stream_problems(scenario)
+    problems = _unknown_names(scenario) + _stream_problems(scenario) + _load_problems(scenario)
     if problems:
         raise ScenarioError(problems)
-    return _resolve_files(scenario, base_dir)
+    scenario = _resolve_files(scenario, base_dir)
+    _check_trace(scenario)
+    return scenario
+
+
+def _load_problems(scenario: Scenario) -> list[str]:
+    """What the executor chosen rules out elsewhere in the scenario."""
+    load = scenario.load
+    problems = []
+    if not isinstance(load, CapacitySearch):
+        if scenario.thresholds.min_capacity_rps is not None:
+            problems.append(
+                f"thresholds.min_capacity_rps: applies to the capacity-search executor, "
+                f"not {load.executor}"
+            )
+        return problems
+    if scenario.workers != 1:
+        problems.append("workers: capacity-search runs its steps in one process (workers: 1)")
+    if scenario.thresholds.abort_on_fail is not None:
+        problems.append(
+            "thresholds.abort_on_fail: not with capacity-search, whose steps overload the "
+            "endpoint on purpose (the SLO judges each step)"
+        )
+    if load.slo.ttft_ms and not scenario.request.stream:
+        problems.append("load.slo.ttft_ms: applies to streaming calls (request.stream: true)")
+    return problems
+
+
+def _check_trace(scenario: Scenario) -> None:
+    """A trace is read through before anything is sent: every bad row is a problem."""
+    load = scenario.load
+    if isinstance(load, TraceReplay):
+        from loadgen.trace import trace_problems
+
+        labels = [endpoint.label for endpoint in scenario.endpoints]
+        problems = trace_problems(load.file, load.trace_format, labels)
+        if problems:
+            raise ScenarioError([f"load.file: {problem}" for problem in problems])
 
 
 def _stream_problems(scenario: Scenario) -> list[str]:
@@ -611,6 +811,9 @@ def _resolve_files(scenario: Scenario, base_dir: Path) -> Scenario:
 
     request = resolve("request", scenario.request, ("body_file", "dataset"))
     tls = resolve("tls", scenario.tls, ("ca_file",))
+    load: BaseModel = scenario.load
+    if isinstance(load, TraceReplay):
+        load = resolve("load", load, ("file",))
     if problems:
         raise ScenarioError(problems)
-    return scenario.model_copy(update={"request": request, "tls": tls})
+    return scenario.model_copy(update={"request": request, "tls": tls, "load": load})

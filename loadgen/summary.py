@@ -8,6 +8,7 @@ into the JSON for its readers, and recomputed, never trusted, when a file is loa
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -26,7 +27,7 @@ from pydantic import (
 
 from loadgen.errors import EXIT_CANNOT_RUN, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from loadgen.results.files import read_json_object
-from loadgen.scenario import CompareMetric, LoadConfig
+from loadgen.scenario import CompareMetric, LoadConfig, Slo
 
 SCHEMA: Final = "loadgen-summary/1"
 REASONS_SHOWN = 3  # in a one-line verdict; summary.md and junit list every one
@@ -285,6 +286,37 @@ class ComparisonResult(Model):
         return f"{self.outcome}: {failed}"
 
 
+class CapacityChange(Model):
+    """Two capacity-search runs' capacities (null: no step met the SLO, taken as 0); with
+    `--max-regression capacity=PCT`, a drop of more than that fails."""
+
+    base_rps: float | None
+    new_rps: float | None
+    max_drop: float | None = None  # 0.05 for capacity=5%; None: no limit
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def change(self) -> float | None:
+        """new/base - 1, as the latency changes are."""
+        if not self.base_rps:
+            return None
+        return (self.new_rps or 0.0) / self.base_rps - 1.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failed(self) -> bool:
+        if self.max_drop is None:
+            return False
+        return (self.new_rps or 0.0) < (self.base_rps or 0.0) * (1.0 - self.max_drop)
+
+    def failure(self) -> str:
+        change = "" if self.change is None else f" ({self.change:+.1%})"
+        return (
+            f"capacity {self.new_rps or 0:g} req/s, base {self.base_rps or 0:g}{change}: "
+            f"a drop of more than {self.max_drop:.0%}"
+        )
+
+
 class RunRef(Model):
     """One argument of `loadgen compare`: the path given, and its run's id when a summary.json
     says it (a bare .hlog has none)."""
@@ -305,11 +337,13 @@ class CompareReport(Model):
     new: RunRef
     warnings: tuple[str, ...]  # e.g. "load profiles differ: load.rate 100 (base) vs 200 (new)"
     comparisons: tuple[ComparisonResult, ...]
+    capacity: CapacityChange | None = None  # both runs searched for capacity
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def passed(self) -> bool:
-        return all(comparison.passed for comparison in self.comparisons)
+        capacity_failed = self.capacity is not None and self.capacity.failed
+        return not capacity_failed and all(comparison.passed for comparison in self.comparisons)
 
     @property
     def title(self) -> str:
@@ -516,6 +550,101 @@ def _planned_s(load: LoadConfig) -> float | None:
     return load.requests / rate if rate and load.requests else None
 
 
+# --- capacity: what a capacity-search found -------------------------------------------------
+
+# Where latency starts to rise: a step's p50 this many times the lowest rate's, and at least
+# KNEE_MIN_RISE_MS more (a sub-millisecond p50 that moves by 0.3 ms has not risen).
+KNEE_RISE = 1.5
+KNEE_MIN_RISE_MS = 1.0
+_STEP_LABEL = re.compile(r"step-\d+@")
+
+
+def step_label(number: int, rate: float) -> str:
+    """A step's histograms' label, e.g. `step-03@400rps`. No endpoint name holds an "@", so
+    a step's label never takes an endpoint's."""
+    return f"step-{number:02d}@{rate:g}rps"
+
+
+def is_step_label(label: str) -> bool:
+    return _STEP_LABEL.match(label) is not None
+
+
+class CapacityStep(Model):
+    """One step of a capacity search: an open loop at `rate` for load.step_duration, good when
+    it met the SLO and the tester sent at 99% of the rate or more."""
+
+    label: str  # its histograms' label in histograms.json: step-01@200rps
+    rate: float  # offered (scheduled) requests/s
+    achieved_rps: float  # sent per second, from the first send to the last
+    requests: int
+    p50_ms: float  # latency from intended starts, all requests of the step
+    p99_ms: float
+    error_rate: float
+    ttft_p50_ms: float | None = None  # streams
+    ttft_p99_ms: float | None = None
+    settled: bool = True  # the queue had drained before it (the probe's latency came back)
+    failures: tuple[str, ...] = ()  # what it broke: an SLO limit, or the rate not kept
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def good(self) -> bool:
+        return not self.failures
+
+
+def knee_rate(steps: tuple[CapacityStep, ...]) -> float | None:
+    """Where latency starts to rise, from the steps in order of rate: the highest rate before
+    the first step whose p50 is over KNEE_RISE times the lowest rate's p50 and at least
+    KNEE_MIN_RISE_MS above it. None when no step's p50 rose so (or there is one step)."""
+    ordered = sorted(steps, key=lambda step: step.rate)
+    if len(ordered) < 2:
+        return None
+    floor = ordered[0].p50_ms
+    for below, step in zip(ordered, ordered[1:], strict=False):
+        if step.p50_ms > KNEE_RISE * floor and step.p50_ms - floor >= KNEE_MIN_RISE_MS:
+            return below.rate
+    return None
+
+
+class CapacitySummary(Model):
+    """A capacity search: every step in the order run, and what they say. Its capacity is
+    the highest rate of a good step: the search stops when the first bad rate above it is
+    within `precision` of it, or when max_rate itself is good (`stopped_at_max_rate`)."""
+
+    slo: Slo
+    precision: float
+    steps: tuple[CapacityStep, ...]
+    stopped_at_max_rate: bool  # the endpoint met the SLO at load.max_rate: it takes more
+    probe_requests: int = 0  # sent between steps to see the queue drained (not in the stats)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def max_rate_rps(self) -> float | None:
+        """The capacity: the highest rate that met the SLO; None when none did."""
+        return max((step.rate for step in self.steps if step.good), default=None)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def knee_rate_rps(self) -> float | None:
+        return knee_rate(self.steps)
+
+    @property
+    def text(self) -> str:
+        """The finding in words, for every view."""
+        found = self.max_rate_rps
+        if found is None:
+            lowest = min((step.rate for step in self.steps), default=0.0)
+            return f"below {lowest:g} req/s: no step met the SLO"
+        if self.stopped_at_max_rate:
+            return f"at least {found:g} req/s: the SLO held at load.max_rate, the search's limit"
+        return f"{found:g} req/s (within {self.precision * 100:g}%)"
+
+    @model_serializer(mode="wrap")
+    def _capacity_first(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The capacity at the top, where a person reading the JSON looks."""
+        data: dict[str, Any] = handler(self)
+        return {"max_rate_rps": data.pop("max_rate_rps")} | data
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -561,6 +690,7 @@ class RunSummary(Model):
     thresholds: tuple[ThresholdResult, ...] = ()
     comparisons: tuple[ComparisonResult, ...] = ()
     cluster: ClusterInfo | None = None  # the workers were Ray actors (README: Running on a cluster)
+    capacity: CapacitySummary | None = None  # a capacity-search run's finding; else null
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -20,7 +20,13 @@ from loadgen.errors import UsageError
 from loadgen.histograms import HistogramPair, RunHistograms, new_histogram
 from loadgen.results.writer import hlog_name
 from loadgen.scenario import CompareMetric, LoadConfig
-from loadgen.summary import EndpointSummary, RunRef, RunSummary, TrafficSummary
+from loadgen.summary import (
+    CapacitySummary,
+    EndpointSummary,
+    RunRef,
+    RunSummary,
+    TrafficSummary,
+)
 
 # --- versions: what is compared -------------------------------------------------------------
 
@@ -121,6 +127,7 @@ class Side:
     versions: dict[str, Version]
     run_id: str | None
     profile: Profile | None
+    capacity: CapacitySummary | None = None  # a capacity-search run's finding
 
     @property
     def ref(self) -> RunRef:
@@ -158,11 +165,12 @@ def load_side(path: Path, *, variants: bool, metric: CompareMetric = CompareMetr
         counted = counted_by_name(summary.endpoints)
     run_id = None if summary is None else summary.run_id
     profile = None if summary is None else Profile.of(summary)
+    capacity = None if summary is None else summary.capacity
     if (folder / "histograms.json").is_file():
         histograms = RunHistograms.load(folder / "histograms.json")
         require_streams(histograms, metric, folder / "histograms.json")
         versions = versions_of(histograms, counted, variants=variants, metric=metric)
-        return Side(path, versions, run_id, profile)
+        return Side(path, versions, run_id, profile, capacity)
     if metric.streams:
         raise UsageError(f"{folder}: no histograms.json, whose stream histograms {metric} needs")
     hlogs = sorted(folder.glob("*.hlog"))
@@ -173,7 +181,7 @@ def load_side(path: Path, *, variants: bool, metric: CompareMetric = CompareMetr
     for hlog in hlogs:
         name = label_of.get(hlog.name, hlog.stem)
         versions[name] = _version(name, _hlog_latency(hlog), counted)
-    return Side(path, versions, run_id, profile)
+    return Side(path, versions, run_id, profile, capacity)
 
 
 def _hlog_file(path: Path) -> Side:
@@ -226,6 +234,9 @@ _LOAD_ORDER = (
 )
 
 
+_ARRIVAL_DEFAULTS: dict[str, object] = {"arrival": "constant", "burstiness": None, "seed": None}
+
+
 def profile_warnings(base: Profile | None, new: Profile | None) -> tuple[str, ...]:
     """One line per setting in which the runs' load profiles differ: a latency change may then
     come from the load rather than the endpoint. Nothing when a side has no profile."""
@@ -246,6 +257,10 @@ def profile_warnings(base: Profile | None, new: Profile | None) -> tuple[str, ..
 def _load_settings(base: LoadConfig, new: LoadConfig) -> list[tuple[str, object, object]]:
     """Each field of either load section; one that only the other executor has is None."""
     b, n = base.model_dump(), new.model_dump()
+    for data in (b, n):  # even arrivals say nothing a closed loop's absent process does not
+        for key, default in _ARRIVAL_DEFAULTS.items():
+            if data.get(key, default) == default:
+                data.pop(key, None)
     present = set(b) | set(n)
     names = [name for name in _LOAD_ORDER if name in present]
     names += sorted(present - set(names))

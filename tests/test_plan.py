@@ -140,3 +140,32 @@ def test_defaults_are_the_keys_the_file_did_not_set() -> None:
     assert not set(defaults) & keys_set(data)
     # defaults that do nothing are not "applied": no CA file, no mock seed, no limits
     assert not {"tls.ca_file", "mock.seed", "thresholds.error_rates"} & set(defaults)
+
+
+def test_the_plan_of_a_capacity_search_bounds_its_steps() -> None:
+    """50 -> 3200 req/s: the first step and six doublings, then a gap as wide as the good
+    rate halved five times to within 5% (3.1%), one step more when the start is bad: at
+    most 1 + 6 + 5 + 1 = 13 steps."""
+    plan = plan_for(
+        with_load(
+            {
+                "executor": "capacity-search",
+                "start_rate": 50,
+                "max_rate": 3200,
+                "step_duration": "30s",
+                "slo": {"latency_ms": {"p99": 250}},
+            }
+        )
+    )
+    assert plan.executor == "capacity-search"
+    assert plan.shape == "from 50/s up to 3200/s, to within 5%"
+    assert plan.expected() == "steps of 30s until the search ends (at most 13)"
+
+
+def test_the_plan_of_a_trace_replay_counts_its_rows(tmp_path: Path) -> None:
+    trace = tmp_path / "traffic.csv"
+    trace.write_text("offset_s\n0\n1\n2.5\n4\n")
+    load = {"executor": "trace-replay", "file": str(trace), "speedup": 2}
+    plan = plan_for(with_load(load))
+    assert plan.shape == "at the offsets in traffic.csv, 2x as fast"
+    assert plan.expected() == "4 requests in 2s"  # the last offset, 4 s, replayed twice as fast

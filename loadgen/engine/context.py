@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from loadgen.scenario import ConstantArrivalRate, RampingArrivalRate, Scenario
+from loadgen.scenario import (
+    CapacitySearch,
+    ConstantArrivalRate,
+    RampingArrivalRate,
+    Scenario,
+    TraceReplay,
+)
+from loadgen.trace import read_trace
 
 # A request's own timeout can fire at the very end of the stop's grace period; this much
 # more lets it be recorded as a Timeout rather than cut off and counted as interrupted.
@@ -26,6 +33,18 @@ def share_of(total: int, share: int, shares: int) -> int:
     """This part of `total` when `shares` parts split it as evenly as possible (at least 1)."""
     base, extra = divmod(total, shares)
     return max(1, base + (1 if share < extra else 0))
+
+
+def _first_rows(load: TraceReplay) -> int:
+    """How many of a trace's rows start in its first WARM_SCHEDULE_S, as replayed."""
+    rows = 0
+    first = None
+    for row in read_trace(load.file, load.trace_format):
+        first = row.offset_s if first is None else first
+        if (row.offset_s - first) / load.speedup >= WARM_SCHEDULE_S:
+            break
+        rows += 1
+    return rows
 
 
 @dataclass(frozen=True)
@@ -54,8 +73,10 @@ class RunContext:
         load = self.scenario.load
         if isinstance(load, ConstantArrivalRate):
             rate = load.rate
-        elif isinstance(load, RampingArrivalRate):
+        elif isinstance(load, RampingArrivalRate | CapacitySearch):
             rate = load.start_rate
+        elif isinstance(load, TraceReplay):
+            return min(self.connections, math.ceil(_first_rows(load) / self.shares))
         else:
             return self.connections
         return min(self.connections, math.ceil(rate / self.shares * WARM_SCHEDULE_S))

@@ -13,7 +13,7 @@ from hdrh.histogram import HdrHistogram
 
 from loadgen.correlate import Correlator, Echo, MismatchSample
 from loadgen.engine.arrivals import Clock
-from loadgen.engine.requests import RequestFactory
+from loadgen.engine.requests import RequestSource
 from loadgen.histograms import COUNTS_LEN, drain_counts, new_histogram
 from loadgen.metrics import Recorder
 from loadgen.transport.base import Caller, Outcome, Request, Transport
@@ -135,7 +135,7 @@ class Engine:
     def __init__(
         self,
         transport: Transport,
-        factory: RequestFactory,
+        factory: RequestSource,
         correlator: Correlator,
         recorder: Recorder,
         max_in_flight: int,

@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 from loadgen.engine.arrivals import Arrivals
 from loadgen.engine.callers import ClosedCaller, OpenCaller
 from loadgen.engine.core import Engine
+from loadgen.engine.interarrival import drawn_offsets, due_counts
+from loadgen.engine.requests import TraceRequests
 from loadgen.engine.schedule import constant_offsets, ramping_offsets, take_share
 from loadgen.metrics import NS_PER_S
 from loadgen.scenario import (
@@ -23,7 +25,9 @@ from loadgen.scenario import (
     LoadBase,
     LoadConfig,
     RampingArrivalRate,
+    TraceReplay,
 )
+from loadgen.trace import read_trace, take_rows
 
 ConfigT = TypeVar("ConfigT", bound=LoadBase)
 
@@ -77,15 +81,40 @@ class ConstantArrivalRateExecutor(OpenLoop[ConstantArrivalRate]):
     name = "constant-arrival-rate"
 
     def offsets(self) -> Iterator[float]:
-        return constant_offsets(self.config.rate, self.config.duration, self.config.requests)
+        config = self.config
+        if config.arrival == "constant":
+            return constant_offsets(config.rate, config.duration, config.requests)
+        return drawn_offsets(config.rate, config.duration, config.requests, due_counts(config))
 
 
 class RampingArrivalRateExecutor(OpenLoop[RampingArrivalRate]):
     name = "ramping-arrival-rate"
 
     def offsets(self) -> Iterator[float]:
-        stages = [(stage.duration, stage.target) for stage in self.config.stages]
-        return ramping_offsets(self.config.start_rate, stages)
+        config = self.config
+        stages = [(stage.duration, stage.target) for stage in config.stages]
+        drawn = None if config.arrival == "constant" else due_counts(config)
+        return ramping_offsets(config.start_rate, stages, drawn)
+
+
+class TraceReplayExecutor(OpenLoop[TraceReplay]):
+    """Requests start at a trace file's offsets (divided by `speedup`); a row that names an
+    endpoint or a body sends to it or sends it. The trace is read as the run goes, twice
+    side by side: once for the start times, once for what each request is."""
+
+    name = "trace-replay"
+
+    def offsets(self) -> Iterator[float]:
+        config = self.config
+        speedup = config.speedup
+        return (row.offset_s / speedup for row in read_trace(config.file, config.trace_format))
+
+    async def run(self, engine: Engine, start_ns: int) -> None:
+        """The callers take each due request's row as they take its time: in order."""
+        config = self.config
+        rows = read_trace(config.file, config.trace_format)
+        engine.factory = TraceRequests(engine.factory, take_rows(rows, self.share, self.shares))
+        await super().run(engine, start_ns)
 
 
 class ConstantConcurrencyExecutor(Executor[ConstantConcurrency]):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from loadgen import api
 from loadgen.correlate import TRACE_ID_PLACEHOLDER, TraceIds
 from loadgen.errors import ScenarioError
 from loadgen.scenario import Scenario
+from loadgen.trace import TraceRow
 from loadgen.transport.base import Request, Target
 
 
@@ -136,3 +139,34 @@ class RequestFactory:
         # each body goes to every target in turn
         body = self._bodies[rounds % len(self._bodies)]
         return Request(self.targets[target_index], body, trace_id, attributes)
+
+
+class RequestSource(Protocol):
+    """What the Engine's callers take each next request from."""
+
+    targets: list[Target]
+
+    def next(self) -> Request: ...
+
+
+class TraceRequests:
+    """A trace's requests: each from `base` (its trace ID, and its target and body unless its
+    row names them), taken in the trace's order as the schedule hands out the rows' times."""
+
+    __slots__ = ("targets", "_base", "_rows", "_by_label")
+
+    def __init__(self, base: RequestSource, rows: Iterator[TraceRow]) -> None:
+        self.targets = base.targets
+        self._base = base
+        self._rows = rows
+        self._by_label = {target.label: target for target in base.targets}
+
+    def next(self) -> Request:
+        request = self._base.next()
+        row = next(self._rows, None)  # one row per start: never short while starts remain
+        if row is not None:
+            if row.endpoint is not None:
+                request.target = self._by_label[row.endpoint]  # checked when loaded
+            if row.body is not None:
+                request.body = row.body
+        return request

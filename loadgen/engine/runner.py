@@ -19,10 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loadgen.capacity_text import step_line
 from loadgen.console import PROGRESS_EVERY_S, LiveStatus, stderr_console
 from loadgen.correlate import new_run_id
+from loadgen.engine.capacity import CapacityFound, drive_capacity
 from loadgen.engine.context import OVERRUN_ALLOWANCE_S, START_LEAD_NS, RunContext
-from loadgen.engine.drive import Reporting, drive
+from loadgen.engine.drive import Driven, Reporting, drive
+from loadgen.engine.interarrival import with_seed
 from loadgen.engine.requests import load_bodies, targets_of
 from loadgen.engine.summarize import Finished, summarize
 from loadgen.engine.transports import check_reachable, open_transport, regional_url
@@ -34,8 +37,8 @@ from loadgen.results.ci import write_ci_outputs
 from loadgen.results.report import write_report
 from loadgen.results.rundata import RunData
 from loadgen.results.writer import ResultsWriter, run_folder
-from loadgen.scenario import Scenario
-from loadgen.summary import RunSummary, StopReason
+from loadgen.scenario import CapacitySearch, Scenario
+from loadgen.summary import CapacityStep, RunSummary, StopReason
 
 DEFAULT_RESULTS = Path("results")
 
@@ -81,7 +84,7 @@ def worker_count(scenario: Scenario) -> int:
 
 async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -> RunResult:
     region = resolve_region(scenario, options.region)
-    scenario = with_region(scenario, region)
+    scenario = with_seed(with_region(scenario, region))
     load_bodies(scenario)  # before anything starts: file problems are usage errors
     labels = [target.label for target in targets_of(scenario)]
     async with AsyncExitStack() as stack:
@@ -162,13 +165,22 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
             loop.add_signal_handler(signum, stopping.stop, reason)
             stack.callback(loop.remove_signal_handler, signum)
 
+        capacity: CapacityFound | None = None
+        driven: Driven
         with status:
             if pool is None:
                 reporting = Reporting(
                     sink, lambda _, progress: status.update(progress), options.status_interval_s
                 )
                 start_ns = time.monotonic_ns() + START_LEAD_NS
-                driven = await drive(ctx, transport, start_ns, stopping.event, reporting)
+                if isinstance(scenario.load, CapacitySearch):
+                    on_step = None if options.quiet else _print_step
+                    searched = await drive_capacity(
+                        ctx, transport, start_ns, stopping.event, reporting, on_step
+                    )
+                    driven, capacity = searched, searched.capacity
+                else:
+                    driven = await drive(ctx, transport, start_ns, stopping.event, reporting)
                 recorder, tester, elapsed_s = driven.recorder, driven.tester, driven.elapsed_s
             else:
                 start_ns = pool.start()
@@ -192,6 +204,7 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
             stopping.reason,
             stopping.detail,
             pool.cluster_info() if pool is not None else None,
+            capacity=capacity,
         )
         summary, histograms = summarize(ctx, started, finished)
         writer.write_histograms(histograms)
@@ -199,6 +212,11 @@ async def run_scenario(scenario: Scenario, options: RunOptions = RunOptions()) -
         write_ci_outputs(folder, summary)
         write_report(folder, RunData.of(summary, writer.timeseries, histograms))
     return RunResult(folder, summary)
+
+
+def _print_step(step: CapacityStep) -> None:
+    """A capacity search's step, on stderr as it is judged (above the live line)."""
+    stderr_console().print(step_line(step), soft_wrap=True)
 
 
 async def _show_status(status: LiveStatus, pool: Pool[Any], start_ns: int, every_s: float) -> None:

@@ -90,20 +90,26 @@ def due_by(start_rate: float, stages: Sequence[tuple[float, float]], at_s: float
     return total
 
 
-def ramping_offsets(start_rate: float, stages: Sequence[tuple[float, float]]) -> Iterator[float]:
-    """Piecewise-linear rate: (duration, target) stages; request i starts when i requests are due."""
+def ramping_offsets(
+    start_rate: float,
+    stages: Sequence[tuple[float, float]],
+    counts: Iterator[float] | None = None,
+) -> Iterator[float]:
+    """Piecewise-linear rate: (duration, target) stages; request i starts when i requests are
+    due, or when counts[i] are (drawn arrivals, interarrival.py: an endless sequence)."""
     ramps = []
     rate = start_rate
     for duration, target in stages:
         ramps.append(Ramp(rate, target, duration))
         rate = target
-    index = 0
+    due = count() if counts is None else counts
+    index: float = next(due)
     due_before = 0.0  # requests due before the current ramp
     elapsed = 0.0
     for ramp in ramps:
         while index < due_before + ramp.count - 1e-9:
             yield elapsed + min(ramp.time_of(index - due_before), ramp.duration)
-            index += 1
+            index = next(due)
         due_before += ramp.count
         elapsed += ramp.duration
 

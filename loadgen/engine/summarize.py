@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from loadgen import api
+from loadgen.engine.capacity import CapacityFound
 from loadgen.engine.context import RunContext
 from loadgen.engine.core import TesterStats
 from loadgen.engine.schedule import ramp_requests
 from loadgen.gates import judge
-from loadgen.histograms import RunHistograms, histogram_summary
+from loadgen.histograms import EndpointHistograms, RunHistograms, histogram_summary
 from loadgen.metrics import NS_PER_S, Recorder
-from loadgen.scenario import ConstantArrivalRate, LoadConfig, RampingArrivalRate
+from loadgen.scenario import ConstantArrivalRate, LoadConfig, RampingArrivalRate, TraceReplay
 from loadgen.summary import (
     ClusterInfo,
     EndpointSummary,
@@ -22,6 +23,7 @@ from loadgen.summary import (
     SlowRequest,
     StopReason,
 )
+from loadgen.trace import trace_shape
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Finished:
     stop_reason: StopReason
     stop_detail: str | None = None
     cluster: ClusterInfo | None = None  # where the workers ran, when on a cluster
+    capacity: CapacityFound | None = None  # a capacity-search's finding
 
 
 def endpoint_summaries(recorder: Recorder, elapsed_s: float) -> dict[str, EndpointSummary]:
@@ -67,7 +70,21 @@ def target_rate(load: LoadConfig) -> float | None:
     if isinstance(load, RampingArrivalRate):
         stages = [(stage.duration, stage.target) for stage in load.stages]
         return ramp_requests(load.start_rate, stages) / load.duration
-    return None
+    if isinstance(load, TraceReplay):
+        return trace_shape(load.file, load.trace_format).rate(load.speedup)
+    return None  # a closed loop, or a capacity search's steps (each has its own)
+
+
+def with_steps(histograms: RunHistograms, capacity: CapacityFound | None) -> RunHistograms:
+    """A capacity search's step histograms beside the endpoints', under the steps' labels
+    (step-01@200rps): one step can be inspected, or compared, as an endpoint can."""
+    if capacity is None:
+        return histograms
+    steps = {
+        label: EndpointHistograms(pair.latency, pair.service_time, {})
+        for label, pair in capacity.histograms.items()
+    }
+    return replace(histograms, endpoints=histograms.endpoints | steps)
 
 
 def summarize(
@@ -80,7 +97,8 @@ def summarize(
     elapsed_s = finished.elapsed_s
     endpoints = endpoint_summaries(finished.recorder, elapsed_s)
     histograms = finished.recorder.histograms()
-    judgement = judge(scenario, endpoints, histograms)
+    capacity = None if finished.capacity is None else finished.capacity.summary
+    judgement = judge(scenario, endpoints, histograms, capacity)
     tester = finished.tester
     summary = RunSummary(
         run_id=ctx.run_id,
@@ -106,5 +124,6 @@ def summarize(
         thresholds=judgement.thresholds,
         comparisons=judgement.comparisons,
         cluster=finished.cluster,
+        capacity=capacity,
     )
-    return summary, histograms
+    return summary, with_steps(histograms, finished.capacity)

@@ -75,6 +75,14 @@ class MockStream(Strict):
     stream_error_rate: Probability = 0.0
 
 
+class MockCapacity(Strict):
+    """The mock as a queue: `copies` model copies, each serving one request at a time with
+    the configured service time, in arrival order (mock/capacity.py). Latency then rises
+    with load as on a real instance, and the capacity is copies / mean service time."""
+
+    copies: Annotated[int, Field(ge=1, le=100_000)]
+
+
 class MockConfig(Strict):
     latency_ms: LatencySpec = LatencySpec()
     error_rate: Probability = 0.0  # shorthand for errors: {ModelError: rate}
@@ -89,6 +97,7 @@ class MockConfig(Strict):
     secret_key: str | None = None
     region: str = "us-east-1"
     stream: MockStream = MockStream()
+    capacity: MockCapacity | None = None  # default: every request served at once
 
     @model_validator(mode="after")
     def _keys_together(self) -> MockConfig:

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from loadgen import api
 from loadgen.errors import CannotRunError
+from loadgen.mock.capacity import Copies
 from loadgen.mock.config import LatencySpec, MockConfig, MockEndpoint, MockVariant
 from loadgen.mock.streaming import Streamer
 from loadgen.mock.verify import SignatureVerifier
@@ -239,6 +240,8 @@ class MockHandlers:
         self._streamer = Streamer(config.stream, config.seed, stats)
         self._default_plan = plan_endpoint(config, None)
         self._plans = {name: plan_endpoint(config, o) for name, o in config.endpoints.items()}
+        self._capacity = config.capacity
+        self._copies_of: dict[tuple[str, str], Copies] = {}  # by (endpoint, variant)
         self._verifier: SignatureVerifier | None = None
         if config.access_key is not None and config.secret_key is not None:
             self._verifier = SignatureVerifier(config.access_key, config.secret_key, config.region)
@@ -265,9 +268,10 @@ class MockHandlers:
             return admitted
         body, variant, behaviour, echo = admitted
         error = self._dice.error(behaviour)
+        copies = self._copies(request.match_info["name"], variant)
         if error is not None:
-            return await self._inject(error, request, behaviour)
-        await self._sleep(behaviour)
+            return await self._inject(error, request, behaviour, copies)
+        await self._sleep(behaviour, copies)
         response_headers = {
             "Content-Type": content_type_for(request.headers.get("Accept")),
             api.H_INVOKED_VARIANT: variant,
@@ -283,15 +287,18 @@ class MockHandlers:
             return admitted
         _, variant, behaviour, echo = admitted
         error = self._dice.error(behaviour)
+        copies = self._copies(request.match_info["name"], variant)
         if error is not None:
-            return await self._inject(error, request, behaviour)
-        return await self._streamer.respond(request, variant, echo)
+            return await self._inject(error, request, behaviour, copies)
+        return await self._streamer.respond(request, variant, echo, copies)
 
-    async def _inject(self, error: str, request: web.Request, behaviour: Behaviour) -> web.Response:
+    async def _inject(
+        self, error: str, request: web.Request, behaviour: Behaviour, copies: Copies | None
+    ) -> web.Response:
         injected = self._stats.injected_errors
         injected[error] = injected.get(error, 0) + 1
         if error == "ModelError":  # the model ran, and took its time, before failing
-            await self._sleep(behaviour)
+            await self._sleep(behaviour, copies)
         return injected_error_response(error, request.match_info["name"], self._region)
 
     async def _admit(self, request: web.Request) -> web.Response | Admitted:
@@ -349,15 +356,27 @@ class MockHandlers:
         body = await request.read()
         requests = self._stats.requests
         requests[CONTAINER_STATS_KEY] = requests.get(CONTAINER_STATS_KEY, 0) + 1
-        await self._sleep(self._default_plan.endpoint_behaviour)
+        await self._sleep(self._default_plan.endpoint_behaviour, self._copies(*CONTAINER_STATS_KEY))
         response_headers = {"Content-Type": content_type_for(request.headers.get("Accept"))}
         echo = render_echo(self._default_plan.echo, request.headers.get(api.H_CUSTOM_ATTRIBUTES))
         if echo:
             response_headers[api.H_CUSTOM_ATTRIBUTES] = echo
         return web.Response(body=body, headers=response_headers)
 
-    async def _sleep(self, behaviour: Behaviour) -> None:
+    def _copies(self, endpoint: str, variant: str) -> Copies | None:
+        """The model copies serving an endpoint's variant, when the mock has a capacity."""
+        if self._capacity is None:
+            return None
+        copies = self._copies_of.get((endpoint, variant))
+        if copies is None:
+            copies = self._copies_of[(endpoint, variant)] = Copies(self._capacity.copies)
+        return copies
+
+    async def _sleep(self, behaviour: Behaviour, copies: Copies | None = None) -> None:
+        """The service time; with copies, after the wait for one (mock/capacity.py)."""
         delay = self._dice.delay_s(behaviour)
+        if copies is not None:
+            delay = copies.admit(delay)
         if delay > 0:
             await asyncio.sleep(delay)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from loadgen import api
+from loadgen.mock.capacity import Copies
 from loadgen.mock.config import MockStream
 from loadgen.transport.eventstream_encode import encode_exception, encode_payload_part
 
@@ -44,8 +45,18 @@ class Streamer:
             return 0.0
         return self._random.lognormvariate(mu, sigma) / 1000.0
 
-    async def respond(self, request: web.Request, variant: str, echo: str) -> web.StreamResponse:
+    async def respond(
+        self, request: web.Request, variant: str, echo: str, copies: Copies | None = None
+    ) -> web.StreamResponse:
+        """With `copies`, the stream waits for a model copy (before its head, as a container
+        answers once it runs) and holds it for all its tokens: their times are drawn first."""
         config = self._config
+        delays = None
+        if copies is not None:
+            delays = [self._delay_s(self._ttft)]
+            delays += [self._delay_s(self._itl) for _ in range(config.tokens - 1)]
+            busy_s = sum(delays)
+            await _sleep(copies.admit(busy_s) - busy_s)
         headers = {
             "Content-Type": api.EVENT_STREAM_CONTENT_TYPE,
             H_STREAM_CONTENT_TYPE: CONTENT_TYPES[config.format],
@@ -62,10 +73,10 @@ class Streamer:
         fail_after = None
         if config.stream_error_rate and self._random.random() < config.stream_error_rate:
             fail_after = self._random.randrange(tokens)  # tokens sent before the error
-        await _sleep(self._delay_s(self._ttft))
+        await _sleep(delays[0] if delays else self._delay_s(self._ttft))
         for index in range(tokens):
             if index:
-                await _sleep(self._delay_s(self._itl))
+                await _sleep(delays[index] if delays else self._delay_s(self._itl))
             if index == fail_after:
                 stats.stream_errors += 1
                 await response.write(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from loadgen.capacity_text import capacity_lines
 from loadgen.results.files import write_text_atomic
-from loadgen.summary import RunSummary
+from loadgen.summary import CapacitySummary, RunSummary
 
 
 def junit_xml(summary: RunSummary) -> str:
@@ -94,6 +95,8 @@ def summary_markdown(summary: RunSummary) -> str:
                 f"{latency.p50:.1f} | {latency.p90:.1f} | {latency.p99:.1f} | {latency.p999:.1f} | "
                 f"{latency.max:.1f} | {row.correlation.mismatched} | {row.correlation.missing} |"
             )
+    if summary.capacity is not None:
+        lines += capacity_markdown(summary.capacity)
     if summary.thresholds:
         lines += ["", "### Thresholds", "", "| | threshold | observed |", "|---|---|---:|"]
         for threshold in summary.thresholds:
@@ -120,6 +123,23 @@ def summary_markdown(summary: RunSummary) -> str:
                 f"    {query.query}",
             ]
     return "\n".join(lines) + "\n"
+
+
+def capacity_markdown(capacity: CapacitySummary) -> list[str]:
+    """The finding, then each step in the order run."""
+    lines = ["", "### Capacity", ""] + [f"- {line}" for line in capacity_lines(capacity)]
+    lines += [
+        "",
+        "| step | rate | achieved | p50 ms | p99 ms | errors | SLO |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for step in capacity.steps:
+        verdict = "good" if step.good else "**bad**: " + "; ".join(step.failures)
+        lines.append(
+            f"| `{step.label}` | {step.rate:g} | {step.achieved_rps:.1f} | {step.p50_ms:.1f} | "
+            f"{step.p99_ms:.1f} | {step.error_rate:.2%} | {verdict} |"
+        )
+    return lines
 
 
 def write_ci_outputs(folder: Path, summary: RunSummary) -> None:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
+from loadgen.capacity_text import capacity_lines
 from loadgen.results.files import write_text_atomic
 from loadgen.results.rundata import RunData, load_run, table_rows
 from loadgen.results.streaming import streaming_section
-from loadgen.results.svg import format_number, spectrum_chart, time_charts
+from loadgen.results.svg import capacity_chart, format_number, spectrum_chart, time_charts
 from loadgen.summary import ComparisonResult, RunSummary, TrafficSummary
 
 REPORT_NAME = "report.html"
@@ -282,6 +283,35 @@ def _slowest(summary: RunSummary) -> str:
     )
 
 
+def _capacity(summary: RunSummary) -> str:
+    """A capacity search: what it found, latency against offered rate, and every step in
+    the order run (each step's histograms are in histograms.json under its label)."""
+    capacity = summary.capacity
+    if capacity is None:
+        return ""
+    findings = "".join(f"<p>{escape(line)}</p>" for line in capacity_lines(capacity))
+    rows = "".join(
+        f"<tr><td class='left'><code>{escape(step.label)}</code></td>"
+        f"<td>{format_number(step.rate)}</td><td>{format_number(step.achieved_rps)}</td>"
+        f"<td>{format_number(step.requests)}</td>"
+        f"<td>{format_number(step.p50_ms, 2)}</td><td>{format_number(step.p99_ms, 2)}</td>"
+        f"<td>{100 * step.error_rate:.2f}%</td>"
+        f"<td>{_badge(step.good, 'good' if step.good else 'bad')}</td>"
+        f"<td class='left'>{escape('; '.join(step.failures))}"
+        f"{'' if step.settled else ' (the queue had not drained before it)'}</td></tr>"
+        for step in capacity.steps
+    )
+    table = (
+        "<div class='scroll'><table class='plain'><tr><th class='left'>step</th>"
+        "<th>rate</th><th>achieved</th><th>requests</th><th>p50 ms</th><th>p99 ms</th>"
+        f"<th>errors</th><th>SLO</th><th class='left'>why bad</th></tr>{rows}</table></div>"
+    )
+    return (
+        f'<section id="capacity"><h2>Capacity</h2>{findings}'
+        f"{capacity_chart(capacity)}{table}</section>"
+    )
+
+
 # --- the page -----------------------------------------------------------------------------
 
 
@@ -379,6 +409,7 @@ def render_report(run: RunData) -> str:
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>{escape(title)}</title><style>{STYLE}</style></head><body><main>",
             _header(summary),
+            _capacity(summary),
             '<section id="charts"><h2>Charts</h2>',
             time_charts(run),
             spectrum_chart(run),

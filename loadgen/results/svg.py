@@ -10,6 +10,7 @@ from typing import Any
 
 from loadgen.results.rundata import DASHES, PALETTE, RunData, Spectrum
 from loadgen.results.writer import TimeRow
+from loadgen.summary import CapacitySummary
 
 MAX_POINTS = 300  # per time-series line; longer runs are bucketed
 CHART_IDS = (
@@ -390,3 +391,45 @@ def spectrum_figure(
     ]
     chart = _chart(chart_id, lines, x_ticks, y_label, "percentile")
     return _figure(title, note, chart, lines)
+
+
+CAPACITY_CHART_ID = "chart-capacity"
+CAPACITY_CLIP = 3.0  # latencies above this many times the SLO's largest limit are drawn at it
+
+
+def capacity_chart(capacity: CapacitySummary) -> str:
+    """A capacity search's p50 and p99 against offered rate, with the SLO's latency limits
+    (dashed) and the capacity found (and the knee) as vertical lines."""
+    steps = sorted(capacity.steps, key=lambda step: step.rate)
+    limits = capacity.slo.latency_ms
+    cap = CAPACITY_CLIP * max(limits.values(), default=0.0)
+    highest = max((step.p99_ms for step in steps), default=0.0)
+    clipped = bool(cap) and highest > cap
+    top = cap if clipped else max([highest, *limits.values()])
+
+    def curve(value: Any) -> list[list[tuple[float, float]]]:
+        points = [(step.rate, min(value(step), top)) for step in steps]
+        return [points] if len(points) > 1 else [points + [(points[0][0] * 1.01, points[0][1])]]
+
+    lines = [
+        Line("p99", PALETTE[0], curve(lambda step: step.p99_ms)),
+        Line("p50", PALETTE[0], curve(lambda step: step.p50_ms), dash=DASHES[0]),
+    ]
+    x_high = max((step.rate for step in steps), default=1.0) * 1.05
+    for number, (key, limit) in enumerate(limits.items()):
+        color = PALETTE[(3 + number) % len(PALETTE)]
+        lines.append(
+            Line(f"SLO {key} {limit:g} ms", color, [[(0.0, limit), (x_high, limit)]], "2 3")
+        )
+    found = capacity.max_rate_rps
+    if found is not None:
+        lines.append(Line(f"capacity {found:g} req/s", PALETTE[2], [[(found, 0.0), (found, top)]]))
+    knee = capacity.knee_rate_rps
+    if knee is not None:
+        lines.append(Line(f"knee {knee:g} req/s", "#6b7280", [[(knee, 0.0), (knee, top)]], "6 4"))
+    x_ticks = [(tick, f"{tick:g}") for tick in nice_ticks(x_high)]
+    note = "Each step's latency from the intended start, against the rate it offered. " + (
+        f"Latencies above {top:g} ms are drawn at {top:g} ms." if clipped else ""
+    )
+    chart = _chart(CAPACITY_CHART_ID, lines, x_ticks, "latency (ms)", "offered rate (req/s)")
+    return _figure("Latency against offered rate", escape(note), chart, lines)
