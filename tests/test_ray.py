@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from loadgen import api
-from loadgen.engine.cluster import LOOPBACK_ONLY, import_ray
+from loadgen.engine.cluster import LOOPBACK_ONLY, USAGE_STATS, import_ray
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.errors import ScenarioError, UsageError
 from loadgen.histograms import RunHistograms
@@ -38,6 +38,7 @@ DRIVER_KEY = "AKIDTEST"  # fake_aws's
 def ray_cluster() -> Iterator[Any]:
     """Two Ray nodes with one CPU each: each actor lands on a node of its own."""
     os.environ[LOOPBACK_ONLY] = "0"  # before Ray is imported: it stays on 127.0.0.1
+    os.environ[USAGE_STATS] = "0"  # and reports nothing anywhere
     from ray.cluster_utils import Cluster
 
     with pytest.MonkeyPatch.context() as env:  # what the nodes' own credential chain finds
