@@ -39,7 +39,7 @@ import uvloop
 from throughput import BODY, BenchError, free_port, loadgen_env, machine, start_nginx, stop
 
 from loadgen.correlate import Echo
-from loadgen.engine.cluster import import_ray
+from loadgen.engine.cluster import USAGE_STATS, import_ray
 from loadgen.engine.context import RunContext
 from loadgen.engine.core import Progress, TesterStats
 from loadgen.engine.runner import RunOptions, run_scenario
@@ -273,6 +273,7 @@ def main() -> int:
         print("error: nginx not found: bench/install.sh installs it", file=sys.stderr)
         return 2
     os.environ.update(loadgen_env())  # fake credentials; nginx does not check them
+    os.environ.setdefault(USAGE_STATS, "0")
     ray = import_ray(loopback_only=True)
     ray.init(
         address="local",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -16,10 +17,12 @@ import pytest
 import yaml
 
 from loadgen import api
-from loadgen.engine.cluster import LOOPBACK_ONLY, import_ray
+from loadgen.engine.cluster import LOOPBACK_ONLY, USAGE_STATS, import_ray
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.errors import ScenarioError, UsageError
 from loadgen.histograms import RunHistograms
+from loadgen.plan import plan_of
+from loadgen.region import resolve_region
 from loadgen.scenario import ClusterConfig, scenario_from_dict
 from loadgen.summary import RunSummary, StopReason
 from tests.faulty import RawRequest, RawServer, closed_port, ok_response, response_bytes
@@ -35,6 +38,7 @@ DRIVER_KEY = "AKIDTEST"  # fake_aws's
 def ray_cluster() -> Iterator[Any]:
     """Two Ray nodes with one CPU each: each actor lands on a node of its own."""
     os.environ[LOOPBACK_ONLY] = "0"  # before Ray is imported: it stays on 127.0.0.1
+    os.environ[USAGE_STATS] = "0"  # and reports nothing anywhere
     from ray.cluster_utils import Cluster
 
     with pytest.MonkeyPatch.context() as env:  # what the nodes' own credential chain finds
@@ -52,13 +56,17 @@ def ray_cluster() -> Iterator[Any]:
 
 class Lying:
     """Answers every request, and counts what it did: every 7th echoes another trace ID
-    (mismatched), every 5th of the others echoes nothing (missing)."""
+    (mismatched), every 5th of the others echoes nothing (missing). It notes the access key
+    each request was signed with."""
 
     def __init__(self) -> None:
         self.requests = self.matched = self.mismatched = self.missing = 0
+        self.keys: set[str] = set()
 
     async def __call__(self, request: RawRequest, writer: asyncio.StreamWriter) -> bool:
         self.requests += 1
+        if signed := re.search(rb"Credential=([A-Z0-9]+)/", request.head):
+            self.keys.add(signed[1].decode())
         if self.requests % 7 == 0:
             self.mismatched += 1
             headers = {api.H_INVOKED_VARIANT: "AllTraffic", api.H_CUSTOM_ATTRIBUTES: "trace=none"}
@@ -79,7 +87,7 @@ async def test_two_actors_on_two_nodes_merge_what_the_server_did(
     server = RawServer(lying)
     await server.start()
     try:
-        s = scenario(server.url, rate=100, duration="2s").model_copy(
+        s = scenario(server.url, rate=100, duration="1s").model_copy(
             update={"workers": 2, "cluster": ClusterConfig(address=ray_cluster.address)}
         )
         result = await run_scenario(s, RunOptions(out=tmp_path, quiet=True))
@@ -87,8 +95,10 @@ async def test_two_actors_on_two_nodes_merge_what_the_server_did(
         await server.stop()
     summary = result.summary
     total = summary.total
-    # 100/s for 2 s, split 50/s + 50/s: every scheduled request reached the server
-    assert server.requests == lying.requests == 200 == total.requests == total.ok
+    # 100/s for 1 s, split 50/s + 50/s: every scheduled request reached the server
+    assert server.requests == lying.requests == 100 == total.requests == total.ok
+    # signed with the driver's credentials (cluster.credentials: driver), not the nodes'
+    assert lying.keys == {DRIVER_KEY}
     # complete; the mismatches fail the default mismatch_rate gate, nothing else
     assert summary.complete is True and result.exit_code == 1
     assert summary.verdict.reasons == ("ep: mismatch_rate observed 0.14, limit <= 0",)
@@ -98,11 +108,11 @@ async def test_two_actors_on_two_nodes_merge_what_the_server_did(
         lying.mismatched,
         lying.missing,
     )
-    assert lying.mismatched == 200 // 7 and lying.missing > 0
+    assert lying.mismatched == 100 // 7 and lying.missing > 0
     # the merged histograms hold every request once
     histograms = RunHistograms.load(result.folder / "histograms.json")
-    assert histograms.endpoints["ep"].latency.get_total_count() == 200
-    assert hlog_total(result.folder) == 200
+    assert histograms.endpoints["ep"].latency.get_total_count() == 100
+    assert hlog_total(result.folder) == 100
     # two actors, two nodes, both of this cluster
     cluster = summary.cluster
     assert cluster is not None and cluster.engine == "ray"
@@ -117,12 +127,17 @@ async def test_two_actors_on_two_nodes_merge_what_the_server_did(
 
 
 async def test_an_actor_killed_mid_run_stops_the_run(ray_cluster: Any, tmp_path: Path) -> None:
+    """Worker 1 is killed mid-run. (The run also has `credentials: node`: the actors sign
+    with their nodes' key, not the driver's; one run for both keeps the suite short.)"""
     import ray
 
     by_worker: Counter[str] = Counter()  # requests the server saw, by the trace ID's worker
+    keys: set[str] = set()
 
     async def answer(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
         by_worker[(request.custom_attributes or "").split("-")[1]] += 1
+        if signed := re.search(rb"Credential=([A-Z0-9]+)/", request.head):
+            keys.add(signed[1].decode())
         writer.write(ok_response(request))
         return True
 
@@ -137,8 +152,9 @@ async def test_an_actor_killed_mid_run_stops_the_run(ray_cluster: Any, tmp_path:
         ray.kill(ray.get_actor(name, namespace="loadgen"), no_restart=True)
 
     try:
+        cluster = ClusterConfig(address=ray_cluster.address, credentials="node")
         s = scenario(server.url, rate=60, duration="20s").model_copy(
-            update={"workers": 2, "cluster": ClusterConfig(address=ray_cluster.address)}
+            update={"workers": 2, "cluster": cluster}
         )
         killer = asyncio.create_task(kill_worker_1())
         result = await asyncio.wait_for(
@@ -161,24 +177,7 @@ async def test_an_actor_killed_mid_run_stops_the_run(ray_cluster: Any, tmp_path:
     saved = RunSummary.load(result.folder / "summary.json")
     assert saved.verdict.exit_code == 3 and saved.total.requests == summary.total.requests
     assert by_worker["000"] < summary.total.requests <= server.requests
-
-
-@pytest.mark.parametrize(
-    ("credentials", "key", "secret"),
-    [("driver", DRIVER_KEY, "test-secret"), ("node", NODE_KEY, "node-secret")],
-)
-async def test_actors_sign_with_the_drivers_credentials_or_their_nodes(
-    ray_cluster: Any, tmp_path: Path, credentials: str, key: str, secret: str
-) -> None:
-    """The mock verifies signatures made with one key: every call passes only if the actors
-    signed with the credentials `cluster.credentials` names."""
-    s = scenario("mock", rate=20, duration="1s")
-    mock = s.mock.model_copy(update={"access_key": key, "secret_key": secret})
-    cluster = ClusterConfig(address=ray_cluster.address, credentials=credentials)  # type: ignore[arg-type]
-    s = s.model_copy(update={"workers": 2, "cluster": cluster, "mock": mock})
-    result = await run_scenario(s, RunOptions(out=tmp_path, quiet=True))
-    assert result.summary.total.requests == result.summary.total.ok == 20
-    assert key not in (result.folder / "summary.json").read_text()
+    assert keys == {NODE_KEY}  # credentials: node
 
 
 def test_ray_local_runs_on_a_machine_without_a_cluster(tmp_path: Path) -> None:
@@ -261,3 +260,14 @@ def test_cluster_address_forms(address: str, valid: bool) -> None:
     else:
         with pytest.raises(ScenarioError, match="cluster.address: must be auto, local"):
             scenario_from_dict(raw)
+
+
+def test_validate_plan_names_the_cluster() -> None:
+    raw = yaml.safe_load(Path("scenarios/quickstart.yaml").read_text())
+    raw |= {"workers": "auto", "cluster": {"address": "ray://head:10001", "credentials": "node"}}
+    scenario = scenario_from_dict(raw)
+    lines = plan_of(scenario, resolve_region(scenario)).lines()
+    assert (
+        "  cluster       Ray at ray://head:10001, one CPU per worker, credentials from the node "
+        "(workers: auto is the cluster's CPUs)"
+    ) in lines

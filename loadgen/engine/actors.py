@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 RAY_START_LEAD_NS = 500_000_000
 POLL_WAIT_S = 1.0  # a poll returns after this long with nothing when the engine is quiet
 ACTOR_CONCURRENCY = 4  # a poll may wait while start, stop or another call comes in
-KILL_TIMEOUT_S = 5.0
+CALLS_TIMEOUT_S = 5.0  # close waits this long for the start and stop calls to be answered
 
 
 # --- on the node ------------------------------------------------------------------------------
@@ -284,7 +284,7 @@ class RayPool(Pool[ActorWorker]):
         Ray), then end the actors."""
         calls = [asyncio.wrap_future(call.future()) for call in self._calls]
         if calls:
-            await asyncio.wait(calls, timeout=KILL_TIMEOUT_S)
+            await asyncio.wait(calls, timeout=CALLS_TIMEOUT_S)
             for call in calls:
                 if call.done():
                     call.exception()

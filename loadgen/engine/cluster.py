@@ -30,6 +30,9 @@ NAMESPACE = "loadgen"  # the actors' names are `<run id>-<worker>` in it
 # turns them off so its Ray listens on the loopback only.
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 LOCAL_OBJECT_STORE_BYTES = 128 * 1024 * 1024  # messages are small; Ray's floor is 75 MiB
+# A Ray that loadgen starts by itself (`local`) sends Ray's usage statistics nowhere; the
+# user's own setting wins.
+USAGE_STATS = "RAY_USAGE_STATS_ENABLED"
 
 
 def import_ray(loopback_only: bool = False) -> ModuleType:
@@ -102,6 +105,7 @@ async def connect(config: ClusterConfig, workers: int | str, timeout_s: float) -
         await check_reachable(f"tcp://{shown}:{port}", timeout_s, what="Ray cluster")
     options: dict[str, object] = {}
     if local:
+        os.environ.setdefault(USAGE_STATS, "0")  # read by the Ray processes started below
         if _outward_node_address(ray):
             raise CannotRunError(
                 f"cluster: Ray was imported before loadgen could keep it on 127.0.0.1; "
