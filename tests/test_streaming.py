@@ -119,8 +119,10 @@ async def test_workers_merge_the_streams(tmp_path: Path) -> None:
     tokens = sum(int(row["output_tokens"]) for row in rows)
     assert tokens == 60 * TOKENS  # each second's tokens, merged from both workers
     streamed = [row for row in rows if int(row["output_tokens"])]
+    # each second that had tokens has their TTFT and gaps, merged; how long the gaps are
+    # is test_ttft_and_gaps_...'s to check (a busy machine stretches the mock's 2 ms)
     assert streamed and all(float(row["ttft_p50_ms"]) >= 5 for row in streamed)
-    assert all(1 <= float(row["itl_p50_ms"]) <= 4 for row in streamed)  # gaps of 2 ms
+    assert all(float(row["itl_p99_ms"]) >= 1 for row in streamed)
 
 
 def test_a_stream_cannot_target_a_model() -> None:
