@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from loadgen.correlate import Correlator, TraceIds
 from loadgen.engine.context import RunContext
 from loadgen.engine.core import Engine, Progress, TesterStats
-from loadgen.engine.drive import Driven, Reporting
+from loadgen.engine.drive import Driven, Reporting, run_schedule
 from loadgen.engine.executors import ConstantArrivalRateExecutor, ConstantConcurrencyExecutor
 from loadgen.engine.requests import RequestFactory, RequestSource, load_bodies, targets_of
 from loadgen.engine.search import Search
@@ -135,29 +135,6 @@ def merged_stats(labels: list[str], state: RecorderState) -> Stats:
     recorder = Recorder(labels, 0)
     recorder.merge_state(state)
     return recorder.totals()
-
-
-async def run_step(
-    executor: ConstantArrivalRateExecutor,
-    engine: Engine,
-    start_ns: int,
-    stop: asyncio.Event,
-    grace_s: float,
-) -> bool:
-    """One step's schedule, then its drain; False if `stop` cut the schedule short."""
-    loop = asyncio.get_running_loop()
-    schedule = loop.create_task(executor.run(engine, start_ns))
-    stopper = loop.create_task(stop.wait())
-    try:
-        await asyncio.wait({schedule, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
-        schedule.cancel()
-        await asyncio.gather(schedule, stopper, return_exceptions=True)
-    if not schedule.cancelled() and (failure := schedule.exception()) is not None:
-        raise failure
-    await engine.drain(grace_s)
-    return not schedule.cancelled()
 
 
 # --- between steps --------------------------------------------------------------------------
@@ -328,7 +305,9 @@ async def drive_capacity(
             scheduled = scheduled_rate(executor)
             engine = Engine(transport, factory, correlator, recorder, ctx.connections)
             ticker.engine = engine
-            completed = await run_step(executor, engine, step_start_ns, stop, ctx.graceful_stop_s)
+            completed = await run_schedule(
+                executor, engine, step_start_ns, stop, ctx.graceful_stop_s
+            )
             elapsed_s = (time.monotonic_ns() - step_start_ns) / NS_PER_S
             ticker.step_done(engine)
             tester.merge_state(engine.tester.to_state())

@@ -67,18 +67,8 @@ async def drive(
     gc.freeze()
     cpu_started_s, wall_started_s = time.process_time(), time.monotonic()
     loop = asyncio.get_running_loop()  # the executor waits for `start_ns` itself
-    schedule = loop.create_task(executor.run(engine, start_ns))
     ticker = loop.create_task(_tick(engine, start_ns, reporting))
-    stopper = loop.create_task(stop.wait())
-    try:
-        await asyncio.wait({schedule, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
-        schedule.cancel()
-        await asyncio.gather(schedule, stopper, return_exceptions=True)
-    if not schedule.cancelled() and (failure := schedule.exception()) is not None:
-        raise failure
-    await engine.drain(ctx.graceful_stop_s)
+    await run_schedule(executor, engine, start_ns, stop, ctx.graceful_stop_s)
     ticker.cancel()
     await asyncio.gather(ticker, return_exceptions=True)
     now = time.monotonic_ns()
@@ -101,3 +91,23 @@ async def _tick(engine: Engine, start_ns: int, reporting: Reporting) -> None:
         recorder.tick(now)
         if on_tick is not None:
             on_tick(recorder, engine.progress((now - start_ns) / NS_PER_S))
+
+
+async def run_schedule(
+    executor: Executor, engine: Engine, start_ns: int, stop: asyncio.Event, grace_s: float
+) -> bool:
+    """The executor's schedule from `start_ns` until it ends or `stop` is set, then the
+    drain (`grace_s` for requests in flight); False if `stop` cut the schedule short."""
+    loop = asyncio.get_running_loop()
+    schedule = loop.create_task(executor.run(engine, start_ns))
+    stopper = loop.create_task(stop.wait())
+    try:
+        await asyncio.wait({schedule, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        schedule.cancel()
+        await asyncio.gather(schedule, stopper, return_exceptions=True)
+    if not schedule.cancelled() and (failure := schedule.exception()) is not None:
+        raise failure
+    await engine.drain(grace_s)
+    return not schedule.cancelled()
