@@ -229,7 +229,7 @@ def print_summary(
     console.print(
         escape(
             f"{summary.scenario}  run {summary.run_id}  {summary.duration_s:.1f}s  "
-            f"region {summary.region}"
+            f"region {summary.region}  {summary.placement}"
         ),
         soft_wrap=True,
     )

@@ -703,6 +703,16 @@ class RunSummary(Model):
         return run_warnings(self)
 
     @property
+    def placement(self) -> str:
+        """Where the engines ran, for people: the console, summary.md and the report."""
+        cluster = self.cluster
+        if cluster is not None:
+            return (
+                f"{len(cluster.workers)} Ray actors on {cluster.nodes} node(s) at {cluster.address}"
+            )
+        return "1 process" if self.workers == 1 else f"{self.workers} worker processes"
+
+    @property
     def stop_text(self) -> str:
         """How the run ended, for people: completed, or e.g. interrupted by SIGINT."""
         return self.stop_reason.describe(self.stop_detail)

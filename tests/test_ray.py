@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import io
 import json
 import os
 import re
@@ -15,8 +17,10 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 
 from loadgen import api
+from loadgen.console import print_summary
 from loadgen.engine.cluster import LOOPBACK_ONLY, USAGE_STATS, import_ray
 from loadgen.engine.runner import RunOptions, run_scenario
 from loadgen.errors import ScenarioError, UsageError
@@ -117,6 +121,13 @@ async def test_two_actors_on_two_nodes_merge_what_the_server_did(
     cluster = summary.cluster
     assert cluster is not None and cluster.engine == "ray"
     assert cluster.address == ray_cluster.address
+    placement = f"2 Ray actors on 2 node(s) at {ray_cluster.address}"
+    assert summary.placement == placement  # in every view of the run
+    assert f"{placement}." in (result.folder / "summary.md").read_text()
+    assert html.escape(placement) in (result.folder / "report.html").read_text()
+    header = io.StringIO()
+    print_summary(summary, Console(file=header, width=200))
+    assert placement in header.getvalue().splitlines()[0]
     assert sorted(worker.index for worker in cluster.workers) == [0, 1]
     nodes = {worker.node for worker in cluster.workers}
     assert cluster.nodes == len(nodes) == 2

@@ -345,5 +345,5 @@ async def test_a_run_held_back_by_max_in_flight_says_so_in_every_view(
         assert f"- {warning.message}" in markdown
         assert html.escape(warning.message) in page
         assert f"warning: {warning.message}" in out.getvalue()
-    assert f", {summary.achieved_rate_rps:,.1f} of 100.0 req/s." in markdown
+    assert f", {summary.achieved_rate_rps:,.1f} of 100.0 req/s, 1 process." in markdown
     assert f"<b>{format_number(summary.achieved_rate_rps)}/s of 100.0</b>" in page

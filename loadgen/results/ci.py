@@ -70,7 +70,7 @@ def summary_markdown(summary: RunSummary) -> str:
         "",
         f"Run `{summary.run_id}` started {summary.started_at:%Y-%m-%d %H:%M:%S} UTC, "
         f"{summary.duration_s:.1f} s, {summary.transport} transport, "
-        f"{summary.load_config.executor}{rate}.",
+        f"{summary.load_config.executor}{rate}, {summary.placement}.",
     ]
     if not verdict.passed:
         lines += ["", f"**Failed** (exit code {verdict.exit_code}):", ""]

@@ -52,6 +52,7 @@ def _header(summary: RunSummary) -> str:
         ("started", summary.started_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
         ("duration", f"{format_number(summary.duration_s, 1)} s"),
         ("transport", summary.transport),
+        ("engines", summary.placement),
         ("load", " · ".join([load.executor, *shape])),
         ("correlation", summary.correlation_mode),
     ]
