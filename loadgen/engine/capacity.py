@@ -27,12 +27,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from loadgen.correlate import Correlator, TraceIds
+from loadgen.correlate import Correlator
 from loadgen.engine.context import RunContext
 from loadgen.engine.core import Engine, Progress, TesterStats
-from loadgen.engine.drive import Driven, Reporting, run_schedule
+from loadgen.engine.drive import Driven, Reporting, request_factory, run_schedule
 from loadgen.engine.executors import ConstantArrivalRateExecutor, ConstantConcurrencyExecutor
-from loadgen.engine.requests import RequestFactory, RequestSource, load_bodies, targets_of
+from loadgen.engine.requests import RequestSource, targets_of
 from loadgen.engine.search import Search
 from loadgen.gates import check_endpoint
 from loadgen.histograms import HistogramPair, percentiles_ms
@@ -270,12 +270,7 @@ async def drive_capacity(
     labels = [target.label for target in targets]
     recorder = Recorder(labels, start_ns, reporting.sink, Goodput.of(scenario.goodput))
     total = Recorder(labels, start_ns)  # every step's requests
-    factory = RequestFactory(
-        targets,
-        load_bodies(scenario),
-        scenario.request.custom_attributes,
-        TraceIds(ctx.run_id, ctx.share),
-    )
+    factory = request_factory(ctx, targets)
     correlator = Correlator(scenario.correlation)
     prober = Prober(ctx, transport, factory, correlator, labels)
     tester = TesterStats()

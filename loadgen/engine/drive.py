@@ -15,7 +15,7 @@ from loadgen.engine.executors import Executor
 from loadgen.engine.requests import RequestFactory, load_bodies, targets_of
 from loadgen.metrics import NS_PER_S, IntervalSink, Recorder
 from loadgen.stream_metrics import Goodput
-from loadgen.transport.base import Transport
+from loadgen.transport.base import Target, Transport
 
 TickHook = Callable[[Recorder, Progress], None]  # progress.at_s: seconds since the start
 
@@ -52,12 +52,7 @@ async def drive(
     recorder = Recorder(
         [target.label for target in targets], start_ns, reporting.sink, Goodput.of(scenario.goodput)
     )
-    factory = RequestFactory(
-        targets,
-        load_bodies(scenario),
-        scenario.request.custom_attributes,
-        TraceIds(ctx.run_id, ctx.share),
-    )
+    factory = request_factory(ctx, targets)
     correlator = Correlator(scenario.correlation)
     engine = Engine(transport, factory, correlator, recorder, ctx.connections)
     executor = Executor.of(scenario.load, ctx.share, ctx.shares)
@@ -111,3 +106,14 @@ async def run_schedule(
         raise failure
     await engine.drain(grace_s)
     return not schedule.cancelled()
+
+
+def request_factory(ctx: RunContext, targets: list[Target]) -> RequestFactory:
+    """This engine's requests: the scenario's bodies, and trace IDs of its own share."""
+    scenario = ctx.scenario
+    return RequestFactory(
+        targets,
+        load_bodies(scenario),
+        scenario.request.custom_attributes,
+        TraceIds(ctx.run_id, ctx.share),
+    )
