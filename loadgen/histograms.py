@@ -11,6 +11,7 @@ import ctypes
 import json
 from array import array
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
@@ -80,6 +81,34 @@ def record_value(histogram: HdrHistogram, value: int) -> bool:
     if value > histogram.max_value:
         histogram.max_value = value
     return True
+
+
+def _load_record_counts() -> Callable[[int, array[int]], tuple[int, int, int]] | None:
+    try:
+        from loadgen._hdrc import record_counts
+    except ImportError:  # not built: record_all records one value at a time
+        return None
+    return record_counts
+
+
+_record_counts = _load_record_counts()
+
+
+def record_all(histogram: HdrHistogram, values: array[int]) -> None:
+    """record_value of each value (an array('q')), in one C call where _hdrc is built."""
+    if not values:
+        return
+    if _record_counts is None or histogram.counts_len != COUNTS_LEN:
+        for value in values:
+            record_value(histogram, value)
+        return
+    recorded, lowest, highest = _record_counts(ctypes.addressof(histogram.counts), values)
+    if recorded:
+        histogram.total_count += recorded
+        if lowest < histogram.min_value:
+            histogram.min_value = lowest
+        if highest > histogram.max_value:
+            histogram.max_value = highest
 
 
 def add_counts(target: HdrHistogram, source: HdrHistogram, count: int, low: int, high: int) -> None:

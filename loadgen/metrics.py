@@ -32,6 +32,7 @@ from loadgen.histograms import (
     histogram_summary,
     move_counts,
     new_histogram,
+    record_all,
     record_value,
 )
 from loadgen.stream_metrics import Goodput, StreamState, StreamStats
@@ -707,9 +708,8 @@ class Recorder:
         interval.output_tokens += result.tokens
         if result.first_token_ns:  # as StreamStats.add: no first token, no gaps
             record_value(interval.ttft, (result.first_token_ns - intended_ns) // 1000)
-            itl = interval.itl
-            for gap_us in result.gaps_us or ():
-                record_value(itl, gap_us)
+            if result.gaps_us is not None:
+                record_all(interval.itl, result.gaps_us)
 
     def _open(self, label: str, variant: str | None) -> _Pending:
         endpoint = self._endpoints[label]  # KeyError for an unknown label, as before

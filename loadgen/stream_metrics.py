@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from hdrh.histogram import HdrHistogram
 
-from loadgen.histograms import new_histogram, record_value
+from loadgen.histograms import new_histogram, record_all, record_value
 from loadgen.scenario import GoodputLimits
 from loadgen.transport.base import StreamResult
 
@@ -79,9 +79,8 @@ class StreamStats:
             ttft_us = (first_ns - intended_ns) // 1000
             record_value(self.ttft, ttft_us)
             record_value(self.ttft_service, (first_ns - sent_ns) // 1000)
-            itl = self.itl
-            for gap_us in result.gaps_us or ():
-                record_value(itl, gap_us)
+            if result.gaps_us is not None:
+                record_all(self.itl, result.gaps_us)
             if result.tokens > 1:  # as vLLM's benchmark: the time after the first token, shared
                 tpot_us = (done_ns - first_ns) // 1000 // (result.tokens - 1)
                 record_value(self.tpot, tpot_us)

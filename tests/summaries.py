@@ -3,6 +3,7 @@ the summary builder), without an engine: for the commands that read runs back.""
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ class StreamShape:
         """The stream of one request that ended `latency_us` after `intended_ns`."""
         ttft_us = int(latency_us * self.ttft_share)
         gap_us = (latency_us - ttft_us) // max(1, self.tokens - 1)
-        gaps = [gap_us] * (self.tokens - 1)
+        gaps = array("q", [gap_us] * (self.tokens - 1))
         first_ns = intended_ns + ttft_us * 1000
         return StreamResult(
             head_ns=intended_ns + ttft_us * 500,

@@ -46,6 +46,7 @@ from loadgen.transport.eventstream_encode import (
     encode_payload_part,
     frame,
 )
+from loadgen.transport.tokens import CTokenParser, PyTokenParser
 from tests.stubs import public_names, stub_names
 
 C_DECODER = eventstream.CEventStreamDecoder
@@ -682,3 +683,66 @@ def test_the_stub_types_what_the_module_has() -> None:
 
     stub = Path(__file__).resolve().parent.parent / "loadgen/transport/_eventstreamc.pyi"
     assert stub_names(stub) == public_names(_eventstreamc)
+
+
+# -- feed_tokens: the streaming call's one call a read ---------------------------------------
+
+_TOKEN_EVENTS = [b'data: {"token": {"text": "%d"}}\n\n' % i for i in range(6)]
+_OTHER = encode_message([(":message-type", "event"), (":event-type", "Ping")], b"{}")
+
+
+def _stream(ending: bytes) -> bytes:
+    """Token events cut across PayloadParts anywhere, an unknown event among them, and then
+    `ending`."""
+    text = b"".join(_TOKEN_EVENTS)
+    parts = [text[:7], text[7:50], text[50:51], text[51:]]
+    return (
+        encode_payload_part(parts[0])
+        + _OTHER
+        + b"".join(map(encode_payload_part, parts[1:]))
+        + ending
+    )
+
+
+_ENDINGS = {
+    "clean": b"",
+    "exception": encode_exception("ModelStreamError", "boom", "StreamBroken"),
+    "exception, then garbage": encode_exception("InternalStreamFailure", "x") + b"\0" * 40,
+    "bad CRC": encode_payload_part(b"data: {}\n\n")[:-1] + b"\0",
+}
+
+
+@pytest.mark.parametrize("maker", MAKERS)
+@pytest.mark.parametrize("parser_class", [PyTokenParser, *([CTokenParser] if CTokenParser else [])])
+@pytest.mark.parametrize("ending", list(_ENDINGS))
+@settings(max_examples=40, deadline=None)
+@given(points=st.lists(st.integers(0, 400), max_size=5))
+def test_feed_tokens_is_feed_then_the_parser(
+    maker: Callable[[], EventDecoder], parser_class: Any, ending: str, points: list[int]
+) -> None:
+    """However the reads fall, with either decoder and either parser: the token events of
+    feed(), read up to the first StreamException, then -1 and that exception; bad bytes
+    before any exception raise."""
+    data = _stream(_ENDINGS[ending])
+    edges = [0, *sorted(min(p, len(data)) for p in points), len(data)]
+    decoder, parser = maker(), parser_class()
+    answers, error = [], None
+    for a, b in zip(edges, edges[1:], strict=False):
+        try:
+            answers.append(decoder.feed_tokens(data[a:b], parser))
+        except EventStreamError as exc:
+            error = exc
+            break
+    expected_exception = {
+        "exception": StreamException("ModelStreamError", "StreamBroken", "boom"),
+        "exception, then garbage": StreamException("InternalStreamFailure", None, "x"),
+    }.get(ending)
+    assert decoder.exception == expected_exception
+    assert (error is not None) == (ending == "bad CRC")
+    ended = [index for index, answer in enumerate(answers) if answer < 0]
+    assert bool(ended) == (expected_exception is not None)
+    if ended:  # from the read that brought the exception on, -1 and nothing more read
+        assert set(answers[ended[0] :]) == {-1}
+    elif error is None:  # every token event answered by the read that completed it
+        assert sum(answers) == len(_TOKEN_EVENTS)
+    assert parser.tokens == len(_TOKEN_EVENTS) and parser.parts == 4

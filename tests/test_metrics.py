@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import random
+from array import array
 
+import pytest
 from hdrh.histogram import HdrHistogram
 
+from loadgen import histograms
 from loadgen.correlate import Echo, MismatchSample
 from loadgen.histograms import (
     COUNTS_LEN,
@@ -15,6 +18,7 @@ from loadgen.histograms import (
     histogram_summary,
     new_histogram,
     percentiles_ms,
+    record_all,
     record_value,
 )
 from loadgen.metrics import Interval, Recorder, Stats
@@ -123,6 +127,26 @@ def test_record_value_matches_hdrh_state_for_state() -> None:
             assert counts_index(value) == theirs.get_counts_array_index(value), value
     assert same_histograms(ours, theirs)
     assert not record_value(ours, 5_000_000_000)  # out of range: refused, never raises
+
+
+@pytest.mark.parametrize("in_c", [True, False])
+def test_record_all_is_record_value_of_each(in_c: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stream's gaps, recorded in one call (C, or the loop without it), state for state."""
+    if not in_c:
+        monkeypatch.setattr(histograms, "_record_counts", None)
+    else:
+        assert histograms._record_counts is not None  # test_build.py: built here
+    rng = random.Random(8)
+    ours, theirs = new_histogram(), new_histogram()
+    for values in [[], [-1, 2**40], EDGE_VALUES, [rng.randrange(0, 2**33) for _ in range(500)]]:
+        values = [*values, int(rng.lognormvariate(8, 2)), 0]
+        record_all(ours, array("q", values))
+        for value in values:
+            theirs.record_value(value)
+        assert same_histograms(ours, theirs)
+    empty = new_histogram()
+    record_all(empty, array("q", [-5, HIGHEST_US * 4]))  # nothing in range: nothing changes
+    assert same_histograms(empty, new_histogram())
 
 
 def test_drained_list_counters_equal_recording_each_value() -> None:

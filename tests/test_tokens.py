@@ -2,12 +2,14 @@
 
 Each stream's expected counts are written out by hand; then every way of cutting it (every
 split point into two parts, one byte a part, random cuts) must give the same counts, and
-the token events must come out of the payload that completes them.
+the token events must come out of the payload that completes them. Every run goes through
+both parsers, the Python reference and the C one, which must agree.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -16,9 +18,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loadgen.transport import tokens
-from loadgen.transport.tokens import StreamFormat, TokenParser
+from loadgen.transport.tokens import (
+    CTokenParser,
+    PyTokenParser,
+    StreamFormat,
+    TokenCounter,
+    TokenParser,
+)
 
 SSE, JSONL, RAW = StreamFormat.SSE, StreamFormat.JSONL, StreamFormat.RAW
+# test_build.py checks the extension is built where a compiler is
+PARSERS: list[type[TokenCounter]] = [PyTokenParser, *([CTokenParser] if CTokenParser else [])]
 
 
 class Counts(NamedTuple):
@@ -33,9 +43,19 @@ class Counts(NamedTuple):
 
 
 def run(format: StreamFormat, parts: Sequence[bytes]) -> Counts:
-    parser = TokenParser(format)
+    """The counts at the end, the same from every parser."""
+    first, *others = [run_one(parser, format, parts) for parser in PARSERS]
+    assert all(counts == first for counts in others), (first, others)
+    return first
+
+
+def run_one(
+    parser_class: type[TokenCounter], format: StreamFormat, parts: Sequence[bytes]
+) -> Counts:
+    parser = parser_class(format)  # type: ignore[call-arg]
     found = sum(parser.feed(part) for part in parts) + parser.close()
     assert format is RAW or found == parser.tokens
+    assert parser.parts == len(parts) and parser.pending == 0
     return Counts(
         found,
         parser.events,
@@ -356,29 +376,34 @@ def test_loads_is_json_loads(text: str) -> None:
     assert got == expected
 
 
-def test_each_token_is_found_in_the_part_that_completes_it() -> None:
+@pytest.mark.parametrize("parser_class", PARSERS)
+def test_each_token_is_found_in_the_part_that_completes_it(
+    parser_class: type[TokenCounter],
+) -> None:
     """What the caller timestamps: TTFT at the first non-zero answer, a gap at each next."""
     events = [chat({"role": "assistant"}), chat({"content": "a"}), chat({"content": "b"})]
     data = sse(*events, b"[DONE]")
     first = data.index(b"\n\n") + 2  # the role-only chunk: no token
     second = data.index(b"\n\n", first) + 2
-    parser = TokenParser()
+    parser = parser_class()  # type: ignore[call-arg]
     assert parser.feed(data[: second - 1]) == 0  # the blank line is not complete yet
     assert parser.feed(data[second - 1 : second + 10]) == 1
     assert parser.feed(data[second + 10 :]) == 1 and parser.done
     assert parser.close() == 0
 
 
-def test_many_events_in_one_part_and_one_event_in_many() -> None:
-    parser = TokenParser()
+@pytest.mark.parametrize("parser_class", PARSERS)
+def test_many_events_in_one_part_and_one_event_in_many(parser_class: type[TokenCounter]) -> None:
+    parser = parser_class()  # type: ignore[call-arg]
     assert parser.feed(sse(*(chat({"content": str(i)}) for i in range(5)))) == 5
     data = sse(chat({"content": "x" * 5000}))
     assert sum(parser.feed(data[i : i + 7]) for i in range(0, len(data), 7)) == 1
-    assert parser.tokens == 6 and parser._tail == b""
+    assert parser.tokens == 6 and parser.pending == 0
 
 
-def test_raw_chunks() -> None:
-    parser = TokenParser(RAW)
+@pytest.mark.parametrize("parser_class", PARSERS)
+def test_raw_chunks(parser_class: type[TokenCounter]) -> None:
+    parser = parser_class(RAW)  # type: ignore[call-arg]
     assert [parser.feed(part) for part in [b"abc", b"", b"\n\n", b"data: [DONE]\n\n"]] == [
         1,
         0,
@@ -391,4 +416,133 @@ def test_raw_chunks() -> None:
 
 def test_the_formats_are_the_scenarios_names() -> None:
     assert [StreamFormat(name) for name in ["sse", "jsonl", "raw"]] == [SSE, JSONL, RAW]
-    assert TokenParser().format is SSE
+    assert all(parser().format is SSE for parser in PARSERS)  # type: ignore[call-arg]
+    assert TokenParser is (CTokenParser or PyTokenParser)
+
+
+# -- the C parser's JSON reader against json.loads and the rule ------------------------------
+
+KEYS = st.sampled_from(
+    [
+        "token",
+        "text",
+        "choices",
+        "delta",
+        "content",
+        "reasoning_content",
+        "reasoning",
+        "message",
+        "outputs",
+        "generated_text",
+        "usage",
+        "completion_tokens",
+        "details",
+        "generated_tokens",
+        "role",
+        "x",
+        "",
+    ]
+)
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.integers(10**17, 10**20)  # past 18 digits the C reader asks Python
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from(["", "a", "é", "\u2028", "\x00", "😀", "\ud800"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(KEYS, children, max_size=4),
+    max_leaves=12,
+)
+LEAVES: list[Any] = [None, True, False, -1, 0, 3, 1.0, "", "a", "é", [], {}]
+# the shapes the rule looks for, each with a leaf where it looks
+SHAPES: list[Any] = [
+    lambda v: {"token": {"text": v}},
+    lambda v: {"choices": [{"delta": {"content": v}}]},
+    lambda v: {"choices": [{"delta": {"role": "assistant", "reasoning_content": v}}]},
+    lambda v: {"choices": [{"delta": {"reasoning": v}}]},
+    lambda v: {"choices": [{"text": v}, {"text": "b"}]},
+    lambda v: {"choices": [{"message": {"content": v}}]},
+    lambda v: {"outputs": ["", v]},
+    lambda v: {"generated_text": v},
+    lambda v: {"usage": {"completion_tokens": v}},
+    lambda v: {"details": {"generated_tokens": v}},
+    lambda v: {"usage": {"completion_tokens": 9}, "details": {"generated_tokens": v}},
+]
+DOCUMENTS = st.one_of(
+    VALUES,
+    st.builds(lambda shape, leaf: shape(leaf), st.sampled_from(SHAPES), st.sampled_from(LEAVES)),
+)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("leaf", LEAVES, ids=repr)
+def test_the_c_reader_reads_each_place_the_rule_looks(shape: Any, leaf: Any) -> None:
+    """Each shape with each leaf, alone, after its own kind (a repeated key: the last wins)
+    and after a key the rule ignores; run() holds the parsers to each other."""
+    text = json.dumps(shape(leaf))
+    inner = text[1:-1]
+    for document in [text, "{" + inner + ", " + inner + "}", '{"x": {"token": 1}, ' + inner + "}"]:
+        found, reported = tokens.classify(document.encode())
+        expected = Counts(found, 1, 0, False, reported, found if reported is None else reported)
+        assert run(JSONL, [document.encode()]) == expected, document
+    repeated = "{" + json.dumps(shape("a"))[1:-1] + ", " + inner + "}"  # the leaf wins
+    assert run(JSONL, [repeated.encode()]) == run(JSONL, [text.encode()])
+
+
+# json.dumps of those, then bent: repeated keys, escapes in keys, raw UTF-8, bad bytes
+BENDS = st.sampled_from(
+    [
+        lambda t: t,
+        lambda t: t.replace('"token"', '"tok\\u0065n"'),
+        lambda t: t.replace('{"', '{"text": "", "', 1),
+        lambda t: t.replace("}", ', "text": "z"}', 1),
+        lambda t: t.replace("}", ', "content": 1}', 1),
+        lambda t: t.replace("}", ', "completion_tokens": -0}', 1),
+        lambda t: t.replace("}", ', "generated_tokens": 2.0}', 1),
+        lambda t: t.replace(", ", ",\t\r\n"),
+        lambda t: t.replace('"a"', '"\x01"'),
+        lambda t: t.replace('"a"', '"\\x"'),
+        lambda t: t.replace("0", "00", 1),
+        lambda t: t.replace("1", "1.", 1),
+        lambda t: t.replace("]", ",]", 1),
+        lambda t: t + " x",
+        lambda t: "\u00a0" + t,
+        lambda t: "[" * 300 + t + "]" * 300,
+        lambda t: '{"choices": [' * 150 + t + "]}" * 150,
+    ]
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    value=DOCUMENTS,
+    top=st.sampled_from(["bare", "token", "choices", "outputs", "usage", "details"]),
+    bend=BENDS,
+    ascii_only=st.booleans(),
+    tail=st.sampled_from([b"", b"\xff", b"\xed\xa0\x80", b"\xc0\x80", b"\xf4\x90\x80\x80"]),
+)
+def test_the_c_reader_judges_any_json_as_the_rule_does(
+    value: Any, top: str, bend: Any, ascii_only: bool, tail: bytes
+) -> None:
+    """Each value as one JSON line and one SSE event: the same token, count and malformed
+    from both parsers (run() compares them), and from classify."""
+    if top == "token":
+        value = {"token": value}
+    elif top == "choices":
+        value = {"choices": [value]}
+    elif top != "bare":
+        value = {top: value}
+    text = bend(json.dumps(value, ensure_ascii=ascii_only, allow_nan=True))
+    data = text.encode("utf-8", "surrogatepass").replace(b"\n", b" ") + tail
+    line = run(JSONL, [data + b"\n"])
+    found, reported = tokens.classify(data)
+    assert (line.tokens, line.malformed, line.reported) == (max(found, 0), int(found < 0), reported)
+    assert run(SSE, [b"data: " + data + b"\n\n"]) == line
+
+
+def test_the_c_parser_is_built() -> None:
+    """CI builds the extension; without it every event pays json.loads."""
+    if os.environ.get("LOADGEN_PURE_EVENTSTREAM") == "1":
+        assert TokenParser is PyTokenParser
+    else:
+        assert CTokenParser is not None and TokenParser is CTokenParser

@@ -1,12 +1,14 @@
 /* The event-stream decoder's hot part in C: one call per network read finds the whole
  * messages, checks both CRC32s, reads the headers that decide the event and makes a
  * PayloadPart (a Python NamedTuple class handed in) of each; the rare other messages go to a
- * Python function. eventstream.py's PyEventStreamDecoder is the reference: the same bytes
+ * Python function. `feed_tokens` hands each PayloadPart's payload straight to a Tokens
+ * (_tokensc.c) instead, so a read becomes a token count in one call. eventstream.py's
+ * PyEventStreamDecoder is the reference: the same bytes
  * give the same events and the same error messages, step for step
  * (tests/test_eventstream.py runs every test on both, and against botocore).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_tokensc.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -220,7 +222,20 @@ typedef struct {
     Py_ssize_t length, capacity;
     Py_ssize_t need; /* bytes the buffer must hold before it is read again */
     int failed;
+    PyObject *exception; /* feed_tokens: the exception or error message that ended the stream */
 } Decoder;
+
+static PyTypeObject *tokens_type; /* Tokens, made at import */
+
+/* feed_tokens' way through read_message: PayloadParts to `tokens` (a Tokens, else anything
+ * with feed(payload) -> int), their token events counted in `found`. */
+typedef struct {
+    PyObject *tokens;
+    int is_c;
+    Py_ssize_t found;
+} Sink;
+
+#define ENDED 1 /* read_message: the stream's exception came; read no further */
 
 /* The prelude at m checked; its total length in *total. As _check_prelude. */
 static int check_prelude(const unsigned char *m, Py_ssize_t *total, PyObject **message) {
@@ -259,9 +274,11 @@ static PyObject *span_str(Span s) {
     return PyUnicode_DecodeUTF8((const char *)s.at, s.length, "strict");
 }
 
-/* The whole message at m (its prelude checked) appended to events as its event. */
+/* The whole message at m (its prelude checked) appended to events as its event; with a
+ * sink, a PayloadPart's payload goes to its Tokens, an exception or error message is kept
+ * in self->exception (ENDED) and any other message is passed over. */
 static int read_message(Decoder *self, const unsigned char *m, Py_ssize_t total,
-                        PyObject *events, PyObject **message) {
+                        PyObject *events, PyObject **message, Sink *sink) {
     Py_ssize_t headers = (Py_ssize_t)be32(m + 4);
     const unsigned char *stop = m + total - 4; /* the message CRC */
     if (crc32_update(be32(m + 8), m + 8, (size_t)(total - 12)) != be32(stop)) {
@@ -271,6 +288,26 @@ static int read_message(Decoder *self, const unsigned char *m, Py_ssize_t total,
     Span kinds[K_COUNT];
     if (read_headers(m + PRELUDE_LENGTH, headers, kinds, message) < 0) return -1;
     const unsigned char *payload = m + PRELUDE_LENGTH + headers;
+    if (sink != NULL) {
+        if (span_is(kinds[K_MESSAGE_TYPE], "event", 5)
+            && span_is(kinds[K_EVENT_TYPE], "PayloadPart", 11)) {
+            Py_ssize_t found;
+            if (sink->is_c) {
+                found = tokens_feed((Tokens *)sink->tokens, payload, stop - payload);
+            } else {
+                PyObject *answer = PyObject_CallMethod(sink->tokens, "feed", "y#", payload,
+                                                       (Py_ssize_t)(stop - payload));
+                found = answer == NULL ? -1 : PyLong_AsSsize_t(answer);
+                Py_XDECREF(answer);
+            }
+            if (found < 0) return -1;
+            sink->found += found;
+            return 0;
+        }
+        if (!span_is(kinds[K_MESSAGE_TYPE], "exception", 9)
+            && !span_is(kinds[K_MESSAGE_TYPE], "error", 5))
+            return 0;
+    }
     PyObject *bytes = PyBytes_FromStringAndSize((const char *)payload, stop - payload);
     if (bytes == NULL) return -1;
     PyObject *event;
@@ -296,6 +333,10 @@ static int read_message(Decoder *self, const unsigned char *m, Py_ssize_t total,
         Py_DECREF(bytes);
         if (event == NULL) return -1;
     }
+    if (sink != NULL) {
+        Py_XSETREF(self->exception, event);
+        return ENDED;
+    }
     int appended = PyList_Append(events, event);
     Py_DECREF(event);
     return appended;
@@ -303,7 +344,7 @@ static int read_message(Decoder *self, const unsigned char *m, Py_ssize_t total,
 
 /* Decodes the whole messages at p; the offset where the rest starts, or -1. */
 static Py_ssize_t scan(Decoder *self, const unsigned char *p, Py_ssize_t n, PyObject *events,
-                       PyObject **message) {
+                       PyObject **message, Sink *sink) {
     Py_ssize_t at = 0;
     while (n - at >= PRELUDE_LENGTH) {
         Py_ssize_t total;
@@ -312,8 +353,10 @@ static Py_ssize_t scan(Decoder *self, const unsigned char *p, Py_ssize_t n, PyOb
             self->need = total;
             return at;
         }
-        if (read_message(self, p + at, total, events, message) < 0) return -1;
+        int read = read_message(self, p + at, total, events, message, sink);
+        if (read < 0) return -1;
         at += total;
+        if (read == ENDED) return n; /* the rest is not read */
     }
     self->need = PRELUDE_LENGTH;
     return at;
@@ -366,15 +409,24 @@ static PyObject *fail(Decoder *self, PyObject *message, PyObject *events) {
     return NULL;
 }
 
-static PyObject *decoder_feed(Decoder *self, PyObject *data) {
-    if (self->failed) return fail(self, PyUnicode_FromString("the decoder failed earlier"), NULL);
+/* feed and feed_tokens: the events completed (a list), or with a sink NULL and 0 (or -1
+ * with an error set); a message cut short is kept for the next call. */
+static PyObject *decode(Decoder *self, PyObject *data, Sink *sink, int *failed) {
+    *failed = 0;
+    if (self->failed) {
+        *failed = 1;
+        return fail(self, PyUnicode_FromString("the decoder failed earlier"), NULL);
+    }
     Py_buffer view;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        *failed = 1;
+        return NULL;
+    }
     const unsigned char *p = view.buf;
     Py_ssize_t n = view.len;
     PyObject *message = NULL;
-    PyObject *events = PyList_New(0);
-    if (events == NULL) goto error;
+    PyObject *events = NULL;
+    if (sink == NULL && (events = PyList_New(0)) == NULL) goto error;
     if (self->length > 0) {
         /* complete the buffered message from the front of the data: only its bytes are
          * copied, the messages after it are read where they lie */
@@ -391,21 +443,44 @@ static PyObject *decoder_feed(Decoder *self, PyObject *data) {
                 self->need = total;
                 continue;
             }
-            if (read_message(self, self->buffer, self->length, events, &message) < 0) goto error;
+            int read = read_message(self, self->buffer, self->length, events, &message, sink);
+            if (read < 0) goto error;
             empty(self);
+            if (read == ENDED) goto done;
             break;
         }
     }
-    Py_ssize_t at = scan(self, p, n, events, &message);
+    Py_ssize_t at = scan(self, p, n, events, &message, sink);
     if (at < 0 || (at < n && append(self, p + at, n - at) < 0)) goto error;
 done:
     PyBuffer_Release(&view);
     return events;
 error:
     PyBuffer_Release(&view);
+    *failed = 1;
     fail(self, message, events);
     Py_XDECREF(events);
     return NULL;
+}
+
+static PyObject *decoder_feed(Decoder *self, PyObject *data) {
+    int failed;
+    return decode(self, data, NULL, &failed);
+}
+
+/* feed_tokens(data, tokens): the token events these bytes completed, or -1 once an exception
+ * message ended the stream (then `exception` holds it and later bytes are not read). */
+static PyObject *decoder_feed_tokens(Decoder *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "feed_tokens(data, tokens)");
+        return NULL;
+    }
+    if (self->exception != NULL) return PyLong_FromLong(-1);
+    Sink sink = {args[1], PyObject_TypeCheck(args[1], tokens_type), 0};
+    int failed;
+    decode(self, args[0], &sink, &failed);
+    if (failed) return NULL;
+    return PyLong_FromSsize_t(self->exception != NULL ? -1 : sink.found);
 }
 
 static PyObject *decoder_close(Decoder *self, PyObject *unused) {
@@ -417,6 +492,11 @@ static PyObject *decoder_close(Decoder *self, PyObject *unused) {
 static PyObject *decoder_pending(Decoder *self, void *closure) {
     (void)closure;
     return PyLong_FromSsize_t(self->length);
+}
+
+static PyObject *decoder_exception(Decoder *self, void *closure) {
+    (void)closure;
+    return Py_NewRef(self->exception != NULL ? self->exception : Py_None);
 }
 
 static PyObject *decoder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
@@ -453,6 +533,7 @@ static int decoder_traverse(Decoder *self, visitproc visit, void *arg) {
     Py_VISIT(self->payload_part);
     Py_VISIT(self->other);
     Py_VISIT(self->error);
+    Py_VISIT(self->exception);
     return 0;
 }
 
@@ -460,6 +541,7 @@ static int decoder_clear(Decoder *self) {
     Py_CLEAR(self->payload_part);
     Py_CLEAR(self->other);
     Py_CLEAR(self->error);
+    Py_CLEAR(self->exception);
     return 0;
 }
 
@@ -476,6 +558,10 @@ static PyMethodDef decoder_methods[] = {
     {"feed", (PyCFunction)decoder_feed, METH_O,
      "feed(data) -> list of events completed by these bytes; an incomplete message's bytes\n"
      "are kept. Raises error(message, events) on malformed bytes; then the decoder is unusable."},
+    {"feed_tokens", (PyCFunction)(void (*)(void))decoder_feed_tokens, METH_FASTCALL,
+     "feed_tokens(data, tokens) -> the token events these bytes completed, each PayloadPart\n"
+     "fed to tokens.feed (in C for a Tokens); -1 once an exception message ended the stream\n"
+     "(`exception`)."},
     {"close", (PyCFunction)decoder_close, METH_NOARGS,
      "close(): the stream ended; raises error when a message was cut short."},
     {NULL, NULL, 0, NULL},
@@ -483,6 +569,8 @@ static PyMethodDef decoder_methods[] = {
 
 static PyGetSetDef decoder_getset[] = {
     {"pending", (getter)decoder_pending, NULL, "Bytes held of a message not complete yet.", NULL},
+    {"exception", (getter)decoder_exception, NULL,
+     "feed_tokens: the exception message that ended the stream, or None.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -534,6 +622,14 @@ PyMODINIT_FUNC PyInit__eventstreamc(void) {
         Py_DECREF(made);
         return NULL;
     }
+    Py_DECREF(type);
+    type = tokens_type_new();
+    if (type == NULL || PyModule_AddObjectRef(made, "Tokens", type) < 0) {
+        Py_XDECREF(type);
+        Py_DECREF(made);
+        return NULL;
+    }
+    tokens_type = (PyTypeObject *)type; /* the module keeps it alive */
     Py_DECREF(type);
     return made;
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -54,7 +55,7 @@ class StreamResult:
     first_token_ns: int = 0  # the first token-bearing event; 0: none came
     last_token_ns: int = 0
     tokens: int = 0  # token events, or the stream's own final count (usage)
-    gaps_us: list[int] | None = None  # between consecutive token events, one per gap
+    gaps_us: array[int] | None = None  # µs between consecutive token events, one per gap
     parts: int = 0  # PayloadParts
 
 

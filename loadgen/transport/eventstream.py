@@ -11,7 +11,10 @@ InternalStreamFailure (JSON Message).
 `EventStreamDecoder()` makes a decoder whose `feed(data)` keeps the bytes of an incomplete
 message and returns the events completed so far: `PayloadPart`, `StreamException` or
 `OtherMessage`; `pending` counts the bytes held and `close()` raises if the stream ended
-inside a message. Two implementations give the same events and the same errors: the C
+inside a message. `feed_tokens(data, parser)` is the streaming call's way: each PayloadPart's
+payload goes to the token parser (tokens.py; in C, from the C decoder to the C parser, no
+Python object made), other events are passed over, and it answers the token events
+completed, or -1 once a StreamException (then in `exception`) ended the stream. Two implementations give the same events and the same errors: the C
 extension `_eventstreamc` (scanning, both CRCs and the few headers that matter in one call per
 read) and `PyEventStreamDecoder` here, the reference, used when the extension is not built or
 LOADGEN_PURE_EVENTSTREAM=1. tests/test_eventstream.py holds both against botocore's
@@ -78,11 +81,26 @@ class EventStreamError(ValueError):
         self.events: list[Event] = [] if events is None else events
 
 
+class PayloadSink(Protocol):
+    """A token parser, as feed_tokens sees it."""
+
+    def feed(self, payload: bytes, /) -> int: ...
+
+
 class EventDecoder(Protocol):
     """What both implementations offer."""
 
     def feed(self, data: bytes, /) -> list[Event]:
         """The events completed by these bytes; an incomplete message's bytes are kept."""
+        ...
+
+    def feed_tokens(self, data: bytes, parser: PayloadSink, /) -> int:
+        """Token events completed by these bytes, or -1 once a StreamException came."""
+        ...
+
+    @property
+    def exception(self) -> StreamException | None:
+        """feed_tokens: the StreamException that ended the stream."""
         ...
 
     @property
@@ -227,7 +245,7 @@ def _read_headers(block: bytes) -> _Kinds:
 class PyEventStreamDecoder:
     """The pure Python decoder: the reference the C one must match, and the fallback."""
 
-    __slots__ = ("_buffer", "_need", "_failed", "_block", "_kinds", "_is_part")
+    __slots__ = ("_buffer", "_need", "_failed", "_block", "_kinds", "_is_part", "exception")
 
     def __init__(self) -> None:
         self._buffer = bytearray()  # the start of a message not complete yet
@@ -237,10 +255,30 @@ class PyEventStreamDecoder:
         self._block = b""
         self._kinds = _Kinds(None, None, None, None, None)
         self._is_part = False
+        self.exception: StreamException | None = None
 
     @property
     def pending(self) -> int:
         return len(self._buffer)
+
+    def feed_tokens(self, data: bytes, parser: PayloadSink) -> int:
+        if self.exception is not None:
+            return -1
+        error = None
+        try:
+            events = self.feed(data)
+        except EventStreamError as exc:  # raised once what came before it is read, as in C
+            events, error = exc.events, exc
+        found = 0
+        for event in events:
+            if type(event) is PayloadPart:
+                found += parser.feed(event.payload)
+            elif type(event) is StreamException:
+                self.exception = event
+                return -1  # what follows it is never read
+        if error is not None:
+            raise error
+        return found
 
     def feed(self, data: bytes) -> list[Event]:
         if self._failed:

@@ -3,35 +3,45 @@ read as token events, each timed on arrival. Both transports use it, so they cou
 
 Tokens that arrive in one read share its time: a gap is what the client saw between two
 token events, as vLLM's benchmark and llmperf take it.
+
+A read costs one call into the decoder (`feed_tokens`): with the C extension, its messages,
+CRCs, SSE events and JSON are read in C and only the token count comes back. Gaps are kept
+in an array of µs, recorded into the histograms in one C call per stream (histograms.py).
 """
 
 from __future__ import annotations
 
 import time
+from array import array
 from collections.abc import Callable
 
 from loadgen import api
 from loadgen.transport.base import Outcome, StreamResult
-from loadgen.transport.eventstream import (
-    EventStreamDecoder,
-    EventStreamError,
-    PayloadPart,
-    StreamException,
-)
+from loadgen.transport.eventstream import EventStreamDecoder, EventStreamError, StreamException
 from loadgen.transport.tokens import StreamFormat, TokenParser
 
 
 class StreamReader:
     """Times and counts one stream; `outcome` ends it."""
 
-    __slots__ = ("_clock", "_decoder", "_parser", "result", "_gaps", "exception", "broken")
+    __slots__ = (
+        "_clock",
+        "_decoder",
+        "_feed",
+        "_parser",
+        "result",
+        "_gaps",
+        "exception",
+        "broken",
+    )
 
     def __init__(self, stream_format: str, clock: Callable[[], int] = time.monotonic_ns) -> None:
         self._clock = clock
-        self._decoder = EventStreamDecoder()
-        self._parser = TokenParser(StreamFormat(stream_format))
+        self._decoder = decoder = EventStreamDecoder()
+        self._feed = decoder.feed_tokens
+        self._parser = TokenParser(StreamFormat(stream_format))  # type: ignore[call-arg]
         self.result = StreamResult()
-        self._gaps: list[int] = []
+        self._gaps = array("q")  # µs
         self.exception: StreamException | None = None  # the stream ended with this message
         self.broken = False  # bytes that are not an event stream: a ProtocolError
 
@@ -41,24 +51,20 @@ class StreamReader:
 
     def data(self, chunk: bytes) -> None:
         """Body bytes off the wire, cut anywhere."""
-        if self.broken or self.exception is not None:
+        if self.broken:
             return
         try:
-            events = self._decoder.feed(chunk)
-        except EventStreamError as exc:
-            events = exc.events or []
+            tokens = self._feed(chunk, self._parser)
+        except EventStreamError:
             self.broken = True
-        for event in events:
-            if type(event) is PayloadPart:
-                self.part(event.payload)
-            elif type(event) is StreamException:
-                self.exception = event
-                return
+            return
+        if tokens > 0:
+            self._tokens(tokens)
+        elif tokens < 0:
+            self.exception = self._decoder.exception
 
     def part(self, payload: bytes) -> None:
-        """One PayloadPart: its token events, timed now."""
-        result = self.result
-        result.parts += 1
+        """One PayloadPart (botocore has decoded the messages): its token events, timed now."""
         tokens = self._parser.feed(payload)
         if tokens:
             self._tokens(tokens)
@@ -93,7 +99,9 @@ class StreamReader:
         if tail:
             self._tokens(tail)
         result = self.result
+        parser = self._parser
         # raw chunks time the stream but are no tokens; a reported count overrides ours
-        result.tokens = self._parser.output_tokens or 0
+        result.tokens = parser.output_tokens or 0
+        result.parts = parser.parts
         result.gaps_us = self._gaps
         return Outcome(status, None, variant, echoed, stream=result)

@@ -38,13 +38,20 @@ The count a container reports overrides the counted events for the request's tot
 (`output_tokens`): `usage.completion_tokens` (OpenAI-style, the last one seen) or
 `details.generated_tokens` (TGI with details, LMI). A data event or line that is not valid
 JSON (or not UTF-8) is a non-token event counted in `malformed`.
+
+Two implementations count alike: `PyTokenParser` here, the reference, and the C one in
+_tokensc.c (the event-stream decoder feeds it each PayloadPart without making a Python object
+of it), used when the extension is built and LOADGEN_PURE_EVENTSTREAM is not 1. `classify`
+is the rule for one event; the C parser reads the JSON itself and leaves to `classify` only
+what it cannot settle cheaply (an escaped key, a huge count, deep nesting).
 """
 
 from __future__ import annotations
 
 import enum
+import os
 from json import JSONDecoder
-from typing import Any
+from typing import Any, Protocol, cast
 
 _DONE = b"[DONE]"
 _JSON_SPACE = " \t\n\r"
@@ -73,7 +80,48 @@ def _count(value: object) -> int | None:
     return value if type(value) is int and value >= 0 else None
 
 
-class TokenParser:
+class TokenCounter(Protocol):
+    """What both implementations offer (read-only to their users)."""
+
+    @property
+    def format(self) -> StreamFormat: ...
+    @property
+    def done(self) -> bool: ...
+    @property
+    def reported_tokens(self) -> int | None: ...
+    @property
+    def tokens(self) -> int: ...
+    @property
+    def events(self) -> int: ...
+    @property
+    def malformed(self) -> int: ...
+    @property
+    def parts(self) -> int:
+        """Payloads fed."""
+        ...
+
+    @property
+    def output_tokens(self) -> int | None: ...
+
+    @property
+    def pending(self) -> int:
+        """Bytes held after the last line end."""
+        ...
+
+    def feed(self, payload: bytes, /) -> int: ...
+
+    def close(self) -> int: ...
+
+
+def _output_tokens(parser: TokenCounter) -> int | None:
+    """The request's output tokens: the reported count, else the token events; None for raw
+    chunks."""
+    if parser.format is _RAW:
+        return None
+    return parser.tokens if parser.reported_tokens is None else parser.reported_tokens
+
+
+class PyTokenParser:
     """One stream's token events; `feed` each PayloadPart's payload, `close` at the end."""
 
     __slots__ = (
@@ -83,6 +131,7 @@ class TokenParser:
         "tokens",
         "events",
         "malformed",
+        "parts",
         "_tail",
         "_data",
     )
@@ -96,20 +145,20 @@ class TokenParser:
         self.tokens = 0  # token events (sse, jsonl)
         self.events = 0  # events with data, JSON lines, or raw chunks ([DONE] is none)
         self.malformed = 0  # events or lines that are not JSON
+        self.parts = 0  # payloads fed
         # -- the unfinished part
         self._tail = bytearray()  # the bytes after the last line end
         self._data: list[bytes] = []  # the data lines of an SSE event not ended yet
 
+    output_tokens = property(_output_tokens)
+
     @property
-    def output_tokens(self) -> int | None:
-        """The request's output tokens: the reported count, else the token events; None for
-        raw chunks."""
-        if self.format is _RAW:
-            return None
-        return self.tokens if self.reported_tokens is None else self.reported_tokens
+    def pending(self) -> int:
+        return len(self._tail)
 
     def feed(self, payload: bytes) -> int:
         """Token events (raw: chunks) completed by this payload."""
+        self.parts += 1
         if self.format is _RAW:
             if not payload:
                 return 0
@@ -187,45 +236,57 @@ class TokenParser:
     def _json(self, text: bytes) -> int:
         """One event's JSON: 1 if it carries generated text, else 0."""
         self.events += 1
-        try:
-            value: Any = _loads(text)
-        except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, nesting
+        found, reported = classify(text)
+        if reported is not None:
+            self.reported_tokens = reported
+        if found < 0:
             self.malformed += 1
             return 0
-        if type(value) is not dict:
-            return 0
-        found = self._tokens_in(value)
         self.tokens += found
         return found
 
-    def _tokens_in(self, event: dict[str, Any]) -> int:
-        usage = event.get("usage")
-        if type(usage) is dict and (count := _count(usage.get("completion_tokens"))) is not None:
-            self.reported_tokens = count
-        details = event.get("details")
-        if type(details) is dict and (count := _count(details.get("generated_tokens"))) is not None:
-            self.reported_tokens = count
-        token = event.get("token")
-        if type(token) is dict and _has_text(token.get("text")):
-            return 1  # TGI, LMI
-        choices = event.get("choices")
-        if type(choices) is list and choices and type(choice := choices[0]) is dict:
-            delta = choice.get("delta")
-            if type(delta) is dict and (
-                _has_text(delta.get("content"))
-                or _has_text(delta.get("reasoning_content"))
-                or _has_text(delta.get("reasoning"))
-            ):
-                return 1  # OpenAI-style chat
-            if _has_text(choice.get("text")):
-                return 1  # OpenAI-style completions
-            message = choice.get("message")
-            if type(message) is dict and _has_text(message.get("content")):
-                return 1
-        outputs = event.get("outputs")
-        if type(outputs) is list and any(_has_text(output) for output in outputs):
-            return 1  # LMI dynamic batch
-        return 1 if _has_text(event.get("generated_text")) else 0
+
+def classify(text: bytes) -> tuple[int, int | None]:
+    """One event's JSON: (1 if it carries generated text, 0 if not, -1 if it is not JSON or
+    not UTF-8; the token count it reports, or None)."""
+    try:
+        value: Any = _loads(text)
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, nesting
+        return -1, None
+    if type(value) is not dict:
+        return 0, None
+    reported = None
+    usage = value.get("usage")
+    if type(usage) is dict and (count := _count(usage.get("completion_tokens"))) is not None:
+        reported = count
+    details = value.get("details")
+    if type(details) is dict and (count := _count(details.get("generated_tokens"))) is not None:
+        reported = count
+    return _has_token(value), reported
+
+
+def _has_token(event: dict[str, Any]) -> int:
+    token = event.get("token")
+    if type(token) is dict and _has_text(token.get("text")):
+        return 1  # TGI, LMI
+    choices = event.get("choices")
+    if type(choices) is list and choices and type(choice := choices[0]) is dict:
+        delta = choice.get("delta")
+        if type(delta) is dict and (
+            _has_text(delta.get("content"))
+            or _has_text(delta.get("reasoning_content"))
+            or _has_text(delta.get("reasoning"))
+        ):
+            return 1  # OpenAI-style chat
+        if _has_text(choice.get("text")):
+            return 1  # OpenAI-style completions
+        message = choice.get("message")
+        if type(message) is dict and _has_text(message.get("content")):
+            return 1
+    outputs = event.get("outputs")
+    if type(outputs) is list and any(_has_text(output) for output in outputs):
+        return 1  # LMI dynamic batch
+    return 1 if _has_text(event.get("generated_text")) else 0
 
 
 def _loads(data: bytes) -> Any:
@@ -238,3 +299,38 @@ def _loads(data: bytes) -> Any:
     if end != len(text) and text[end:].strip(_JSON_SPACE):
         raise ValueError("extra data")
     return value
+
+
+_FORMAT_CODES = {_SSE: 0, _JSONL: 1, _RAW: 2}  # _tokensc.c's FORMAT_*
+
+
+def _load_c_parser() -> type[TokenCounter] | None:
+    """The C parser's class, or None: not built, or LOADGEN_PURE_EVENTSTREAM=1."""
+    if os.environ.get("LOADGEN_PURE_EVENTSTREAM") == "1":
+        return None
+    try:
+        from loadgen.transport._eventstreamc import Tokens
+    except ImportError:
+        return None
+
+    class CTokenParser(Tokens):
+        """The C parser, made and read as PyTokenParser is."""
+
+        __slots__ = ("format",)
+        format: StreamFormat
+
+        def __new__(cls, format: StreamFormat = StreamFormat.SSE) -> CTokenParser:
+            parser = cast(CTokenParser, super().__new__(cls, _FORMAT_CODES[format], classify))
+            parser.format = format
+            return parser
+
+        @property
+        def output_tokens(self) -> int | None:
+            return _output_tokens(self)
+
+    return CTokenParser
+
+
+CTokenParser = _load_c_parser()
+# A new parser for each stream: C when it was built, else the Python one.
+TokenParser: type[TokenCounter] = CTokenParser or PyTokenParser
