@@ -11,6 +11,11 @@ with each transport in turn, interleaved over the repeats, and the table gives m
 - client-added TTFT: `ttft_service_time_ms` (first token event from the send) minus D,
   p50 and p99. It includes the server's own lateness, shown beside it.
 
+Each repeat also runs bench/stream_floor.py: a uvloop reader that drops the bytes, at the
+same streams. Its events per CPU-second are the floor's: what the kernel and the event loop
+cost per read, which no Python client reading each event in its own read can beat; the
+floor over botocore is the highest ratio reachable on the machine.
+
 The load is an open loop by default: `constant-arrival-rate` at streams / (D + (N-1) G)
 per second, so `--streams` are in flight with their start times spread evenly (Little's
 law; the table shows the mean reached). A closed loop (`--executor closed`) starts every
@@ -19,6 +24,7 @@ events every G ms rather than a steady flow (bench/README.md says more).
 
     .venv/bin/python bench/stream.py [--duration 10] [--streams 1000] [--botocore-streams 100]
                                      [--repeats 3] [--json PATH] [--transports fast,botocore]
+                                     [--no-floor]
 """
 
 from __future__ import annotations
@@ -125,6 +131,18 @@ class Run:
     def server_first_p99_ms(self) -> float | None:
         late = self.server.first_token_late
         return None if late is None else late.p99 / 1000
+
+
+@dataclass
+class Floor:
+    """bench/stream_floor.py's runs: token events per CPU-second of a reader that drops them."""
+
+    streams: int
+    runs: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def median(self) -> float | None:
+        return statistics.median(self.runs) if self.runs else None
 
 
 @dataclass
@@ -330,7 +348,35 @@ def fmt(value: float | None, spec: str = ",.0f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def table(rows: list[Row]) -> str:
+def run_floor(settings: Settings, streams: int, env: dict[str, str]) -> float:
+    """One bench/stream_floor.py run: its token events per CPU-second."""
+    command = [
+        sys.executable,
+        str(BENCH / "stream_floor.py"),
+        "--url",
+        settings.url,
+        "--streams",
+        str(streams),
+        "--stream-s",
+        str(settings.schedule.stream_s),
+        "--duration",
+        str(settings.duration_s),
+    ]
+    timeout = settings.duration_s + settings.schedule.stream_s + STARTUP_GRACE_S
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"stream_floor.py timed out after {timeout:.0f} s") from None
+    if done.returncode != 0:
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise BenchError(f"stream_floor.py exited {done.returncode}: {tail}")
+    counts = json.loads(done.stdout)
+    if not counts["events"] or not counts["cpu_s"]:
+        raise BenchError(f"stream_floor.py read no events: {counts}")
+    return float(counts["events"] / counts["cpu_s"])
+
+
+def table(rows: list[Row], floor: Floor | None = None) -> str:
     lines = [
         "| transport | streams | token events per client CPU-s | runs | client CPU "
         "| client waited for a CPU | token events/s | client-added TTFT p50 / p99 "
@@ -350,11 +396,17 @@ def table(rows: list[Row]) -> str:
             f"{fmt(row.median('server_first_p99_ms'), '.2f')} ms, "
             f"{fmt(row.median('server_cpu'), '.0%')} |"
         )
+    if floor is not None:
+        runs = " / ".join(f"{value:,.0f}" for value in floor.runs) or "failed"
+        lines.append(
+            f"| floor: a reader that drops the bytes | {floor.streams:,} "
+            f"| {fmt(floor.median())} | {runs} | - | - | - | - | - |"
+        )
     return "\n".join(lines)
 
 
-def verdicts(rows: list[Row]) -> list[str]:
-    """The issue's two targets, plainly."""
+def verdicts(rows: list[Row], floor: Floor | None = None) -> list[str]:
+    """The issue's two targets, plainly, and the floor's ceiling on the first."""
     boto = next((row for row in rows if row.transport == "botocore" and row.runs), None)
     fast = [row for row in rows if row.transport == "fast" and row.runs]
     lines = []
@@ -367,6 +419,12 @@ def verdicts(rows: list[Row]) -> list[str]:
             lines.append(
                 f"fast ({row.streams:,} streams) / botocore ({boto.streams:,} streams), token "
                 f"events per client CPU-second: {ratio:.1f}x (target >= {RATIO_TARGET:g}x: {met})"
+            )
+        floor_median = floor.median() if floor is not None else None
+        if floor is not None and floor_median is not None:
+            lines.append(
+                f"floor ({floor.streams:,} streams) / botocore: {floor_median / reference:.1f}x, "
+                "the highest ratio a client reading each event in its own read reaches here"
             )
     if fast:
         row = fast[0]
@@ -430,6 +488,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--transports", default="fast,botocore")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--no-floor", action="store_true", help="skip bench/stream_floor.py's runs")
     args = parser.parse_args()
     if min(args.duration, args.streams, args.botocore_streams, args.repeats, args.tokens) <= 0:
         parser.error("--duration, --streams, --botocore-streams, --repeats, --tokens must be > 0")
@@ -444,6 +503,7 @@ def main() -> int:
     if "botocore" in wanted:
         rows.append(Row("botocore", args.botocore_streams))
     schedule = Schedule(args.first_token_ms, args.gap_ms, args.tokens)
+    floor = None if args.no_floor else Floor(args.streams)
 
     env = loadgen_env()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -457,7 +517,7 @@ def main() -> int:
     settings = Settings(args.duration, args.executor, schedule, url, server.pid)
     try:
         with tempfile.TemporaryDirectory(prefix="loadgen-sbench-") as tmp:
-            measure(rows, settings, args.repeats, Path(tmp), env)
+            measure(rows, settings, args.repeats, Path(tmp), env, floor)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -479,11 +539,13 @@ def main() -> int:
         f"1-min load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
     )
     found = notes(rows, settings)
+    if floor is not None:
+        found.extend(f"floor: {failure}" for failure in floor.failures)
     if load_before > 0.5:
         found.append(f"the machine was busy before the run (load average {load_before:.2f})")
     print(header + "\n")
-    print(table(rows) + "\n")
-    print("\n".join(verdicts(rows)))
+    print(table(rows, floor) + "\n")
+    print("\n".join(verdicts(rows, floor)))
     if found:
         print("\n" + "\n".join(f"- {note}" for note in found))
     if args.json:
@@ -511,7 +573,15 @@ def main() -> int:
                 }
                 for row in rows
             ],
-            "verdicts": verdicts(rows),
+            "floor": None
+            if floor is None
+            else {
+                "streams": floor.streams,
+                "median_events_per_cpu_s": floor.median(),
+                "runs": floor.runs,
+                "failures": floor.failures,
+            },
+            "verdicts": verdicts(rows, floor),
             "notes": found,
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -519,10 +589,25 @@ def main() -> int:
 
 
 def measure(
-    rows: list[Row], settings: Settings, repeats: int, tmp: Path, env: dict[str, str]
+    rows: list[Row],
+    settings: Settings,
+    repeats: int,
+    tmp: Path,
+    env: dict[str, str],
+    floor: Floor | None = None,
 ) -> None:
-    """Every transport once per repeat, in turn, so drift hits all alike."""
+    """Every transport (and the floor) once per repeat, in turn, so drift hits all alike."""
     for repeat in range(1, repeats + 1):
+        if floor is not None:
+            try:
+                floor.runs.append(run_floor(settings, floor.streams, env))
+                print(
+                    f"[{repeat}/{repeats}] floor ({floor.streams:,} streams): "
+                    f"{floor.runs[-1]:,.0f} events/CPU-s",
+                    file=sys.stderr,
+                )
+            except BenchError as exc:
+                floor.failures.append(f"run {repeat} failed: {exc}")
         for row in rows:
             scratch = tmp / f"{row.transport}-{row.streams}-{repeat}"
             scratch.mkdir()
