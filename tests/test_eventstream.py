@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Sequence
@@ -685,7 +686,7 @@ def test_the_stub_types_what_the_module_has() -> None:
     assert stub_names(stub) == public_names(_eventstreamc)
 
 
-# -- feed_tokens: the streaming call's one call a read ---------------------------------------
+# -- attach and read: the streaming call's one call a read ----------------------------------
 
 _TOKEN_EVENTS = [b'data: {"token": {"text": "%d"}}\n\n' % i for i in range(6)]
 _OTHER = encode_message([(":message-type", "event"), (":event-type", "Ping")], b"{}")
@@ -696,12 +697,8 @@ def _stream(ending: bytes) -> bytes:
     `ending`."""
     text = b"".join(_TOKEN_EVENTS)
     parts = [text[:7], text[7:50], text[50:51], text[51:]]
-    return (
-        encode_payload_part(parts[0])
-        + _OTHER
-        + b"".join(map(encode_payload_part, parts[1:]))
-        + ending
-    )
+    first = encode_payload_part(parts[0]) + _OTHER
+    return first + b"".join(map(encode_payload_part, parts[1:])) + ending
 
 
 _ENDINGS = {
@@ -717,32 +714,40 @@ _ENDINGS = {
 @pytest.mark.parametrize("ending", list(_ENDINGS))
 @settings(max_examples=40, deadline=None)
 @given(points=st.lists(st.integers(0, 400), max_size=5))
-def test_feed_tokens_is_feed_then_the_parser(
+def test_read_feeds_and_times_the_attached_parser(
     maker: Callable[[], EventDecoder], parser_class: Any, ending: str, points: list[int]
 ) -> None:
-    """However the reads fall, with either decoder and either parser: the token events of
-    feed(), read up to the first StreamException, then -1 and that exception; bad bytes
-    before any exception raise."""
+    """However the reads fall, with either decoder and either parser: every token event fed
+    and timed, in order, by the read that completed it; a StreamException kept and nothing
+    after it read; bad bytes make the decoder broken, never raise."""
     data = _stream(_ENDINGS[ending])
     edges = [0, *sorted(min(p, len(data)) for p in points), len(data)]
     decoder, parser = maker(), parser_class()
-    answers, error = [], None
+    decoder.attach(parser)
+    before = time.monotonic_ns()
     for a, b in zip(edges, edges[1:], strict=False):
-        try:
-            answers.append(decoder.feed_tokens(data[a:b], parser))
-        except EventStreamError as exc:
-            error = exc
-            break
-    expected_exception = {
+        decoder.read(data[a:b])
+    after = time.monotonic_ns()
+    assert decoder.exception == {
         "exception": StreamException("ModelStreamError", "StreamBroken", "boom"),
         "exception, then garbage": StreamException("InternalStreamFailure", None, "x"),
     }.get(ending)
-    assert decoder.exception == expected_exception
-    assert (error is not None) == (ending == "bad CRC")
-    ended = [index for index, answer in enumerate(answers) if answer < 0]
-    assert bool(ended) == (expected_exception is not None)
-    if ended:  # from the read that brought the exception on, -1 and nothing more read
-        assert set(answers[ended[0] :]) == {-1}
-    elif error is None:  # every token event answered by the read that completed it
-        assert sum(answers) == len(_TOKEN_EVENTS)
+    assert decoder.broken == (ending == "bad CRC")
     assert parser.tokens == len(_TOKEN_EVENTS) and parser.parts == 4
+    if ending == "clean":  # timed on the monotonic clock, one gap per later token event
+        assert before <= parser.first_token_ns <= parser.last_token_ns <= after
+        gaps = parser.gaps_us()
+        assert len(gaps) == len(_TOKEN_EVENTS) - 1 and all(gap >= 0 for gap in gaps)
+        assert sum(gaps) <= (parser.last_token_ns - parser.first_token_ns) // 1000
+
+
+@pytest.mark.parametrize("parser_class", [PyTokenParser, *([CTokenParser] if CTokenParser else [])])
+def test_a_reads_tokens_share_its_time(parser_class: Any) -> None:
+    parser = parser_class()
+    assert (parser.first_token_ns, list(parser.gaps_us())) == (0, [])  # none came yet
+    parser.time(1, 5_000_000)
+    parser.time(3, 7_500_000)  # three in one read: a gap, then two of 0
+    parser.time(0, 9_000_000)  # nothing came: nothing changes
+    parser.time(1, 9_000_999)
+    assert (parser.first_token_ns, parser.last_token_ns) == (5_000_000, 9_000_999)
+    assert list(parser.gaps_us()) == [2500, 0, 0, 1500]

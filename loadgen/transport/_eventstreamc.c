@@ -1,8 +1,8 @@
 /* The event-stream decoder's hot part in C: one call per network read finds the whole
  * messages, checks both CRC32s, reads the headers that decide the event and makes a
  * PayloadPart (a Python NamedTuple class handed in) of each; the rare other messages go to a
- * Python function. `feed_tokens` hands each PayloadPart's payload straight to a Tokens
- * (_tokensc.c) instead, so a read becomes a token count in one call. eventstream.py's
+ * Python function. `read` hands each PayloadPart's payload straight to a Tokens
+ * (_tokensc.c) instead and times its token events, so a streaming call's read is one call. eventstream.py's
  * PyEventStreamDecoder is the reference: the same bytes
  * give the same events and the same error messages, step for step
  * (tests/test_eventstream.py runs every test on both, and against botocore).
@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #define PRELUDE_LENGTH 12
 #define MIN_MESSAGE_LENGTH 16 /* a prelude and the message CRC */
@@ -222,12 +223,15 @@ typedef struct {
     Py_ssize_t length, capacity;
     Py_ssize_t need; /* bytes the buffer must hold before it is read again */
     int failed;
-    PyObject *exception; /* feed_tokens: the exception or error message that ended the stream */
+    PyObject *exception; /* read(): the exception or error message that ended the stream */
+    PyObject *parser;    /* attach(): what read() feeds and times */
+    int parser_is_c;
+    int broken; /* read(): the bytes were not an event stream */
 } Decoder;
 
 static PyTypeObject *tokens_type; /* Tokens, made at import */
 
-/* feed_tokens' way through read_message: PayloadParts to `tokens` (a Tokens, else anything
+/* read()'s way through read_message: PayloadParts to `tokens` (a Tokens, else anything
  * with feed(payload) -> int), their token events counted in `found`. */
 typedef struct {
     PyObject *tokens;
@@ -409,7 +413,7 @@ static PyObject *fail(Decoder *self, PyObject *message, PyObject *events) {
     return NULL;
 }
 
-/* feed and feed_tokens: the events completed (a list), or with a sink NULL and 0 (or -1
+/* feed and read: the events completed (a list), or with a sink NULL and 0 (or -1
  * with an error set); a message cut short is kept for the next call. */
 static PyObject *decode(Decoder *self, PyObject *data, Sink *sink, int *failed) {
     *failed = 0;
@@ -468,19 +472,50 @@ static PyObject *decoder_feed(Decoder *self, PyObject *data) {
     return decode(self, data, NULL, &failed);
 }
 
-/* feed_tokens(data, tokens): the token events these bytes completed, or -1 once an exception
- * message ended the stream (then `exception` holds it and later bytes are not read). */
-static PyObject *decoder_feed_tokens(Decoder *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "feed_tokens(data, tokens)");
+static PyObject *decoder_attach(Decoder *self, PyObject *parser) {
+    Py_XSETREF(self->parser, Py_NewRef(parser));
+    self->parser_is_c = PyObject_TypeCheck(parser, tokens_type);
+    Py_RETURN_NONE;
+}
+
+/* read(data): a streaming call's body bytes, cut anywhere, in one call: PayloadParts to the
+ * attached parser, and the token events they completed timed now, in C for a Tokens (else by
+ * the parser's time(count, now_ns)). Bytes that are not an event stream set `broken`
+ * instead of raising; after that, or after an exception message, bytes are not read. */
+static PyObject *decoder_read(Decoder *self, PyObject *data) {
+    if (self->parser == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "read() before attach()");
         return NULL;
     }
-    if (self->exception != NULL) return PyLong_FromLong(-1);
-    Sink sink = {args[1], PyObject_TypeCheck(args[1], tokens_type), 0};
+    if (self->broken || self->exception != NULL) Py_RETURN_NONE;
+    Sink sink = {self->parser, self->parser_is_c, 0};
     int failed;
-    decode(self, args[0], &sink, &failed);
-    if (failed) return NULL;
-    return PyLong_FromSsize_t(self->exception != NULL ? -1 : sink.found);
+    decode(self, data, &sink, &failed);
+    if (failed) {
+        if (!PyErr_ExceptionMatches(self->error)) return NULL; /* MemoryError, ... */
+        PyErr_Clear();
+        self->broken = 1;
+        Py_RETURN_NONE;
+    }
+    if (sink.found > 0 && self->exception == NULL) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now); /* time.monotonic_ns()'s clock */
+        int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+        if (sink.is_c) {
+            if (tokens_time((Tokens *)self->parser, sink.found, now_ns) < 0) return NULL;
+        } else {
+            PyObject *done = PyObject_CallMethod(self->parser, "time", "nL", sink.found,
+                                                 (long long)now_ns);
+            if (done == NULL) return NULL;
+            Py_DECREF(done);
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *decoder_broken(Decoder *self, void *closure) {
+    (void)closure;
+    return PyBool_FromLong(self->broken);
 }
 
 static PyObject *decoder_close(Decoder *self, PyObject *unused) {
@@ -534,6 +569,7 @@ static int decoder_traverse(Decoder *self, visitproc visit, void *arg) {
     Py_VISIT(self->other);
     Py_VISIT(self->error);
     Py_VISIT(self->exception);
+    Py_VISIT(self->parser);
     return 0;
 }
 
@@ -542,6 +578,7 @@ static int decoder_clear(Decoder *self) {
     Py_CLEAR(self->other);
     Py_CLEAR(self->error);
     Py_CLEAR(self->exception);
+    Py_CLEAR(self->parser);
     return 0;
 }
 
@@ -558,10 +595,11 @@ static PyMethodDef decoder_methods[] = {
     {"feed", (PyCFunction)decoder_feed, METH_O,
      "feed(data) -> list of events completed by these bytes; an incomplete message's bytes\n"
      "are kept. Raises error(message, events) on malformed bytes; then the decoder is unusable."},
-    {"feed_tokens", (PyCFunction)(void (*)(void))decoder_feed_tokens, METH_FASTCALL,
-     "feed_tokens(data, tokens) -> the token events these bytes completed, each PayloadPart\n"
-     "fed to tokens.feed (in C for a Tokens); -1 once an exception message ended the stream\n"
-     "(`exception`)."},
+    {"attach", (PyCFunction)decoder_attach, METH_O,
+     "attach(parser): the token parser read() feeds (a Tokens: fed and timed in C)."},
+    {"read", (PyCFunction)decoder_read, METH_O,
+     "read(data): body bytes fed to the attached parser, its token events timed now;\n"
+     "never raises for bad bytes: `broken` says so."},
     {"close", (PyCFunction)decoder_close, METH_NOARGS,
      "close(): the stream ended; raises error when a message was cut short."},
     {NULL, NULL, 0, NULL},
@@ -569,8 +607,10 @@ static PyMethodDef decoder_methods[] = {
 
 static PyGetSetDef decoder_getset[] = {
     {"pending", (getter)decoder_pending, NULL, "Bytes held of a message not complete yet.", NULL},
+    {"broken", (getter)decoder_broken, NULL, "read(): the bytes were not an event stream.",
+     NULL},
     {"exception", (getter)decoder_exception, NULL,
-     "feed_tokens: the exception message that ended the stream, or None.", NULL},
+     "read(): the exception message that ended the stream, or None.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -558,7 +558,44 @@ Py_ssize_t tokens_feed(Tokens *self, const unsigned char *p, Py_ssize_t n) {
     return found;
 }
 
+/* Tokens that arrive in one read share its time: the first is a gap after the last read's,
+ * the rest come 0 µs apart (PyTokenParser.time). */
+int tokens_time(Tokens *self, Py_ssize_t count, int64_t now_ns) {
+    if (count <= 0) return 0;
+    int64_t gap;
+    if (self->first_ns) {
+        gap = (now_ns - self->last_ns) / 1000;
+        if (buffer_add(&self->gaps, (const unsigned char *)&gap, sizeof gap) < 0) return -1;
+    } else {
+        self->first_ns = now_ns;
+    }
+    gap = 0;
+    for (Py_ssize_t i = 1; i < count; i++)
+        if (buffer_add(&self->gaps, (const unsigned char *)&gap, sizeof gap) < 0) return -1;
+    self->last_ns = now_ns;
+    return 0;
+}
+
 /* -- The Python type --------------------------------------------------------------------- */
+
+static PyObject *array_type; /* array.array, for gaps_us() */
+
+static PyObject *tokens_py_time(Tokens *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "time(count, now_ns)");
+        return NULL;
+    }
+    Py_ssize_t count = PyLong_AsSsize_t(args[0]);
+    long long now_ns = PyLong_AsLongLong(args[1]);
+    if (PyErr_Occurred() || tokens_time(self, count, (int64_t)now_ns) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *tokens_gaps_us(Tokens *self, PyObject *unused) {
+    (void)unused;
+    const char *at = self->gaps.at != NULL ? (const char *)self->gaps.at : ""; /* NULL: None */
+    return PyObject_CallFunction(array_type, "sy#", "q", at, self->gaps.length);
+}
 
 static PyObject *tokens_py_feed(Tokens *self, PyObject *payload) {
     Py_buffer view;
@@ -626,6 +663,7 @@ static void tokens_dealloc(Tokens *self) {
     tokens_clear(self);
     PyMem_Free(self->tail.at);
     PyMem_Free(self->data.at);
+    PyMem_Free(self->gaps.at);
     type->tp_free((PyObject *)self);
     Py_DECREF(type);
 }
@@ -650,6 +688,10 @@ static PyMethodDef tokens_methods[] = {
      "feed(payload) -> the token events (raw: chunks) this payload completed."},
     {"close", (PyCFunction)tokens_py_close, METH_NOARGS,
      "close() -> the token events a last line or event without its end completed."},
+    {"time", (PyCFunction)(void (*)(void))tokens_py_time, METH_FASTCALL,
+     "time(count, now_ns): count token events arrived at now_ns (monotonic)."},
+    {"gaps_us", (PyCFunction)tokens_gaps_us, METH_NOARGS,
+     "gaps_us() -> array('q') of the µs between consecutive token events."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -658,6 +700,8 @@ static PyMemberDef tokens_members[] = {
     {"events", T_PYSSIZET, offsetof(Tokens, events), READONLY, "events with data, lines, chunks"},
     {"malformed", T_PYSSIZET, offsetof(Tokens, malformed), READONLY, "events that are not JSON"},
     {"parts", T_PYSSIZET, offsetof(Tokens, parts), READONLY, "payloads fed"},
+    {"first_token_ns", T_LONGLONG, offsetof(Tokens, first_ns), READONLY, "0: none yet"},
+    {"last_token_ns", T_LONGLONG, offsetof(Tokens, last_ns), READONLY, "0: none yet"},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -686,4 +730,13 @@ static PyType_Spec tokens_spec = {
     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE, tokens_slots,
 };
 
-PyObject *tokens_type_new(void) { return PyType_FromSpec(&tokens_spec); }
+PyObject *tokens_type_new(void) {
+    if (array_type == NULL) {
+        PyObject *module = PyImport_ImportModule("array");
+        if (module == NULL) return NULL;
+        array_type = PyObject_GetAttrString(module, "array"); /* kept for the process */
+        Py_DECREF(module);
+        if (array_type == NULL) return NULL;
+    }
+    return PyType_FromSpec(&tokens_spec);
+}

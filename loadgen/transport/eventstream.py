@@ -11,10 +11,11 @@ InternalStreamFailure (JSON Message).
 `EventStreamDecoder()` makes a decoder whose `feed(data)` keeps the bytes of an incomplete
 message and returns the events completed so far: `PayloadPart`, `StreamException` or
 `OtherMessage`; `pending` counts the bytes held and `close()` raises if the stream ended
-inside a message. `feed_tokens(data, parser)` is the streaming call's way: each PayloadPart's
-payload goes to the token parser (tokens.py; in C, from the C decoder to the C parser, no
-Python object made), other events are passed over, and it answers the token events
-completed, or -1 once a StreamException (then in `exception`) ended the stream. Two implementations give the same events and the same errors: the C
+inside a message. `attach(parser)` then `read(data)` is the streaming call's way, one call a
+read: each PayloadPart's payload goes to the token parser (tokens.py; from the C decoder to
+the C parser no Python object is made), and the token events it completed are timed now
+(`parser.time`); other events are passed over. A StreamException ends the stream (kept in
+`exception`), bad bytes set `broken`; after either, nothing more is read. Two implementations give the same events and the same errors: the C
 extension `_eventstreamc` (scanning, both CRCs and the few headers that matter in one call per
 read) and `PyEventStreamDecoder` here, the reference, used when the extension is not built or
 LOADGEN_PURE_EVENTSTREAM=1. tests/test_eventstream.py holds both against botocore's
@@ -31,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple, Protocol
@@ -82,9 +84,11 @@ class EventStreamError(ValueError):
 
 
 class PayloadSink(Protocol):
-    """A token parser, as feed_tokens sees it."""
+    """A token parser, as read() sees it."""
 
     def feed(self, payload: bytes, /) -> int: ...
+
+    def time(self, count: int, now_ns: int, /) -> None: ...
 
 
 class EventDecoder(Protocol):
@@ -94,13 +98,22 @@ class EventDecoder(Protocol):
         """The events completed by these bytes; an incomplete message's bytes are kept."""
         ...
 
-    def feed_tokens(self, data: bytes, parser: PayloadSink, /) -> int:
-        """Token events completed by these bytes, or -1 once a StreamException came."""
+    def attach(self, parser: PayloadSink, /) -> None:
+        """The token parser read() feeds."""
+        ...
+
+    def read(self, data: bytes, /) -> None:
+        """A streaming call's body bytes: its PayloadParts fed, its token events timed."""
         ...
 
     @property
     def exception(self) -> StreamException | None:
-        """feed_tokens: the StreamException that ended the stream."""
+        """read(): the StreamException that ended the stream."""
+        ...
+
+    @property
+    def broken(self) -> bool:
+        """read(): the bytes were not an event stream."""
         ...
 
     @property
@@ -245,7 +258,17 @@ def _read_headers(block: bytes) -> _Kinds:
 class PyEventStreamDecoder:
     """The pure Python decoder: the reference the C one must match, and the fallback."""
 
-    __slots__ = ("_buffer", "_need", "_failed", "_block", "_kinds", "_is_part", "exception")
+    __slots__ = (
+        "_buffer",
+        "_need",
+        "_failed",
+        "_block",
+        "_kinds",
+        "_is_part",
+        "_parser",
+        "exception",
+        "broken",
+    )
 
     def __init__(self) -> None:
         self._buffer = bytearray()  # the start of a message not complete yet
@@ -255,19 +278,27 @@ class PyEventStreamDecoder:
         self._block = b""
         self._kinds = _Kinds(None, None, None, None, None)
         self._is_part = False
+        self._parser: PayloadSink | None = None
         self.exception: StreamException | None = None
+        self.broken = False
 
     @property
     def pending(self) -> int:
         return len(self._buffer)
 
-    def feed_tokens(self, data: bytes, parser: PayloadSink) -> int:
-        if self.exception is not None:
-            return -1
+    def attach(self, parser: PayloadSink) -> None:
+        self._parser = parser
+
+    def read(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            raise RuntimeError("read() before attach()")
+        if self.broken or self.exception is not None:
+            return
         error = None
         try:
             events = self.feed(data)
-        except EventStreamError as exc:  # raised once what came before it is read, as in C
+        except EventStreamError as exc:  # what came before the bad message is read, as in C
             events, error = exc.events, exc
         found = 0
         for event in events:
@@ -275,10 +306,11 @@ class PyEventStreamDecoder:
                 found += parser.feed(event.payload)
             elif type(event) is StreamException:
                 self.exception = event
-                return -1  # what follows it is never read
+                return  # what follows it is never read
         if error is not None:
-            raise error
-        return found
+            self.broken = True
+        elif found:
+            parser.time(found, time.monotonic_ns())
 
     def feed(self, data: bytes) -> list[Event]:
         if self._failed:

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import enum
 import os
+from array import array
 from json import JSONDecoder
 from typing import Any, Protocol, cast
 
@@ -104,6 +105,22 @@ class TokenCounter(Protocol):
     def output_tokens(self) -> int | None: ...
 
     @property
+    def first_token_ns(self) -> int:
+        """When the first token event came (monotonic ns); 0: none came."""
+        ...
+
+    @property
+    def last_token_ns(self) -> int: ...
+
+    def time(self, count: int, now_ns: int, /) -> None:
+        """`count` token events arrived at now_ns: a read's tokens share its time."""
+        ...
+
+    def gaps_us(self) -> array[int]:
+        """The µs between consecutive token events, one per gap (0 within a read)."""
+        ...
+
+    @property
     def pending(self) -> int:
         """Bytes held after the last line end."""
         ...
@@ -132,6 +149,9 @@ class PyTokenParser:
         "events",
         "malformed",
         "parts",
+        "first_token_ns",
+        "last_token_ns",
+        "_gaps",
         "_tail",
         "_data",
     )
@@ -146,6 +166,10 @@ class PyTokenParser:
         self.events = 0  # events with data, JSON lines, or raw chunks ([DONE] is none)
         self.malformed = 0  # events or lines that are not JSON
         self.parts = 0  # payloads fed
+        # -- when the token events came
+        self.first_token_ns = 0
+        self.last_token_ns = 0
+        self._gaps = array("q")
         # -- the unfinished part
         self._tail = bytearray()  # the bytes after the last line end
         self._data: list[bytes] = []  # the data lines of an SSE event not ended yet
@@ -155,6 +179,21 @@ class PyTokenParser:
     @property
     def pending(self) -> int:
         return len(self._tail)
+
+    def time(self, count: int, now_ns: int) -> None:
+        if count <= 0:
+            return
+        gaps = self._gaps
+        if self.first_token_ns:
+            gaps.append((now_ns - self.last_token_ns) // 1000)
+        else:
+            self.first_token_ns = now_ns
+        if count > 1:
+            gaps.extend([0] * (count - 1))  # the rest of this read: no time between them
+        self.last_token_ns = now_ns
+
+    def gaps_us(self) -> array[int]:
+        return array("q", self._gaps)
 
     def feed(self, payload: bytes) -> int:
         """Token events (raw: chunks) completed by this payload."""
