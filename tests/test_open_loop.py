@@ -184,6 +184,25 @@ def test_latency_counts_from_the_intended_start_service_time_from_the_send() -> 
     assert engine.recorder.endpoints["ep"].variants["AllTraffic"].requests == 3
 
 
+def test_a_start_delayed_under_a_millisecond_is_not_late_but_its_wait_is_latency() -> None:
+    """On time, a request is recorded as the closed loop records one (latency = service
+    time, one counter); delayed at all, its wait counts in latency, late or not."""
+    arrivals, loop = arrivals_at(START_NS, offsets(100, 2))
+    engine = engine_with(loop.clock)
+    caller = OpenCaller(engine, arrivals)
+    for sent_us, done_us in ((0, 2000), (10_400, 12_000)):  # on time; 0.4 ms after its time
+        loop.advance(START_NS + sent_us * 1000)
+        request = caller.take()
+        assert request is not None
+        loop.advance(START_NS + done_us * 1000)
+        caller.ok(200, None, request.custom_attributes)
+    stats = engine.recorder.endpoints["ep"].stats
+    assert stats.requests == stats.ok == 2 and stats.late_starts == 0
+    assert [stats.latency.get_count_at_value(us) for us in (1600, 2000)] == [0, 2]
+    assert [stats.service.get_count_at_value(us) for us in (1600, 2000)] == [1, 1]
+    assert engine.tester.start_delay.get_count_at_value(400) == 1
+
+
 def test_errors_and_mismatches_take_the_general_path_from_the_intended_time() -> None:
     arrivals, loop = arrivals_at(START_NS, offsets(100, 2))
     engine = engine_with(loop.clock)

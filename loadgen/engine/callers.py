@@ -133,6 +133,7 @@ class OpenCaller(_Failing):
         "start_delays",
         "next_request",
         "check",
+        "record_ok",
         "record_open_ok",
         "request",
         "intended_ns",
@@ -147,6 +148,7 @@ class OpenCaller(_Failing):
         self.start_delays = engine.tester.start_delay_counts
         self.next_request = engine.factory.next
         self.check = engine.correlator.check
+        self.record_ok = engine.recorder.record_ok
         self.record_open_ok = engine.recorder.record_open_ok
         self.request: Request | None = None  # taken and not yet done
         self.intended_ns = 0
@@ -214,6 +216,16 @@ class OpenCaller(_Failing):
         if echo is not _MISMATCHED:
             intended_ns = self.intended_ns
             sent_ns = self.sent_ns
+            if intended_ns == sent_ns:  # started on time: latency is service time, as closed
+                self.record_ok(
+                    request.target.label,
+                    variant,
+                    echo,
+                    (done_ns - sent_ns) // 1000,
+                    request.trace_id,
+                    done_ns,
+                )
+                return
             self.record_open_ok(
                 request.target.label,
                 variant,
