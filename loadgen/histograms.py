@@ -11,7 +11,6 @@ import ctypes
 import json
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
@@ -83,15 +82,13 @@ def record_value(histogram: HdrHistogram, value: int) -> bool:
     return True
 
 
-def _load_record_counts() -> Callable[[int, array[int]], tuple[int, int, int]] | None:
-    try:
-        from loadgen._hdrc import record_counts
-    except ImportError:  # not built: record_all records one value at a time
-        return None
-    return record_counts
-
-
-_record_counts = _load_record_counts()
+try:  # C over the counters (_hdrc.c); without it, the Python below, which it is tested against
+    from loadgen import _hdrc
+except ImportError:
+    _hdrc = None  # type: ignore[assignment]
+_record_counts = None if _hdrc is None else _hdrc.record_counts
+_move_list = None if _hdrc is None else _hdrc.move_list
+_add_range = None if _hdrc is None else _hdrc.add_range
 
 
 def record_all(histogram: HdrHistogram, values: array[int]) -> None:
@@ -115,7 +112,19 @@ def add_counts(target: HdrHistogram, source: HdrHistogram, count: int, low: int,
     """Add `source`'s counters (C, one pass) as if its `count` values, min `low` and max
     `high` had been recorded into `target` one by one."""
     if count:
-        target.encoder.add(source.encoder)
+        if (
+            _add_range is not None
+            and target.counts_len == COUNTS_LEN
+            and source.counts_len == COUNTS_LEN
+        ):  # only the counters between low's and high's
+            _add_range(
+                ctypes.addressof(target.counts),
+                ctypes.addressof(source.counts),
+                counts_index(low),
+                min(counts_index(high) + 1, COUNTS_LEN),
+            )
+        else:
+            target.encoder.add(source.encoder)
         target.total_count += count
         if low < target.min_value:
             target.min_value = low
@@ -129,6 +138,9 @@ def move_counts(
     """Add the list counters `counts[first:end]` (hdrh's index layout: the hot path's cheap
     form) to each histogram's counters, C-level through `scratch` (left all zero again), and
     zero them; how many there were. Totals, min and max are the caller's to update."""
+    if _move_list is not None and all(histogram.counts_len == COUNTS_LEN for histogram in into):
+        addresses = tuple(ctypes.addressof(histogram.counts) for histogram in into)
+        return _move_list(counts, first, min(end, COUNTS_LEN), addresses)
     part = array("q", counts[first:end])
     counts[first:end] = [0] * (end - first)
     at = ctypes.addressof(scratch.counts) + first * COUNTER_BYTES

@@ -13,7 +13,7 @@ from loadgen.engine.context import RunContext
 from loadgen.engine.core import Engine, Progress, TesterStats
 from loadgen.engine.executors import Executor
 from loadgen.engine.requests import RequestFactory, load_bodies, targets_of
-from loadgen.metrics import NS_PER_S, IntervalSink, Recorder
+from loadgen.metrics import NS_PER_S, Interval, IntervalSink, Recorder
 from loadgen.stream_metrics import Goodput
 from loadgen.transport.base import Target, Transport
 
@@ -49,8 +49,9 @@ async def drive(
     starts; those in flight get the graceful stop."""
     scenario = ctx.scenario
     targets = targets_of(scenario)
+    closed: list[Interval] = []  # closed seconds, for _tick to hand on
     recorder = Recorder(
-        [target.label for target in targets], start_ns, reporting.sink, Goodput.of(scenario.goodput)
+        [target.label for target in targets], start_ns, closed.append, Goodput.of(scenario.goodput)
     )
     factory = request_factory(ctx, targets)
     correlator = Correlator(scenario.correlation)
@@ -62,29 +63,41 @@ async def drive(
     gc.freeze()
     cpu_started_s, wall_started_s = time.process_time(), time.monotonic()
     loop = asyncio.get_running_loop()  # the executor waits for `start_ns` itself
-    ticker = loop.create_task(_tick(engine, start_ns, reporting))
+    ticker = loop.create_task(_tick(engine, start_ns, reporting, closed))
     await run_schedule(executor, engine, start_ns, stop, ctx.graceful_stop_s)
     ticker.cancel()
     await asyncio.gather(ticker, return_exceptions=True)
     now = time.monotonic_ns()
     recorder.tick(now)
     recorder.flush()
+    for interval in closed:
+        reporting.sink(interval)
     wall_s = time.monotonic() - wall_started_s
     if wall_s > 0:
         engine.tester.cpu_busy = (time.process_time() - cpu_started_s) / wall_s
     return Driven(recorder, engine.tester, (now - start_ns) / NS_PER_S)
 
 
-async def _tick(engine: Engine, start_ns: int, reporting: Reporting) -> None:
+async def _tick(
+    engine: Engine, start_ns: int, reporting: Reporting, closed: list[Interval]
+) -> None:
     """Close seconds even when no request completes (a stall shows as zeros), and report
-    with the engine's progress, read now (never counted per request)."""
+    with the engine's progress, read now (never counted per request).
+
+    Closing, handing on each closed second and reporting each take their own turn of the
+    loop, so the responses that arrived meanwhile are read between them: one stall of a
+    millisecond or more a second made late starts near the open loop's ceiling."""
     recorder = engine.recorder
     on_tick = reporting.on_tick
     while True:
         await asyncio.sleep(reporting.every_s)
         now = time.monotonic_ns()
         recorder.tick(now)
+        while closed:
+            await asyncio.sleep(0)
+            reporting.sink(closed.pop(0))  # popped after the wait: a cancel loses none
         if on_tick is not None:
+            await asyncio.sleep(0)
             on_tick(recorder, engine.progress((now - start_ns) / NS_PER_S))
 
 
