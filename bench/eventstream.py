@@ -5,9 +5,11 @@ through SageMaker), encoded as SageMaker encodes them, and read three ways: one 
 read (a live token stream), 16 KiB reads (a backlog; messages cut at the edges), and every
 message cut in two (each read completes one message and starts the next). Each decoder gets
 the same reads: the C extension, the pure Python decoder and botocore's EventStreamBuffer
-(reading the event type of each message, as a caller must). The token rows feed
-TokenParser one payload at a time: TGI-style SSE, OpenAI-style chat SSE (~190 bytes) and
-LMI JSON lines, and json.loads of the same JSON alone, the floor under any parser of it.
+(reading the event type of each message, as a caller must), and the streaming call's whole
+read (`attach` + `read`: decoding, token parsing and timing in one call) with C. The token
+rows feed each token parser (C, pure Python) one payload at a time: TGI-style SSE,
+OpenAI-style chat SSE (~190 bytes) and LMI JSON lines, beside json.loads of the same JSON
+alone, what the Python parser cannot go below.
 
 Medians of --repeats runs taken in turns, so a noisy stretch of a shared machine slows every
 row rather than one. Run: python bench/eventstream.py [--count N] [--repeats R].
@@ -27,7 +29,7 @@ from botocore.eventstream import EventStreamBuffer
 
 from loadgen.transport.eventstream import CEventStreamDecoder, EventDecoder, PyEventStreamDecoder
 from loadgen.transport.eventstream_encode import encode_payload_part
-from loadgen.transport.tokens import StreamFormat, TokenParser
+from loadgen.transport.tokens import CTokenParser, PyTokenParser, StreamFormat, TokenCounter
 
 WORDS = [" the", " quick", " brown", " fox", " jumps", " over", " a", " lazy", " dog", "."]
 READ_SIZE = 16 * 1024
@@ -112,6 +114,17 @@ def ours(make: Callable[[], EventDecoder]) -> Callable[[list[bytes]], int]:
     return run
 
 
+def whole_read(reads: list[bytes]) -> int:
+    """A streaming call's reads as StreamReader gives them: decoded, parsed and timed."""
+    assert CEventStreamDecoder is not None and CTokenParser is not None
+    decoder, parser = CEventStreamDecoder(), CTokenParser(StreamFormat.SSE)  # type: ignore[call-arg]
+    decoder.attach(parser)
+    read = decoder.read
+    for data in reads:
+        read(data)
+    return parser.parts
+
+
 def botocore(reads: list[bytes]) -> int:
     buffer = EventStreamBuffer()
     parts = 0
@@ -122,9 +135,9 @@ def botocore(reads: list[bytes]) -> int:
     return parts
 
 
-def tokens(format: StreamFormat) -> Callable[[list[bytes]], int]:
+def tokens(parser_class: type[TokenCounter], format: StreamFormat) -> Callable[[list[bytes]], int]:
     def run(payloads: list[bytes]) -> int:
-        parser = TokenParser(format)
+        parser = parser_class(format)  # type: ignore[call-arg]
         feed = parser.feed
         found = 0
         for payload in payloads:
@@ -175,6 +188,7 @@ def main() -> None:
     decoders: list[tuple[str, Callable[[list[bytes]], int]]] = []
     if CEventStreamDecoder is not None:
         decoders.append(("C", ours(CEventStreamDecoder)))
+        decoders.append(("C read", whole_read))
     else:
         print("(the C extension is not built or LOADGEN_PURE_EVENTSTREAM=1: no C rows)")
     decoders += [("Python", ours(PyEventStreamDecoder)), ("botocore", botocore)]
@@ -185,6 +199,7 @@ def main() -> None:
     ]
     rates = medians(rows, args.repeats, count)
     print(f"{'reads':22s} {'decoder':9s} {'events/s':>12s} {'µs/event':>9s}  vs botocore")
+    print("(C read: decoding, token parsing and timing, as a streaming call reads)")
     base = {
         group: rate
         for (group, name, _, _), rate in zip(rows, rates, strict=True)
@@ -197,14 +212,17 @@ def main() -> None:
     print(
         f"\ntoken parsing: {count:,} events, one a payload, median of {args.repeats} runs in turns"
     )
-    token_rows: list[Row] = [
-        (f"sse, TGI ({len(tgi[0])} B)", "TokenParser", tokens(StreamFormat.SSE), tgi),
-        (f"sse, TGI ({len(tgi[0])} B)", "json.loads", json_floor, tgi),
-        (f"sse, chat ({len(chat[0])} B)", "TokenParser", tokens(StreamFormat.SSE), chat),
-        (f"sse, chat ({len(chat[0])} B)", "json.loads", json_floor, chat),
-        (f"jsonl, LMI ({len(lmi[0])} B)", "TokenParser", tokens(StreamFormat.JSONL), lmi),
-        (f"jsonl, LMI ({len(lmi[0])} B)", "json.loads", json_floor, lmi),
-    ]
+    parsers: list[tuple[str, type[TokenCounter]]] = [("Python", PyTokenParser)]
+    if CTokenParser is not None:
+        parsers.insert(0, ("C", CTokenParser))
+    token_rows: list[Row] = []
+    for group, format, payloads in [
+        (f"sse, TGI ({len(tgi[0])} B)", StreamFormat.SSE, tgi),
+        (f"sse, chat ({len(chat[0])} B)", StreamFormat.SSE, chat),
+        (f"jsonl, LMI ({len(lmi[0])} B)", StreamFormat.JSONL, lmi),
+    ]:
+        token_rows += [(group, name, tokens(cls, format), payloads) for name, cls in parsers]
+        token_rows.append((group, "json.loads", json_floor, payloads))
     rates = medians(token_rows, args.repeats, count)
     print(f"{'events':22s} {'parser':11s} {'events/s':>12s} {'µs/event':>9s}")
     for (group, name, _, _), rate in zip(token_rows, rates, strict=True):
