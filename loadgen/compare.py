@@ -21,7 +21,7 @@ from rich.table import Table
 
 from loadgen.capacity_text import change_line
 from loadgen.errors import EXIT_FAILED, EXIT_OK, UsageError
-from loadgen.histograms import PERCENTILES, RunHistograms, histogram_summary
+from loadgen.histograms import PERCENTILES, RunHistograms, histogram_summary, new_histogram
 from loadgen.scenario import CompareMetric
 from loadgen.stats import Buckets, mann_whitney_buckets, ratio_ci
 from loadgen.summary import (
@@ -44,7 +44,6 @@ from loadgen.versions import (
     counted_by_name,
     load_side,
     profile_warnings,
-    require_streams,
     versions_of,
 )
 
@@ -177,26 +176,65 @@ def compare_within_run(
     seed: int = 0,
 ) -> list[ComparisonResult]:
     """Two endpoints or two variants of one run, from its in-memory histograms and
-    summaries: (base name, new name) per pair, on `metric`."""
-    require_streams(histograms, metric, "this run")
+    summaries: (base name, new name) per pair, on `metric`. The run has happened: a side
+    with nothing recorded (every stream failed, a variant that got no traffic) makes a
+    comparison that says so (`missing`), never an error that would lose the run's results."""
     versions = versions_of(histograms, counted_by_name(endpoints), variants=True, metric=metric)
-    return [
-        compare(
-            _pick(versions, base, "this run"),
-            _pick(versions, new, "this run"),
-            limits,
-            metric=metric,
-            alpha=alpha,
-            seed=seed,
+    results = []
+    for base, new in pairs:
+        base_version = versions.get(base) or Version(base, new_histogram(), 0, 0)
+        new_version = versions.get(new) or Version(new, new_histogram(), 0, 0)
+        missing = tuple(
+            version.name
+            for version in (base_version, new_version)
+            if not version.latency.get_total_count()
         )
-        for base, new in pairs
-    ]
+        if missing:
+            results.append(_unmeasured(base_version, new_version, limits, metric, missing, alpha))
+        else:
+            results.append(
+                compare(base_version, new_version, limits, metric=metric, alpha=alpha, seed=seed)
+            )
+    return results
 
 
-def _pick(versions: dict[str, Version], name: str, where: Path | str) -> Version:
-    if name not in versions:
-        raise UsageError(f"{where}: no endpoint or variant {name!r} (has: {', '.join(versions)})")
-    return versions[name]
+def _unmeasured(
+    base: Version,
+    new: Version,
+    limits: Sequence[Limit],
+    metric: CompareMetric,
+    missing: tuple[str, ...],
+    alpha: float,
+) -> ComparisonResult:
+    """A comparison one side has no values for: no change to state, every limit unchecked."""
+    return ComparisonResult(
+        base=base.name,
+        new=new.name,
+        metric=metric,
+        requests=Pair(base=base.requests, new=new.requests),
+        errors=Pair(base=base.errors, new=new.errors),
+        direction=Direction.SAME,
+        alpha=alpha,
+        confidence=CONFIDENCE,
+        mann_whitney=RankTest(
+            u=0.0,
+            z=0.0,
+            p_value=1.0,
+            effect=0.5,
+            n_base=base.latency.get_total_count(),
+            n_new=new.latency.get_total_count(),
+        ),
+        metrics={},
+        limits=tuple(
+            LimitResult(
+                metric=limit.metric, max_increase=limit.max_increase, change_low=None, failed=True
+            )
+            for limit in limits
+        ),
+        throughput=ThroughputChange(base_rps=base.throughput_rps, new_rps=new.throughput_rps),
+        error_rate=ErrorRateChange(base=base.error_rate, new=new.error_rate),
+        missing=missing,
+    )
 
 
 # --- output -----------------------------------------------------------------------------------

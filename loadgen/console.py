@@ -267,16 +267,24 @@ def print_summary(
             gate.add_row(mark, threshold.endpoint, bound, f"{threshold.observed:g}")
         console.print(gate)
     for comparison in summary.comparisons:
-        changes = f"{comparison.metric.label} " + ", ".join(
-            f"{key} {change.change:+.1%} [{change.ci_low:+.1%}, {change.ci_high:+.1%}]"
-            for key in ("p50", "p99")
-            for change in (comparison.metrics[key],)
-            if change.ci_low is not None and change.ci_high is not None
-        )
-        p_value = comparison.mann_whitney.p_value
-        console.print(
-            f"compare {escape(comparison.name)}: {outcome_markup(comparison)} (p={p_value:.2g}); {changes}"
-        )
+        if comparison.missing:
+            console.print(  # one line, whatever the width: a log is searched for it
+                f"compare {escape(comparison.name)}: {outcome_markup(comparison)}"
+                f"{escape(comparison.why_missing())}",
+                soft_wrap=True,
+            )
+        else:
+            changes = f"{comparison.metric.label} " + ", ".join(
+                f"{key} {change.change:+.1%} [{change.ci_low:+.1%}, {change.ci_high:+.1%}]"
+                for key in ("p50", "p99")
+                for change in (comparison.metrics[key],)
+                if change.ci_low is not None and change.ci_high is not None
+            )
+            p_value = comparison.mann_whitney.p_value
+            console.print(
+                f"compare {escape(comparison.name)}: {outcome_markup(comparison)} "
+                f"(p={p_value:.2g}); {changes}"
+            )
         for limit in comparison.limits:
             if limit.failed:
                 console.print(f"  [red bold]FAIL[/red bold] {limit.failure()}")

@@ -164,6 +164,7 @@ class ComparisonOutcome(StrEnum):
     SLOWER_NO_LIMIT = "slower, no limit set"
     SLOWER_WITHIN_LIMIT = "slower, within limit"
     SLOWER_OVER_LIMIT = "slower, over limit"
+    NO_DATA = "no values to compare"  # a side recorded none: its calls all failed, or none came
 
 
 class MetricChange(Model):
@@ -179,10 +180,12 @@ class MetricChange(Model):
 class LimitResult(Model):
     metric: str
     max_increase: float  # 0.10 for 10%
-    change_low: float  # the CI's low end: the least increase the data supports
+    change_low: float | None  # the CI's low end: the least increase the data supports
     failed: bool
 
     def failure(self) -> str:
+        if self.change_low is None:  # nothing to compare: a limit unchecked is not met
+            return f"{self.metric} not measured, limit +{self.max_increase:.0%}"
         return (
             f"{self.metric} at least {self.change_low:+.1%} (95% CI low end), "
             f"limit +{self.max_increase:.0%}"
@@ -253,10 +256,15 @@ class ComparisonResult(Model):
     # defaults: a summary.json written before they were kept still loads
     throughput: ThroughputChange = ThroughputChange()
     error_rate: ErrorRateChange = ErrorRateChange()
+    # the sides that recorded no values of `metric` (then `metrics` is empty): in a run, a
+    # comparison that cannot be made is said so, and fails if it has limits
+    missing: tuple[str, ...] = ()
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def outcome(self) -> ComparisonOutcome:
+        if self.missing:
+            return ComparisonOutcome.NO_DATA
         if self.direction is Direction.SAME:
             return ComparisonOutcome.SAME
         if self.direction is Direction.FASTER:
@@ -272,7 +280,9 @@ class ComparisonResult(Model):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def passed(self) -> bool:
-        return self.outcome is not ComparisonOutcome.SLOWER_OVER_LIMIT
+        return self.outcome is not ComparisonOutcome.SLOWER_OVER_LIMIT and not any(
+            limit.failed for limit in self.limits
+        )
 
     @property
     def name(self) -> str:
@@ -283,7 +293,14 @@ class ComparisonResult(Model):
 
     def failure(self) -> str:
         failed = "; ".join(limit.failure() for limit in self.limits if limit.failed)
-        return f"{self.outcome}: {failed}"
+        return f"{self.outcome}{self.why_missing()}: {failed}"
+
+    def why_missing(self) -> str:
+        """` (no TTFT values recorded for 'old')`, or "" when both sides have values."""
+        if not self.missing:
+            return ""
+        names = " and ".join(repr(name) for name in self.missing)
+        return f" (no {self.metric.label} values recorded for {names})"
 
 
 class CapacityChange(Model):

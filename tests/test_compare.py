@@ -379,8 +379,25 @@ def test_versions_in_run_and_compare_within_run(tmp_path: Path) -> None:
     assert [c.passed for c in comparisons] == [False, True]
     from_disk = [compare(versions[b], versions[n], [parse_limit("p50=10%")]) for b, n in pairs]
     assert from_disk == comparisons
-    with pytest.raises(UsageError, match="'ep/red'"):
-        compare_within_run(run.histograms, run.summary.endpoints, [("ep/blue", "ep/red")], [])
+    # a variant that got no traffic: the run has happened, so the comparison says so
+    (red,) = compare_within_run(
+        run.histograms, run.summary.endpoints, [("ep/blue", "ep/red")], [parse_limit("p99=5%")]
+    )
+    assert (red.outcome, red.missing, red.metrics, red.passed) == (
+        ComparisonOutcome.NO_DATA,
+        ("ep/red",),
+        {},
+        False,  # a limit it cannot check is not met
+    )
+    assert red.requests.base == 2000 and red.mann_whitney.n_base == 2000
+    assert red.failure() == (
+        "no values to compare (no latency values recorded for 'ep/red'): "
+        "p99 not measured, limit +5%"
+    )
+    (unlimited,) = compare_within_run(
+        run.histograms, run.summary.endpoints, [("ep/red", "ep/blue")], []
+    )
+    assert unlimited.outcome is ComparisonOutcome.NO_DATA and unlimited.passed
 
 
 def test_failed_limits_are_red_and_a_comparison_round_trips_through_json() -> None:

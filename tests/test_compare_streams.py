@@ -14,9 +14,9 @@ from hdrh.histogram import HdrHistogram
 
 from loadgen.cli import main
 from loadgen.compare import compare, compare_command, compare_within_run, parse_limit
-from loadgen.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ScenarioError, UsageError
+from loadgen.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ScenarioError
 from loadgen.scenario import CompareMetric, scenario_from_dict
-from loadgen.summary import Direction, RunSummary
+from loadgen.summary import ComparisonOutcome, Direction, RunSummary
 from loadgen.versions import Version
 from tests.summaries import StreamShape, write_run
 from tests.test_cli import loadgen, write
@@ -139,19 +139,16 @@ def test_in_run_comparisons_on_stream_metrics(tmp_path: Path) -> None:
     assert ttft.metric is CompareMetric.TTFT and not ttft.passed
     assert ttft.name == "llm/b vs llm/a (ttft)"  # junit's testcase and the verdict's reason
     assert by_metric[CompareMetric.LATENCY].name == "llm/b vs llm/a"  # as it always was
-    plain = write_run(tmp_path / "plain", {"llm": samples})
-    with pytest.raises(UsageError) as caught:
-        compare_within_run(
-            plain.histograms,
-            plain.summary.endpoints,
-            [("llm/a", "llm/b")],
-            [],
-            metric=CompareMetric.ITL,
-        )
-    assert caught.value.problems == [
-        "this run: no stream histograms to compare itl on (a run that does not stream, or none "
-        "of whose streams ended well, or from before loadgen kept them)"
-    ]
+    plain = write_run(tmp_path / "plain", {"llm": samples})  # as if no stream ended well
+    (none,) = compare_within_run(
+        plain.histograms,
+        plain.summary.endpoints,
+        [("llm/a", "llm/b")],
+        [],
+        metric=CompareMetric.ITL,
+    )
+    assert none.missing == ("llm/a", "llm/b") and none.outcome is ComparisonOutcome.NO_DATA
+    assert none.why_missing() == " (no ITL values recorded for 'llm/a' and 'llm/b')"
 
 
 def test_a_stream_metric_in_a_scenario_that_does_not_stream_is_refused() -> None:
@@ -247,3 +244,36 @@ def test_a_streaming_run_compares_its_endpoints_on_ttft_and_itl_in_every_view(
         "ITL",
         "latency",
     ]
+
+
+def test_a_run_whose_base_never_streamed_writes_its_results_and_fails_the_gate(
+    tmp_path: Path,
+) -> None:
+    """Every call of the base endpoint fails, so it has no TTFT: the run still writes every
+    file, and each view says the comparison had nothing to compare; its limit fails the run
+    (exit 1), where it used to end the run with exit 2 and no summary.json."""
+    data = yaml.safe_load((SCENARIOS / "llm-stream.yaml").read_text())
+    data["endpoints"] = [{"name": "old"}, {"name": "new"}]
+    data["load"]["duration"] = "1s"
+    data["thresholds"] = {}
+    data["mock"]["endpoints"] = {"old": {"errors": {"ModelError": 1.0}}}
+    data["compare"] = [
+        {"base": "old", "new": "new", "metric": "ttft", "max_regression": {"p99": "10%"}},
+        {"base": "old", "new": "new", "metric": "itl"},  # no limit: it says so and passes
+    ]
+    result = loadgen("run", str(write(tmp_path, data)), "--out", str(tmp_path / "out"))
+    assert result.returncode == EXIT_FAILED, result.stderr
+    (folder,) = (tmp_path / "out").iterdir()
+    summary = assert_views_agree(folder, result.returncode, result.stdout)
+    ttft, itl = summary.comparisons
+    assert ttft.missing == itl.missing == ("old",)
+    assert ttft.outcome is itl.outcome is ComparisonOutcome.NO_DATA
+    assert (ttft.passed, itl.passed) == (False, True)
+    assert ttft.requests.base == summary.endpoints["old"].requests > 0
+    why = "no TTFT values recorded for 'old'"
+    assert f"compare new vs old (ttft): no values to compare ({why})" in result.stdout
+    markdown = (folder / "summary.md").read_text()
+    assert f"**FAIL** **new** vs **old** on TTFT: no values to compare ({why})" in markdown
+    assert "p99 not measured, limit +10%" in (folder / "junit.xml").read_text()
+    page = section((folder / "report.html").read_text(), "comparisons")
+    assert "no values to compare" in page and "no ITL values recorded for &#x27;old&#x27;" in page

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from html import unescape
+from html import escape, unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -161,6 +161,9 @@ def assert_report_comparisons(html: str, summary: RunSummary) -> None:
     for block, comparison in zip(blocks, summary.comparisons, strict=True):
         badge = "pass" if comparison.passed else "fail"
         assert f'<span class="badge {badge}">{comparison.outcome}</span>' in block
+        if comparison.missing:  # nothing was compared: it says why, and has no table
+            assert escape(comparison.why_missing()) in block and "<table" not in block
+            continue
         assert f"p = {comparison.mann_whitney.p_value:.3g}" in block
         rows = table_rows(block)[1:]
         assert [row[0] for row in rows] == list(comparison.metrics)

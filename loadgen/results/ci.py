@@ -106,11 +106,16 @@ def summary_markdown(summary: RunSummary) -> str:
         lines += ["", "### Comparisons", ""]
         for comparison in summary.comparisons:
             mark = "pass" if comparison.passed else "**FAIL**"
-            p99 = comparison.metrics["p99"]
+            p99 = comparison.metrics.get("p99")
+            found = (
+                comparison.why_missing().strip()
+                if p99 is None
+                else f"(p99 {p99.change:+.1%}, Mann-Whitney p = "
+                f"{comparison.mann_whitney.p_value:.3g})"
+            )
             lines.append(
                 f"- {mark} **{comparison.new}** vs **{comparison.base}** on "
-                f"{comparison.metric.label}: {comparison.outcome} "
-                f"(p99 {p99.change:+.1%}, Mann-Whitney p = {comparison.mann_whitney.p_value:.3g})"
+                f"{comparison.metric.label}: {comparison.outcome} {found}"
             )
             lines += [f"  - {limit.failure()}" for limit in comparison.limits if limit.failed]
     for label, stats in summary.endpoints.items():

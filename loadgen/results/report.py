@@ -232,6 +232,15 @@ def _comparison(comparison: ComparisonResult) -> str:
     )
     limits = ", ".join(f"{limit.metric} ≤ +{limit.max_increase:.0%}" for limit in comparison.limits)
     test = comparison.mann_whitney
+    if comparison.missing:
+        return (
+            f"<div class='comparison'><h3>{escape(comparison.base)} → {escape(comparison.new)}</h3>"
+            f"<p>{_badge(comparison.passed, str(comparison.outcome))}"
+            f" · on {escape(comparison.metric.label)}{escape(comparison.why_missing())}"
+            f" · limits: {escape(limits) if limits else 'none'}"
+            f" · requests {format_number(comparison.requests.base)} / "
+            f"{format_number(comparison.requests.new)}</p>{failed_html}</div>"
+        )
     return (
         f"<div class='comparison'><h3>{escape(comparison.base)} → {escape(comparison.new)}</h3>"
         f"<p>{_badge(comparison.passed, str(comparison.outcome))}"
