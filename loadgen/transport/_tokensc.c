@@ -211,6 +211,21 @@ static int read_number(Reader *r, Value *v) {
 
 static int read_value(Reader *r, Place place, Value *v);
 
+/* After an object's member or an array's item: 1 and past the comma if another follows, 0
+ * and past `close` if it ends, -1 for anything else. */
+static int next_member(Reader *r, unsigned char close) {
+    skip_space(r);
+    if (r->p >= r->end) return -1;
+    if (*r->p == ',') {
+        r->p++;
+        skip_space(r);
+        return 1;
+    }
+    if (*r->p != close) return -1;
+    r->p++;
+    return 0;
+}
+
 static int key_is(const unsigned char *key, Py_ssize_t length, const char *name) {
     Py_ssize_t n = (Py_ssize_t)strlen(name);
     return n == length && memcmp(key, name, (size_t)n) == 0;
@@ -296,16 +311,9 @@ static int read_object(Reader *r, Place place, Value *v, Value top[2]) {
                 Value ignored;
                 if (read_value(r, AT_NONE, &ignored) < 0) return -1;
             }
-            skip_space(r);
-            if (r->p >= r->end) return -1;
-            if (*r->p == ',') {
-                r->p++;
-                skip_space(r);
-                continue;
-            }
-            if (*r->p != '}') return -1;
-            r->p++;
-            break;
+            int more = next_member(r, '}');
+            if (more < 0) return -1;
+            if (!more) break;
         }
     }
     v->kind = J_OBJECT;
@@ -355,16 +363,8 @@ static int read_array(Reader *r, Place place, Value *v) {
         if (read_value(r, inner, &item) < 0) return -1;
         if (place == AT_CHOICES && index == 0) v->text = IS(item, J_OBJECT);
         else if (place == AT_OUTPUTS && IS_TEXT(item)) v->text = 1;
-        skip_space(r);
-        if (r->p >= r->end) return -1;
-        if (*r->p == ',') {
-            r->p++;
-            skip_space(r);
-            continue;
-        }
-        if (*r->p != ']') return -1;
-        r->p++;
-        return 0;
+        int more = next_member(r, ']');
+        if (more <= 0) return more;
     }
 }
 
