@@ -280,6 +280,9 @@ class EndpointRecord:
     interval: Interval | None = None
 
 
+_new_tuple = tuple.__new__
+
+
 def keep_slowest(slowest: list[Slow], entry: Slow) -> None:
     """Push `entry` onto a min-heap of the SLOWEST_KEPT slowest."""
     if len(slowest) < SLOWEST_KEPT:
@@ -489,9 +492,11 @@ class _Pending:
         return move_counts(counts, counts_index(low), end, self.ok_scratch, *into)
 
     def keep_if_slow(self, latency_us: int, trace_id: str, variant: str | None) -> None:
-        """Keep a request among the endpoint's slowest if it is, and raise the floor."""
+        """Keep a request among the endpoint's slowest if it is, and raise the floor. While
+        the tester falls behind, latency rises and every request is the slowest yet: then
+        this runs per request, so its Slow is made without NamedTuple's Python __new__."""
         slowest = self.slowest
-        keep_slowest(slowest, Slow(latency_us, trace_id, variant))
+        keep_slowest(slowest, _new_tuple(Slow, (latency_us, trace_id, variant)))
         if len(slowest) >= SLOWEST_KEPT:
             self.slowest_floor = slowest[0][0]
 
