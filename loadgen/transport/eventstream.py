@@ -15,9 +15,11 @@ inside a message. `attach(parser)` then `read(data)` is the streaming call's way
 read: each PayloadPart's payload goes to the token parser (tokens.py; from the C decoder to
 the C parser no Python object is made), and the token events it completed are timed now
 (`parser.time`); other events are passed over. A StreamException ends the stream (kept in
-`exception`), bad bytes set `broken`; after either, nothing more is read. Two implementations give the same events and the same errors: the C
-extension `_eventstreamc` (scanning, both CRCs and the few headers that matter in one call per
-read) and `PyEventStreamDecoder` here, the reference, used when the extension is not built or
+`exception`), bad bytes set `broken`; after either, nothing more is read.
+
+Two implementations give the same events and the same errors: the C extension
+`_eventstreamc` (scanning, both CRCs and the few headers that matter in one call per read)
+and `PyEventStreamDecoder` here, the reference, used when the extension is not built or
 LOADGEN_PURE_EVENTSTREAM=1. tests/test_eventstream.py holds both against botocore's
 EventStreamBuffer on the same bytes. eventstream_encode.py writes such streams.
 
