@@ -51,7 +51,7 @@ ROOT = BENCH.parent  # the checkout whose loadgen runs (PYTHONPATH too), not an 
 sys.path[:0] = [str(BENCH), str(ROOT)]
 
 from stream_server import ServerStats  # noqa: E402 - a sibling script, not a package
-from throughput import BenchError, loadgen_env, machine  # noqa: E402
+from throughput import BenchError, end_on_signals, loadgen_env, machine  # noqa: E402
 
 from loadgen.summary import RunSummary  # noqa: E402
 
@@ -468,13 +468,8 @@ def notes(rows: list[Row], settings: Settings) -> list[str]:
     return found
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main() -> int:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
+    end_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per loadgen run")
     parser.add_argument("--streams", type=int, default=1000, help="streams in flight (fast)")

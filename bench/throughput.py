@@ -475,10 +475,15 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
-    # Ctrl-C and kill/timeout both end the run through the same path: nginx is stopped.
+def end_on_signals() -> None:
+    """Ctrl-C and kill/timeout both end a benchmark through the same path (KeyboardInterrupt),
+    so the servers it started are stopped."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
+
+
+def main() -> int:
+    end_on_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per client run")
     parser.add_argument("--connections", type=int, default=64)

@@ -47,8 +47,8 @@ from loadgen.transport.eventstream_encode import (
     encode_payload_part,
     frame,
 )
-from loadgen.transport.tokens import CTokenParser, PyTokenParser
 from tests.stubs import public_names, stub_names
+from tests.test_tokens import PARSERS
 
 C_DECODER = eventstream.CEventStreamDecoder
 MAKERS: list[Callable[[], EventDecoder]] = [PyEventStreamDecoder]
@@ -710,7 +710,7 @@ _ENDINGS = {
 
 
 @pytest.mark.parametrize("maker", MAKERS)
-@pytest.mark.parametrize("parser_class", [PyTokenParser, *([CTokenParser] if CTokenParser else [])])
+@pytest.mark.parametrize("parser_class", PARSERS)
 @pytest.mark.parametrize("ending", list(_ENDINGS))
 @settings(max_examples=40, deadline=None)
 @given(points=st.lists(st.integers(0, 400), max_size=5))
@@ -741,7 +741,7 @@ def test_read_feeds_and_times_the_attached_parser(
         assert sum(gaps) <= (parser.last_token_ns - parser.first_token_ns) // 1000
 
 
-@pytest.mark.parametrize("parser_class", [PyTokenParser, *([CTokenParser] if CTokenParser else [])])
+@pytest.mark.parametrize("parser_class", PARSERS)
 def test_a_reads_tokens_share_its_time(parser_class: Any) -> None:
     parser = parser_class()
     assert (parser.first_token_ns, list(parser.gaps_us())) == (0, [])  # none came yet
