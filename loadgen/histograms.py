@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import sys
 from array import array
 from bisect import bisect_left
 from dataclasses import dataclass, field
@@ -95,17 +96,34 @@ def record_all(histogram: HdrHistogram, values: array[int]) -> None:
     """record_value of each value (an array('q')), in one C call where _hdrc is built."""
     if not values:
         return
-    if _record_counts is None or histogram.counts_len != COUNTS_LEN:
+    if histogram.counts_len != COUNTS_LEN:
         for value in values:
             record_value(histogram, value)
         return
-    recorded, lowest, highest = _record_counts(ctypes.addressof(histogram.counts), values)
+    recorded, lowest, highest = count_all(histogram, values)
     if recorded:
         histogram.total_count += recorded
         if lowest < histogram.min_value:
             histogram.min_value = lowest
         if highest > histogram.max_value:
             histogram.max_value = highest
+
+
+def count_all(histogram: HdrHistogram, values: array[int]) -> tuple[int, int, int]:
+    """Count each value of an array('q') at its index in our layout's counters, dropping those
+    record_value drops, and leave the total, min and max to the caller: (recorded, lowest,
+    highest) of the counted ones, (0, 0, 0) if none. One C call where _hdrc is built."""
+    assert histogram.counts_len == COUNTS_LEN
+    if _record_counts is not None:
+        return _record_counts(ctypes.addressof(histogram.counts), values)
+    counts, recorded, lowest, highest = histogram.counts, 0, sys.maxsize, 0
+    for value in values:
+        if value < 0 or (index := counts_index(value)) >= COUNTS_LEN:
+            continue
+        counts[index] += 1
+        recorded += 1
+        lowest, highest = min(lowest, value), max(highest, value)
+    return (recorded, lowest, highest) if recorded else (0, 0, 0)
 
 
 def add_counts(target: HdrHistogram, source: HdrHistogram, count: int, low: int, high: int) -> None:

@@ -1,7 +1,8 @@
 """The Recorder: HdrHistograms and counters per endpoint and per production variant.
 
-Memory is flat whatever the run's length: no per-request lists, only histograms, counters,
-at most MAX_SAMPLES mismatch samples and the K slowest requests. Closed one-second intervals
+Memory is flat whatever the run's length: histograms, counters, at most MAX_SAMPLES
+mismatch samples and the K slowest requests; the only per-request values kept are the late
+starts' times of the current second, counted in C when it closes. Closed one-second intervals
 go to a sink (the results writer) as soon as they close.
 
 Per request, two histogram updates (latency and service time of its endpoint and variant)
@@ -14,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import heapq
 import sys
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -28,6 +30,7 @@ from loadgen.histograms import (
     RunHistograms,
     StreamHistograms,
     add_counts,
+    count_all,
     counts_index,
     histogram_summary,
     move_counts,
@@ -41,6 +44,7 @@ from loadgen.summary import MismatchSample as SampleSummary
 from loadgen.transport.base import Outcome, StreamResult
 
 SLOWEST_KEPT = 20
+SLOW_CANDIDATES = 256  # requests above the slowest's floor gathered before the heap takes them
 NS_PER_S = 1_000_000_000
 _MATCHED = Echo.MATCHED  # enum member look-ups cost ~0.1 µs each: not per request
 _MISMATCHED = Echo.MISMATCHED
@@ -323,19 +327,14 @@ class _Pending:
         "ok_missing",
         "ok_min",
         "ok_max",
-        "open_latency_counts",
-        "open_service_counts",
-        "open_requests",
+        "open_latencies",
+        "open_services",
         "open_late",
         "open_missing",
-        "open_out_of_range",
-        "open_latency_min",
-        "open_latency_max",
-        "open_service_min",
-        "open_service_max",
         "start_delay_max",
         "slowest",
         "slowest_floor",
+        "slow_candidates",
         "stream_error_codes",
     )
 
@@ -346,13 +345,17 @@ class _Pending:
         # serves both histograms. `settle` adds them in through ok_scratch, kept all zero.
         self.ok_counts = [0] * COUNTS_LEN
         self.ok_scratch = new_histogram()
-        # Recorder.record_open_ok's: the same, one list per histogram (the values differ)
-        self.open_latency_counts = [0] * COUNTS_LEN
-        self.open_service_counts = [0] * COUNTS_LEN
+        # Recorder.record_open_ok's values as they come (an append is a third of indexing
+        # them), counted in C by `settle`: a late start records two different values
+        self.open_latencies = array("q")
+        self.open_services = array("q")
         self.slowest = slowest  # the endpoint's heap of its slowest requests
         # Below the heap's least value while it is full, else below any: a request no slower
         # is not kept. Others may push to the shared heap, so it may lag low, never high.
         self.slowest_floor = -sys.maxsize - 1
+        # Requests above the floor, put on the heap SLOW_CANDIDATES at a time: while the
+        # tester falls behind, latency rises and every request is the slowest yet
+        self.slow_candidates: list[tuple[int, str, str | None]] = []
         self._zero()
 
     def _zero(self) -> None:
@@ -368,9 +371,7 @@ class _Pending:
         self.ok_out_of_range = self.ok_missing = 0
         self.ok_min = sys.maxsize
         self.ok_max = 0
-        self.open_requests = self.open_late = self.open_missing = self.open_out_of_range = 0
-        self.open_latency_min = self.open_service_min = sys.maxsize
-        self.open_latency_max = self.open_service_max = 0
+        self.open_late = self.open_missing = 0
         self.start_delay_max = 0  # of late starts: latency minus service time
 
     def add(
@@ -463,40 +464,45 @@ class _Pending:
             self.ok_out_of_range = self.ok_missing = 0
             self.ok_min = sys.maxsize
             self.ok_max = 0
-        requests = self.open_requests
+        if self.slow_candidates:
+            self.keep_slowest_candidates()
+        latencies = self.open_latencies
+        requests = len(latencies)
         if not requests:
             return
-        low, high = self.open_latency_min, self.open_latency_max
-        if low <= high:
-            self.latency_count += self._move(self.open_latency_counts, low, high, self.latency)
+        recorded, low, high = count_all(self.latency, latencies)
+        if recorded:
+            self.latency_count += recorded
             self.latency_min = min(self.latency_min, low)
             self.latency_max = max(self.latency_max, high)
-        low, high = self.open_service_min, self.open_service_max
-        if low <= high:
-            self.service_count += self._move(self.open_service_counts, low, high, self.service)
+        self.out_of_range += requests - recorded
+        recorded, low, high = count_all(self.service, self.open_services)
+        if recorded:
+            self.service_count += recorded
             self.service_min = min(self.service_min, low)
             self.service_max = max(self.service_max, high)
+        del latencies[:], self.open_services[:]
         self.requests += requests
         self.ok += requests
         self.late += self.open_late
-        self.out_of_range += self.open_out_of_range
         self.matched += requests - self.open_missing
         self.missing += self.open_missing
-        self.open_requests = self.open_late = self.open_missing = self.open_out_of_range = 0
-        self.open_latency_min = self.open_service_min = sys.maxsize
-        self.open_latency_max = self.open_service_max = 0
+        self.open_late = self.open_missing = 0
 
     def _move(self, counts: list[int], low: int, high: int, *into: HdrHistogram) -> int:
         """Move the list counters of the values `low` to `high` into each histogram."""
         end = counts_index(high) + 1
         return move_counts(counts, counts_index(low), end, self.ok_scratch, *into)
 
-    def keep_if_slow(self, latency_us: int, trace_id: str, variant: str | None) -> None:
-        """Keep a request among the endpoint's slowest if it is, and raise the floor. While
-        the tester falls behind, latency rises and every request is the slowest yet: then
-        this runs per request, so its Slow is made without NamedTuple's Python __new__."""
-        slowest = self.slowest
-        keep_slowest(slowest, _new_tuple(Slow, (latency_us, trace_id, variant)))
+    def keep_slowest_candidates(self) -> None:
+        """Put the slowest of the candidates on the endpoint's heap, and raise the floor.
+        A sort, not heapq.nlargest: they come mostly in rising order, which timsort takes
+        in one pass of C compares, where nlargest replaces its heap's top at each one."""
+        slowest, candidates = self.slowest, self.slow_candidates
+        candidates.sort()
+        for entry in candidates[-SLOWEST_KEPT:]:
+            keep_slowest(slowest, _new_tuple(Slow, entry))
+        candidates.clear()
         if len(slowest) >= SLOWEST_KEPT:
             self.slowest_floor = slowest[0][0]
 
@@ -599,7 +605,10 @@ class Recorder:
             pending = self._open(label, variant)
         pending.add(outcome, echo, latency_us, service_us, late)
         if latency_us > pending.slowest_floor:
-            pending.keep_if_slow(latency_us, trace_id, variant)
+            candidates = pending.slow_candidates
+            candidates.append((latency_us, trace_id, variant))
+            if len(candidates) >= SLOW_CANDIDATES:
+                pending.keep_slowest_candidates()
 
     def record_ok(
         self,
@@ -634,7 +643,10 @@ class Recorder:
         if echo is not _MATCHED:  # a mismatch goes through `record`, with its sample
             pending.ok_missing += 1
         if value > pending.slowest_floor:
-            pending.keep_if_slow(value, trace_id, variant)
+            candidates = pending.slow_candidates
+            candidates.append((value, trace_id, variant))
+            if len(candidates) >= SLOW_CANDIDATES:
+                pending.keep_slowest_candidates()
 
     def record_open_ok(
         self,
@@ -647,40 +659,16 @@ class Recorder:
         trace_id: str,
         now_ns: int,
     ) -> None:
-        """`record` for a successful open-loop request whose echo matched or is missing: no
-        Outcome to build, and list counters (record_ok's, one list per histogram)."""
+        """`record` for a successful open-loop request that started late (on time, it is
+        record_ok's) whose echo matched or is missing: no Outcome to build, and its two
+        values appended, counted in C when the pending requests settle."""
         if now_ns >= self._interval_end_ns:
             self.tick(now_ns)
         pending = self._pending.get((label, variant))
         if pending is None:
             pending = self._open(label, variant)
-        value = latency_us  # indexed as hdrh's record_value does (inlined, as in add)
-        if value < 2048:
-            index = value if value >= 0 else COUNTS_LEN
-        else:
-            shift = value.bit_length() - 11
-            index = (shift << 10) + (value >> shift)
-        if index < COUNTS_LEN:
-            pending.open_latency_counts[index] += 1
-            if value < pending.open_latency_min:
-                pending.open_latency_min = value
-            if value > pending.open_latency_max:
-                pending.open_latency_max = value
-        else:
-            pending.open_out_of_range += 1
-        value = service_us
-        if value < 2048:
-            index = value if value >= 0 else COUNTS_LEN
-        else:
-            shift = value.bit_length() - 11
-            index = (shift << 10) + (value >> shift)
-        if index < COUNTS_LEN:
-            pending.open_service_counts[index] += 1
-            if value < pending.open_service_min:
-                pending.open_service_min = value
-            if value > pending.open_service_max:
-                pending.open_service_max = value
-        pending.open_requests += 1
+        pending.open_latencies.append(latency_us)
+        pending.open_services.append(service_us)
         if late:
             pending.open_late += 1
             if latency_us - service_us > pending.start_delay_max:
@@ -688,7 +676,10 @@ class Recorder:
         if echo is not _MATCHED:  # a mismatch goes through `record`, with its sample
             pending.open_missing += 1
         if latency_us > pending.slowest_floor:
-            pending.keep_if_slow(latency_us, trace_id, variant)
+            candidates = pending.slow_candidates
+            candidates.append((latency_us, trace_id, variant))
+            if len(candidates) >= SLOW_CANDIDATES:
+                pending.keep_slowest_candidates()
 
     def record_stream(
         self,

@@ -21,7 +21,7 @@ from loadgen.histograms import (
     record_all,
     record_value,
 )
-from loadgen.metrics import Interval, Recorder, Stats
+from loadgen.metrics import SLOW_CANDIDATES, Interval, Recorder, Stats
 from loadgen.transport.base import Outcome
 
 NS = 1_000_000_000
@@ -29,13 +29,15 @@ NS = 1_000_000_000
 
 @pytest.fixture(params=["c", "python"])
 def counters_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The list counters and pending histograms folded by _hdrc (C, the used range only), or
-    by the Python fallback (hdrh's whole-array add): the same histograms either way."""
+    """The list counters, late starts' values and pending histograms folded by _hdrc (C, the
+    used range only), or by the Python fallback: the same histograms either way."""
     if request.param == "python":
         monkeypatch.setattr(histograms, "_move_list", None)
         monkeypatch.setattr(histograms, "_add_range", None)
+        monkeypatch.setattr(histograms, "_record_counts", None)
     else:
         assert histograms._move_list is not None and histograms._add_range is not None
+        assert histograms._record_counts is not None
     return str(request.param)
 
 
@@ -289,8 +291,9 @@ def test_record_ok_equals_record_of_a_successful_closed_loop_request() -> None:
 
 @pytest.mark.usefixtures("counters_in")
 def test_record_open_ok_equals_record_of_a_successful_open_loop_request() -> None:
-    """The open loop's shortcut (a list per histogram), mixed with the closed loop's and with
-    errors in one recorder, leaves the state that the general path leaves."""
+    """The open loop's shortcut (its values appended, counted when they settle), mixed with
+    the closed loop's and with errors in one recorder, leaves the state that the general
+    path leaves."""
     rng = random.Random(7)
     closed: dict[str, list[Interval]] = {"ok": [], "general": []}
     shortcut = Recorder(["a"], start_ns=0, sink=closed["ok"].append)
@@ -337,7 +340,8 @@ def test_record_open_ok_equals_record_of_a_successful_open_loop_request() -> Non
 
 
 def test_the_slowest_requests_are_kept_whichever_way_they_were_recorded() -> None:
-    """The slowest 20 of an endpoint, across its variants, both record paths and a take_state."""
+    """The slowest 20 of an endpoint, across its variants, the three record paths and a
+    take_state."""
     rng = random.Random(8)
     recorder = Recorder(["a", "b"], start_ns=0)
     values = rng.sample(range(10**7), 3000)  # distinct: which of equal values stays is moot
@@ -348,8 +352,13 @@ def test_the_slowest_requests_are_kept_whichever_way_they_were_recorded() -> Non
         if index == 1000:
             recorder.take_state()
             seen = {"a": [], "b": []}
-        if index % 3:
+        if index % 3 == 1:
             recorder.record_ok(label, variant, Echo.MATCHED, value, trace_id, index)
+        elif index % 3 == 2:
+            service = value // 2
+            recorder.record_open_ok(
+                label, variant, Echo.MATCHED, value, service, True, trace_id, index
+            )
         else:
             outcome = Outcome(500, "ModelError", variant)
             recorder.record(label, outcome, None, value, value, False, trace_id, index)
@@ -357,6 +366,33 @@ def test_the_slowest_requests_are_kept_whichever_way_they_were_recorded() -> Non
     for label in ("a", "b"):
         expected = sorted(seen[label], reverse=True)[:20]
         assert [(s.latency_us, s.trace_id, s.variant) for s in recorder.slowest(label)] == expected
+
+
+@pytest.mark.parametrize("values", ["rising", "falling", "tied"])
+def test_the_slowest_are_kept_while_the_tester_falls_behind(values: str) -> None:
+    """Behind, latency rises and each late request is the slowest yet: they are gathered and
+    put on the heap in batches. The 20 kept are the 20 slowest however the reads (a second's
+    close, a take_state) fall between batches (which of equal ones stays is moot)."""
+    count = SLOW_CANDIDATES * 3 + 17
+    latencies = {
+        "rising": range(1000, 1000 + count),
+        "falling": range(1000 + count, 1000, -1),
+        "tied": [5000] * count,
+    }[values]
+    recorder = Recorder(["a"], start_ns=0)
+    kept: list[tuple[int, str, str | None]] = []
+    for index, latency in enumerate(latencies):
+        trace_id = f"t{index:05}"
+        recorder.record_open_ok("a", None, Echo.MATCHED, latency, 100, True, trace_id, index)
+        kept.append((latency, trace_id, None))
+        if index in (5, SLOW_CANDIDATES + 3, count - 1):
+            slowest = recorder.slowest("a")
+            expected = sorted(kept, reverse=True)[:20]
+            if values == "tied":
+                assert [s.latency_us for s in slowest] == [5000] * len(expected)
+                assert {s.trace_id for s in slowest} <= {trace_id for _, trace_id, _ in kept}
+            else:
+                assert slowest == expected
 
 
 def test_percentiles_ms_match_hdrh() -> None:
