@@ -169,21 +169,6 @@ def move_counts(
     return sum(part)
 
 
-def drain_counts(counts: list[int], end: int, into: HdrHistogram, scratch: HdrHistogram) -> None:
-    """Add the list counters below `end` into a histogram, as if their values had been
-    recorded there, and zero them; the first and last used ones found in C (zero bytes
-    stripped), so only the part in use is read."""
-    raw = array("q", counts[:end]).tobytes()
-    used = raw.lstrip(b"\0")
-    if not used:
-        return
-    first = (len(raw) - len(used)) // COUNTER_BYTES
-    end = -(-len(raw.rstrip(b"\0")) // COUNTER_BYTES)
-    into.total_count += move_counts(counts, first, end, scratch, into)
-    into.min_value = min(into.min_value, _lowest_and_size(first)[0])
-    into.max_value = max(into.max_value, _lowest_and_size(end - 1)[0])
-
-
 def _cumulative(histogram: HdrHistogram) -> list[int]:
     """Running totals of the counters up to the one holding the max value."""
     limit = min(counts_index(histogram.max_value) + 1, histogram.counts_len)

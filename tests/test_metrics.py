@@ -10,11 +10,10 @@ from hdrh.histogram import HdrHistogram
 
 from loadgen import histograms
 from loadgen.correlate import Echo, MismatchSample
+from loadgen.engine import core
 from loadgen.histograms import (
-    COUNTS_LEN,
     HIGHEST_US,
     counts_index,
-    drain_counts,
     histogram_summary,
     new_histogram,
     percentiles_ms,
@@ -165,23 +164,23 @@ def test_record_all_is_record_value_of_each(in_c: bool, monkeypatch: pytest.Monk
 
 
 @pytest.mark.usefixtures("counters_in")
-def test_drained_list_counters_equal_recording_each_value() -> None:
-    """The tester's start delays: list counters and the highest used, folded in C."""
+def test_the_testers_start_delays_equal_recording_each_value() -> None:
+    """The open loop's start delays, kept as an on-time count and the late ones' values, and
+    folded whenever (a caller's LATE_FOLD_AT, or a read), are hdrh's record_value of each."""
     rng = random.Random(4)
-    counts, scratch = [0] * COUNTS_LEN, new_histogram()
-    ours, theirs = new_histogram(), new_histogram()
+    tester, theirs = core.TesterStats(), new_histogram()
     for rounds in range(3):
-        top = 0
-        for value in [0] * 50 + [rng.randrange(0, 10**6) for _ in range(500)] + [2**31]:
-            index = counts_index(value)
-            counts[index] += 1
-            top = max(top, index)
+        for value in [0] * 50 + [rng.randrange(1, 10**6) for _ in range(500)] + [2**31, 2**45]:
+            if value:
+                tester.late_start_delays.append(value)
+            else:
+                tester.on_time_starts += 1
             theirs.record_value(value)
-        drain_counts(counts, top + 1, ours, scratch)
-        assert same_histograms(ours, theirs), rounds
-        assert counts == [0] * COUNTS_LEN and scratch.counts[:] == [0] * COUNTS_LEN
-    drain_counts(counts, 1, ours, scratch)  # nothing recorded: nothing changes
-    assert same_histograms(ours, theirs)
+            if value % 97 == 0:
+                tester.fold_late_starts()
+        assert same_histograms(tester.start_delay, theirs), rounds
+        assert not tester.on_time_starts and not tester.late_start_delays
+    assert same_histograms(tester.start_delay, theirs)  # nothing since: nothing changes
 
 
 @pytest.mark.usefixtures("counters_in")

@@ -124,8 +124,9 @@ async def test_requests_reach_the_server_at_the_files_offsets(
 
 async def test_late_starts_are_counted_and_their_wait_is_latency(tmp_path: Path) -> None:
     """Six rows at once and one request in flight at a time, each served in 20 ms: they
-    start at 0, 20, ..., 100 ms, so five are late, the last by 100 ms, which its latency
-    (from the intended start) holds and its service time does not."""
+    start at 0, 20, ..., 100 ms, so five are late (the first too, when a busy machine
+    delays it over a millisecond), the last by 100 ms, which its latency (from the intended
+    start) holds and its service time does not."""
     trace = write_csv(tmp_path / "burst.csv", [{"offset_s": 0.0}] * 6)
 
     async def slow(request: web.Request) -> web.Response:
@@ -137,7 +138,7 @@ async def test_late_starts_are_counted_and_their_wait_is_latency(tmp_path: Path)
             trace_scenario(url, trace, max_in_flight=1), RunOptions(out=tmp_path, quiet=True)
         )
     total = result.summary.total
-    assert total.requests == 6 and total.late_starts == 5
+    assert total.requests == 6 and total.late_starts in (5, 6)
     assert total.latency_ms.max >= 115  # 6 x 20 ms from one intended time
     assert total.service_time_ms.max < 60
     assert result.summary.start_delay_ms.max >= 95

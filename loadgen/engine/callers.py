@@ -13,8 +13,7 @@ from collections.abc import Callable
 
 from loadgen.correlate import Echo
 from loadgen.engine.arrivals import Arrivals
-from loadgen.engine.core import LATE_NS, Engine
-from loadgen.histograms import COUNTS_LEN
+from loadgen.engine.core import LATE_FOLD_AT, LATE_NS, Engine
 from loadgen.transport.base import Outcome, Request
 
 CLIENT_FAILURE = "ClientFailure"
@@ -130,7 +129,7 @@ class OpenCaller(_Failing):
         "arrivals",
         "clock",
         "tester",
-        "start_delays",
+        "late_start_delays",
         "next_request",
         "check",
         "record_ok",
@@ -145,7 +144,7 @@ class OpenCaller(_Failing):
         self.arrivals = arrivals
         self.clock = engine.clock
         self.tester = engine.tester
-        self.start_delays = engine.tester.start_delay_counts
+        self.late_start_delays = engine.tester.late_start_delays
         self.next_request = engine.factory.next
         self.check = engine.correlator.check
         self.record_ok = engine.recorder.record_ok
@@ -165,18 +164,12 @@ class OpenCaller(_Failing):
         # every start counts, the on-time (or early) ones as 0: the percentiles are of all
         if intended_ns >= sent_ns:
             intended_ns = sent_ns  # latency counts from the send
-            self.start_delays[0] += 1
+            tester.on_time_starts += 1
         else:
-            value = (sent_ns - intended_ns) // 1000  # indexed as hdrh does (histograms.py)
-            if value < 2048:
-                index = value
-            else:
-                shift = value.bit_length() - 11
-                index = (shift << 10) + (value >> shift)
-            if index < COUNTS_LEN:
-                self.start_delays[index] += 1
-                if index > tester.start_delay_top:
-                    tester.start_delay_top = index
+            delays = self.late_start_delays
+            delays.append((sent_ns - intended_ns) // 1000)
+            if len(delays) >= LATE_FOLD_AT:
+                tester.fold_late_starts()
         if not tester.sent:
             tester.first_sent_ns = sent_ns
         tester.sent += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -14,11 +15,12 @@ from hdrh.histogram import HdrHistogram
 from loadgen.correlate import Correlator, Echo, MismatchSample
 from loadgen.engine.arrivals import Clock
 from loadgen.engine.requests import RequestSource
-from loadgen.histograms import COUNTS_LEN, drain_counts, new_histogram
+from loadgen.histograms import new_histogram, record_all
 from loadgen.metrics import Recorder
 from loadgen.transport.base import Caller, Outcome, Request, Transport
 
 LATE_NS = 1_000_000  # a start more than 1 ms after its intended time counts as late
+LATE_FOLD_AT = 1 << 16  # late starts' delays kept before they go into the histogram
 
 
 class TesterStats:
@@ -26,11 +28,10 @@ class TesterStats:
 
     def __init__(self) -> None:
         self._start_delay = new_histogram()  # sent minus intended, open loop only
-        # what the open loop's callers count per start (list items cost a third of ctypes
-        # ones); `start_delay` folds them in
-        self.start_delay_counts = [0] * COUNTS_LEN
-        self.start_delay_top = 0  # the highest counter used since they were last folded in
-        self._scratch = new_histogram()  # drain_counts' way in, kept all zero
+        # what the open loop's callers keep per start, cheaper than indexing a histogram;
+        # `start_delay` folds them in (C), as does a caller once LATE_FOLD_AT have gathered
+        self.on_time_starts = 0  # delay 0: sent at or before the intended time
+        self.late_start_delays = array("q")  # in µs, of the starts after it
         self.sent = 0
         self.first_sent_ns = 0
         self.last_sent_ns = 0
@@ -43,10 +44,15 @@ class TesterStats:
     @property
     def start_delay(self) -> HdrHistogram:
         """Every open-loop start's delay in µs, the on-time ones as 0."""
-        end = self.start_delay_top + 1
-        drain_counts(self.start_delay_counts, end, self._start_delay, self._scratch)
-        self.start_delay_top = 0
+        self.fold_late_starts()
+        if self.on_time_starts:
+            self._start_delay.record_value(0, self.on_time_starts)
+            self.on_time_starts = 0
         return self._start_delay
+
+    def fold_late_starts(self) -> None:
+        record_all(self._start_delay, self.late_start_delays)
+        del self.late_start_delays[:]
 
     def note_failure(self, exc: BaseException) -> None:
         """Keep the first unexpected exception's type only: its text may hold a signed header."""
