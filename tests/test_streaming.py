@@ -146,9 +146,12 @@ def test_a_stream_cannot_target_a_model() -> None:
 
 
 def test_the_llm_stream_scenario_passes(tmp_path: Path) -> None:
-    result = loadgen(
-        "run", str(SCENARIOS / "llm-stream.yaml"), "--duration", "2s", "--out", str(tmp_path)
-    )
+    """For the scenario's own 5 s: 100 streams, where 2 s made 40. Of 40, p99 is the slowest
+    stream's: a tail draw of the mock's TTFT (p99 250 ms) and a stall of a loaded machine
+    took it past the 400 ms limit (403.7 ms beside busy loops), and three stream errors at
+    the mock's 1% (0.75% of runs) broke the 5% limit. Of 100, p99 is not one stream's, and
+    six errors come in 0.05% of runs."""
+    result = loadgen("run", str(SCENARIOS / "llm-stream.yaml"), "--out", str(tmp_path))
     assert result.returncode == EXIT_OK, result.stderr
     (folder,) = tmp_path.iterdir()
     summary = RunSummary.load(folder / "summary.json")
