@@ -344,7 +344,13 @@ def test_stops_at_max_rate_and_says_so(
 @pytest.mark.parametrize(("limit", "good"), [(1000, True), (3, False)])
 async def test_a_streaming_search_judges_ttft(tmp_path: Path, limit: float, good: bool) -> None:
     """TTFT is 5 ms at any rate here: a 1 s limit holds at max_rate (one step), a 3 ms one
-    fails at every rate, halving until the search gives up."""
+    fails at every rate, halving until the search gives up.
+
+    A step is also bad when the tester sent under 99% of its rate: over a 0.3 s step, its
+    30th send over 3 ms late, which a loaded machine does (2 runs in 4 of the suite beside
+    two busy loops; the search then halves and bisects). That is the machine's verdict, not
+    the TTFT's: the 1 s limit must fail no step, and the search must end at max_rate in
+    one step exactly when the first step kept its rate."""
     load = {
         "executor": "capacity-search",
         "start_rate": 100,
@@ -360,7 +366,9 @@ async def test_a_streaming_search_judges_ttft(tmp_path: Path, limit: float, good
     steps = capacity.steps
     assert all(step.ttft_p99_ms is not None and step.ttft_p99_ms >= 4.9 for step in steps)
     if good:
-        assert len(steps) == 1 and capacity.stopped_at_max_rate and capacity.max_rate_rps == 100
+        assert all(failure.startswith("achieved ") for step in steps for failure in step.failures)
+        assert steps[0].rate == 100 and capacity.max_rate_rps is not None
+        assert (len(steps) == 1) == capacity.stopped_at_max_rate == steps[0].good
     else:
         assert [step.rate for step in steps] == [100 / 2**n for n in range(1 + MAX_HALVINGS)]
         assert all(step.failures[0].startswith("ttft_ms.p99 observed") for step in steps)

@@ -51,8 +51,14 @@ async def test_ttft_and_gaps_are_the_servers_and_every_token_and_error_is_counte
     transport: str, tmp_path: Path
 ) -> None:
     """First token after 60 ms, then one every 15 ms; a quarter of the streams break with
-    ModelStreamError mid-way. TTFT p50 is 60 ms give or take the servers' own timers,
-    ITL p50 15 ms within 2 ms; tokens only from the streams that ended well."""
+    ModelStreamError mid-way; tokens only from the streams that ended well.
+
+    The mock shares the tester's loop, and on a busy machine its sleeps stretch (seen in the
+    suite: TTFT p50 68 ms, TPOT p50 17.8 ms, against 61 and 15.3 idle), so the bounds are set
+    by the wrong answers: TTFT before the second token (75 ms); ITL and TPOT neither the
+    parts' gaps (near 0) nor two tokens' (30 ms). TPOT is a stream's gaps over tokens - 1,
+    so its mean is ITL's whatever the machine did; over tokens (13.1 ms) or with the first
+    token's wait (23.6 ms) it is not."""
     mock = await stream_mock(stream_error_rate=0.25)
     try:
         load = {"executor": "constant-arrival-rate", "rate": 40, "requests": 40}
@@ -70,10 +76,11 @@ async def test_ttft_and_gaps_are_the_servers_and_every_token_and_error_is_counte
     assert total.output_tokens == TOKENS * total.ok
     assert total.ttft_ms is not None and total.itl_ms is not None and total.tpot_ms is not None
     assert total.ttfb_ms is not None and total.ttft_service_time_ms is not None
-    assert FIRST_TOKEN_MS <= total.ttft_service_time_ms.p50 <= FIRST_TOKEN_MS + 8
+    assert FIRST_TOKEN_MS <= total.ttft_service_time_ms.p50 < FIRST_TOKEN_MS + GAP_MS
     assert total.ttfb_ms.p50 < total.ttft_ms.p50  # the head comes before the first token
-    assert abs(total.itl_ms.p50 - GAP_MS) <= 2
-    assert abs(total.tpot_ms.p50 - GAP_MS) <= 2
+    assert GAP_MS - 2 <= total.itl_ms.p50 <= GAP_MS * 1.5
+    assert GAP_MS - 2 <= total.tpot_ms.p50 <= GAP_MS * 1.5
+    assert total.tpot_ms.mean == pytest.approx(total.itl_ms.mean, abs=0.5)
     assert total.output_tokens_per_s == pytest.approx(
         total.output_tokens / result.summary.duration_s, rel=0.01
     )
@@ -139,9 +146,12 @@ def test_a_stream_cannot_target_a_model() -> None:
 
 
 def test_the_llm_stream_scenario_passes(tmp_path: Path) -> None:
-    result = loadgen(
-        "run", str(SCENARIOS / "llm-stream.yaml"), "--duration", "2s", "--out", str(tmp_path)
-    )
+    """For the scenario's own 5 s: 100 streams, where 2 s made 40. Of 40, p99 is the slowest
+    stream's: a tail draw of the mock's TTFT (p99 250 ms) and a stall of a loaded machine
+    took it past the 400 ms limit (403.7 ms beside busy loops), and three stream errors at
+    the mock's 1% (0.75% of runs) broke the 5% limit. Of 100, p99 is not one stream's, and
+    six errors come in 0.05% of runs."""
+    result = loadgen("run", str(SCENARIOS / "llm-stream.yaml"), "--out", str(tmp_path))
     assert result.returncode == EXIT_OK, result.stderr
     (folder,) = tmp_path.iterdir()
     summary = RunSummary.load(folder / "summary.json")

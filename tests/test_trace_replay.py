@@ -99,9 +99,10 @@ async def test_requests_reach_the_server_at_the_files_offsets(
 ) -> None:
     """A real run: the server sees every row in order at the file's offsets (divided by
     speedup) from one start. On an idle machine every row is within a millisecond and no
-    start is late; the machine running the suite is shared (a stall of 20 ms has been seen
-    in CI), so the test holds the tester to three rows in four, which a wrong schedule (a
-    row off by one, the speedup ignored) could not meet."""
+    start is late, but that is the virtual-time test's to hold: on a loaded 2-core machine
+    rows were 5 to 23 ms off and up to 9 starts in 14 late. So three rows in four within
+    10 ms, which no wrong schedule meets (each row at its neighbour's time: 7 rows; the
+    speedup ignored: 2), and the median start within 5 ms."""
     trace = write_csv(tmp_path / "trace.csv", [{"offset_s": offset} for offset in OFFSETS])
     seen, handler = recorder()
     async with serve(handler) as url:
@@ -111,22 +112,21 @@ async def test_requests_reach_the_server_at_the_files_offsets(
     summary = result.summary
     assert summary.total.requests == len(OFFSETS) == len(seen)
     # arrival minus offset is the same for every row (the run's start, and the way to the
-    # server), give or take the loop's millisecond
+    # server), give or take the loop's lag
     lag = [s.at - offset / speedup for s, offset in zip(seen, OFFSETS, strict=True)]
     drift = [abs(value - statistics.median(lag)) for value in lag]
-    most = len(OFFSETS) * 3 // 4
-    assert sum(value < 0.002 for value in drift) >= most, drift
-    assert summary.start_delay_ms.p50 <= 1.0
-    assert summary.total.late_starts <= len(OFFSETS) - most
+    assert sum(value < 0.010 for value in drift) >= len(OFFSETS) * 3 // 4, drift
+    assert summary.start_delay_ms.p50 <= 5.0
     assert summary.target_rate_rps == pytest.approx((len(OFFSETS) - 1) / (0.6 / speedup))
     assert result.exit_code == 0
 
 
 async def test_late_starts_are_counted_and_their_wait_is_latency(tmp_path: Path) -> None:
     """Six rows at once and one request in flight at a time, each served in 20 ms: they
-    start at 0, 20, ..., 100 ms, so five are late (the first too, when a busy machine
-    delays it over a millisecond), the last by 100 ms, which its latency (from the intended
-    start) holds and its service time does not."""
+    start at 0, 20, ..., 100 ms, so five are late, the last by 100 ms, which its latency
+    (from the intended start) holds and its service time does not. The first is on time
+    unless the machine held the loop up for over a millisecond as it fell due (once in four
+    runs of the suite beside busy loops): five late, or six."""
     trace = write_csv(tmp_path / "burst.csv", [{"offset_s": 0.0}] * 6)
 
     async def slow(request: web.Request) -> web.Response:
