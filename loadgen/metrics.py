@@ -345,7 +345,7 @@ class _Pending:
         # serves both histograms. `settle` adds them in through ok_scratch, kept all zero.
         self.ok_counts = [0] * COUNTS_LEN
         self.ok_scratch = new_histogram()
-        # Recorder.record_open_ok's values as they come (an append is a third of indexing
+        # Recorder.record_open_ok's values as they come (an append costs less than indexing
         # them), counted in C by `settle`: a late start records two different values
         self.open_latencies = array("q")
         self.open_services = array("q")
@@ -494,6 +494,13 @@ class _Pending:
         end = counts_index(high) + 1
         return move_counts(counts, counts_index(low), end, self.ok_scratch, *into)
 
+    def keep_if_slow(self, latency_us: int, trace_id: str, variant: str | None) -> None:
+        """A request above the floor: a candidate among the endpoint's slowest."""
+        candidates = self.slow_candidates
+        candidates.append((latency_us, trace_id, variant))
+        if len(candidates) >= SLOW_CANDIDATES:
+            self.keep_slowest_candidates()
+
     def keep_slowest_candidates(self) -> None:
         """Put the slowest of the candidates on the endpoint's heap, and raise the floor.
         A sort, not heapq.nlargest: they come mostly in rising order, which timsort takes
@@ -605,10 +612,7 @@ class Recorder:
             pending = self._open(label, variant)
         pending.add(outcome, echo, latency_us, service_us, late)
         if latency_us > pending.slowest_floor:
-            candidates = pending.slow_candidates
-            candidates.append((latency_us, trace_id, variant))
-            if len(candidates) >= SLOW_CANDIDATES:
-                pending.keep_slowest_candidates()
+            pending.keep_if_slow(latency_us, trace_id, variant)
 
     def record_ok(
         self,
@@ -643,10 +647,7 @@ class Recorder:
         if echo is not _MATCHED:  # a mismatch goes through `record`, with its sample
             pending.ok_missing += 1
         if value > pending.slowest_floor:
-            candidates = pending.slow_candidates
-            candidates.append((value, trace_id, variant))
-            if len(candidates) >= SLOW_CANDIDATES:
-                pending.keep_slowest_candidates()
+            pending.keep_if_slow(value, trace_id, variant)
 
     def record_open_ok(
         self,
@@ -675,7 +676,7 @@ class Recorder:
                 pending.start_delay_max = latency_us - service_us
         if echo is not _MATCHED:  # a mismatch goes through `record`, with its sample
             pending.open_missing += 1
-        if latency_us > pending.slowest_floor:
+        if latency_us > pending.slowest_floor:  # keep_if_slow, inlined: behind, every request
             candidates = pending.slow_candidates
             candidates.append((latency_us, trace_id, variant))
             if len(candidates) >= SLOW_CANDIDATES:
