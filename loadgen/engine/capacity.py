@@ -7,7 +7,9 @@ the good one; a good step at `max_rate` ends it there, and says so.
 `drive_capacity` runs the steps one after another on the run's one transport. Each step is
 a constant-arrival-rate open loop of `step_duration` (executors.py, as any run's), so its
 latency counts from intended starts; it is good when its requests meet the SLO and the
-tester sent at 99% of the scheduled rate or more (else it measured the tester). One
+tester kept its schedule (else it measured the tester): bad only when it sent under 99% of the
+scheduled rate with its median start late (over 1 ms), as a tester steadily behind does; a
+stall at a step's end cuts the first-to-last-send rate, but leaves most starts on time. One
 Recorder records every step, its seconds streaming to the run's files as usual; at a
 step's end its part (`Recorder.take_state`) is judged, and kept as the step's histograms.
 
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 
 from loadgen.correlate import Correlator
 from loadgen.engine.context import RunContext
-from loadgen.engine.core import Engine, Progress, TesterStats
+from loadgen.engine.core import LATE_NS, Engine, Progress, TesterStats
 from loadgen.engine.drive import Driven, Reporting, request_factory, run_schedule
 from loadgen.engine.executors import ConstantArrivalRateExecutor, ConstantConcurrencyExecutor
 from loadgen.engine.requests import RequestSource, targets_of
@@ -100,7 +102,8 @@ def judge_step(
     settled: bool,
 ) -> CapacityStep:
     """A step's figures, and what it broke: an SLO limit (gates.check_endpoint, as a
-    threshold would be checked), or the rate, when the tester sent under 99% of it."""
+    threshold would be checked), or the rate, when the tester fell behind it: sent under 99%
+    of it, with the median start late."""
     traffic = stats.summary(elapsed_s)
     failures = [
         result.failure()
@@ -109,10 +112,13 @@ def judge_step(
     ]
     achieved = tester.achieved_rate()
     if tester.sent > 1 and achieved < BEHIND_ACHIEVED_SHARE * scheduled_rps:
-        failures.append(
-            f"achieved {achieved:,.1f} req/s, {achieved / scheduled_rps:.0%} of the "
-            f"{scheduled_rps:,.1f} scheduled (the tester or max_in_flight held it back)"
-        )
+        (delay_p50_ms,) = percentiles_ms(tester.start_delay, (50.0,))
+        if delay_p50_ms * 1e6 > LATE_NS:
+            failures.append(
+                f"achieved {achieved:,.1f} req/s, {achieved / scheduled_rps:.0%} of the "
+                f"{scheduled_rps:,.1f} scheduled, start delay p50 {delay_p50_ms:,.1f} ms "
+                "(the tester or max_in_flight held it back)"
+            )
     requests = traffic.requests
     ttft = traffic.ttft_ms
     return CapacityStep(
