@@ -184,7 +184,11 @@ def run_wrk(settings: Settings, scratch: Path) -> Measurement:
 
 
 def loadgen_scenario(
-    settings: Settings, transport: str, workers: int | str, rate: float | None = None
+    settings: Settings,
+    transport: str,
+    workers: int | str,
+    rate: float | None = None,
+    busy_poll: bool = False,
 ) -> dict[str, object]:
     """The closed loop on `settings.connections` connections, or with `rate` the open loop
     with that many requests in flight at most."""
@@ -194,6 +198,7 @@ def loadgen_scenario(
         "endpoint_url": settings.url,
         "transport": transport,
         "workers": workers,
+        "busy_poll": busy_poll,
         "endpoints": [{"name": ENDPOINT}],
         "request": {
             "content_type": "application/json",
@@ -230,11 +235,14 @@ def run_loadgen(
     transport: str,
     workers: int | str = 1,
     rate: float | None = None,
+    busy_poll: bool = False,
 ) -> tuple[Measurement, RunSummary]:
     """One `loadgen run` (open loop at `rate` if given); the measurement and the summary."""
     scenario = scratch / "scenario.yaml"
     # JSON is YAML: no quoting questions about the body or the {trace_id} template.
-    scenario.write_text(json.dumps(loadgen_scenario(settings, transport, workers, rate), indent=2))
+    scenario.write_text(
+        json.dumps(loadgen_scenario(settings, transport, workers, rate, busy_poll), indent=2)
+    )
     out = scratch / "results"
     shutil.rmtree(out, ignore_errors=True)
     run_tool(
@@ -360,7 +368,9 @@ SEARCH_STEPS = 5
 PROBE_S = 3
 
 
-def open_loop_ceiling(settings: Settings, scratch: Path, workers: int | str) -> Measurement:
+def open_loop_ceiling(
+    settings: Settings, scratch: Path, workers: int | str, busy_poll: bool = False
+) -> Measurement:
     """The highest target rate the open loop holds on the same connections: a bisection
     (geometric, SEARCH_STEPS probes of PROBE_S) between 0.5x and 1.1x loadgen's own
     closed-loop rate of this repeat."""
@@ -372,7 +382,7 @@ def open_loop_ceiling(settings: Settings, scratch: Path, workers: int | str) -> 
     rate = 0.5 * closed
     probes = []
     for _ in range(SEARCH_STEPS):
-        _, summary = run_loadgen(probe, scratch, "fast", workers, rate=round(rate))
+        _, summary = run_loadgen(probe, scratch, "fast", workers, round(rate), busy_poll)
         total = summary.total
         late = total.late_starts / total.requests if total.requests else 1.0
         ok = (
@@ -399,6 +409,10 @@ def fast_open(settings: Settings, scratch: Path) -> Measurement:
     return open_loop_ceiling(settings, scratch, 1)
 
 
+def fast_open_busy(settings: Settings, scratch: Path) -> Measurement:
+    return open_loop_ceiling(settings, scratch, 1, busy_poll=True)
+
+
 def fast_open_workers(settings: Settings, scratch: Path) -> Measurement:
     return open_loop_ceiling(settings, scratch, "auto")
 
@@ -419,6 +433,11 @@ def rows() -> list[Row]:
         Row("locust", "locust FastHttpUser (1 process)", run_locust),
         Row("fast-workers", "loadgen fast (workers auto)", fast_workers),
         Row("open", "loadgen fast open loop (1 worker), highest rate held", fast_open),
+        Row(
+            "open-busy",
+            "loadgen fast open loop (1 worker, busy_poll), highest rate held",
+            fast_open_busy,
+        ),
         Row(
             "open-workers",
             "loadgen fast open loop (workers auto), highest rate held",
@@ -491,9 +510,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--clients",
-        default="wrk,fast,botocore,locust,fast-workers,open,open-workers",
+        default="wrk,fast,botocore,locust,fast-workers,open,open-busy,open-workers",
         help="comma-separated subset of: wrk, fast, botocore, locust, fast-workers, "
-        "open, open-workers (the open rows need fast)",
+        "open, open-busy, open-workers (the open rows need fast)",
     )
     args = parser.parse_args()
     if min(args.duration, args.connections, args.repeats) <= 0:

@@ -222,6 +222,12 @@ def build_parser() -> _Parser:
     )
     run.add_argument("--workers", help='engine processes: a number or "auto" (CPU count)')
     run.add_argument(
+        "--busy-poll",
+        action="store_const",
+        const=True,
+        help="the engines' event loops never sleep while the schedule runs (sets busy_poll)",
+    )
+    run.add_argument(
         "--ray",
         metavar="ADDRESS",
         help="the workers as Ray actors: auto, HOST:PORT, ray://HOST:10001, or local "
@@ -324,6 +330,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
         "--rate": args.rate,
         "--concurrency": args.concurrency,
         "--workers": args.workers,
+        "--busy-poll": args.busy_poll,
         "--ray": args.ray,
     }
 

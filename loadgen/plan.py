@@ -58,6 +58,7 @@ class Plan:
     correlation: str
     defaults: tuple[AppliedDefault, ...]
     cluster: str | None = None  # "Ray at ADDRESS": the workers are actors there
+    busy_poll: bool = False  # each worker's loop polls without sleeping: a core each
     search_steps: int | None = None  # capacity-search: at most this many steps of duration_s
 
     def lines(self) -> list[str]:
@@ -76,6 +77,8 @@ class Plan:
         workers = (
             f"{self.workers} (auto: the CPU count)" if self.workers_auto else str(self.workers)
         )
+        if self.busy_poll:
+            workers += ", busy-polling (a core each)"
         rows = [
             ("endpoint URL", self.endpoint_url),
             ("region", str(self.region)),
@@ -141,6 +144,7 @@ def plan_of(scenario: Scenario, region: ResolvedRegion) -> Plan:
         correlation=scenario.correlation,
         defaults=tuple(defaults_applied(scenario)),
         cluster=_cluster(scenario),
+        busy_poll=scenario.busy_poll,
         search_steps=_search_steps(load) if isinstance(load, CapacitySearch) else None,
     )
 

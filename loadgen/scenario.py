@@ -524,6 +524,7 @@ class Scenario(Strict):
     endpoint_url: str | None = None
     transport: Literal["fast", "botocore"] = "fast"
     workers: Workers = 1
+    busy_poll: bool = False  # engine/busypoll.py: each engine's loop never sleeps while it runs
     cluster: ClusterConfig | None = None  # None: the workers are local processes
     tls: TLSConfig = TLSConfig()
     endpoints: Annotated[list[EndpointConfig], Field(min_length=1)]
@@ -563,6 +564,7 @@ OVERRIDE_PATHS: dict[str, tuple[str, ...]] = {
     "--endpoint-url": ("endpoint_url",),
     "--transport": ("transport",),
     "--workers": ("workers",),
+    "--busy-poll": ("busy_poll",),
     "--ray": ("cluster", "address"),
     "--duration": ("load", "duration"),
     "--requests": ("load", "requests"),

@@ -486,6 +486,10 @@ def _more_workers(workers: int) -> str:
     return "workers: auto (or --workers N)" if workers == 1 else f"more than {workers} workers"
 
 
+def _or_busy_poll(summary: RunSummary) -> str:
+    return "" if summary.busy_poll else ", busy_poll: true (or --busy-poll)"
+
+
 def run_warnings(summary: RunSummary) -> tuple[RunWarning, ...]:
     """Whether the tester kept the schedule asked of it, and whether the endpoint echoed."""
     warnings: list[RunWarning] = []
@@ -533,7 +537,7 @@ def run_warnings(summary: RunSummary) -> tuple[RunWarning, ...]:
                 f"the tester fell behind its schedule (start delay p99 "
                 f"{summary.start_delay_ms.p99:,.1f} ms, achieved {achieved:,.0f} of "
                 f"{target:,.0f} req/s) with free slots: latencies include its own delay. Use "
-                f"{_more_workers(workers)}, or a lower rate",
+                f"{_more_workers(workers)}{_or_busy_poll(summary)}, or a lower rate",
             )
     planned_s = _planned_s(load)
     if planned_s is not None and summary.duration_s > planned_s + load.timeout:
@@ -695,6 +699,7 @@ class RunSummary(Model):
     load_config: LoadConfig = Field(alias="load")  # the scenario's load section
     correlation_mode: str
     workers: int
+    busy_poll: bool = False  # each engine's loop polled without sleeping (the scenario's key)
     target_rate_rps: float | None  # the open loop's mean scheduled rate; None: closed loop
     achieved_rate_rps: float
     start_delay_ms: LatencyStats  # actual send minus intended start, open loop
@@ -727,7 +732,8 @@ class RunSummary(Model):
             return (
                 f"{len(cluster.workers)} Ray actors on {cluster.nodes} node(s) at {cluster.address}"
             )
-        return "1 process" if self.workers == 1 else f"{self.workers} worker processes"
+        engines = "1 process" if self.workers == 1 else f"{self.workers} worker processes"
+        return f"{engines}, busy-polling" if self.busy_poll else engines
 
     @property
     def stop_text(self) -> str:

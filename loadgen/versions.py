@@ -112,10 +112,11 @@ class Profile:
     load: LoadConfig
     workers: int
     transport: str
+    busy_poll: bool = False  # a sleeping loop's wake-ups are in its service times
 
     @classmethod
     def of(cls, summary: RunSummary) -> Profile:
-        return cls(summary.load_config, summary.workers, summary.transport)
+        return cls(summary.load_config, summary.workers, summary.transport, summary.busy_poll)
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,7 @@ def profile_warnings(base: Profile | None, new: Profile | None) -> tuple[str, ..
         *_load_settings(base.load, new.load),
         ("workers", base.workers, new.workers),
         ("transport", base.transport, new.transport),
+        ("busy_poll", base.busy_poll, new.busy_poll),
     ]
     return tuple(
         f"load profiles differ: {name} {_setting(b)} (base) vs {_setting(n)} (new)"
@@ -271,6 +273,8 @@ def _setting(value: object) -> str:
     """As a scenario file would say it: 100 not 100.0, stages in flow style, unset for None."""
     if value is None:
         return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, list):

@@ -516,6 +516,7 @@ def test_differing_load_profiles_are_warned_one_yellow_line_each(
         load_config=LOAD.model_copy(update={"rate": 400.0, "max_in_flight": 64}),
         workers=4,
         transport="botocore",
+        busy_poll=True,
     ).folder
     # a warning fails nothing: the same latencies are no change
     assert compare_command(base, new, [], endpoint=None, json_out=True) == EXIT_OK
@@ -525,6 +526,7 @@ def test_differing_load_profiles_are_warned_one_yellow_line_each(
         "load profiles differ: load.max_in_flight 256 (base) vs 64 (new)",
         "load profiles differ: workers 1 (base) vs 4 (new)",
         "load profiles differ: transport fast (base) vs botocore (new)",
+        "load profiles differ: busy_poll false (base) vs true (new)",
     ]
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, color_system="standard", width=200)

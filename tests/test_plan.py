@@ -88,6 +88,13 @@ def test_a_ramp_expects_what_its_schedule_starts() -> None:
     assert plan.shape == "from 3/s -> 11/s over 700ms -> 2.5/s over 1.3s"
 
 
+def test_busy_polling_is_said_beside_the_workers() -> None:
+    load = {"executor": "constant-arrival-rate", "rate": 10, "duration": 1}
+    assert "  workers       1" in plan_for(with_load(load)).lines()
+    polled = plan_for(with_load(load, workers=2, busy_poll=True))
+    assert "  workers       2, busy-polling (a core each)" in polled.lines()
+
+
 def test_connections_are_split_as_the_workers_split_them() -> None:
     load = {"executor": "constant-arrival-rate", "rate": 10, "duration": 1, "max_in_flight": 10}
     plan = plan_for(with_load(load, workers=4))

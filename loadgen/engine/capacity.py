@@ -30,9 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from loadgen.correlate import Correlator
+from loadgen.engine.busypoll import BusyPoll
 from loadgen.engine.context import RunContext
 from loadgen.engine.core import LATE_NS, Engine, Progress, TesterStats
-from loadgen.engine.drive import Driven, Reporting, request_factory, run_schedule
+from loadgen.engine.drive import Driven, Reporting, cpu_busy, request_factory, run_schedule
 from loadgen.engine.executors import ConstantArrivalRateExecutor, ConstantConcurrencyExecutor
 from loadgen.engine.requests import RequestSource, targets_of
 from loadgen.engine.search import Search
@@ -288,7 +289,9 @@ async def drive_capacity(
     gc.freeze()  # as drive() does: what exists now lives as long as the run
     cpu_started_s, wall_started_s = time.process_time(), time.monotonic()
     ticker = _Ticker(recorder, start_ns, reporting)
-    ticking = asyncio.get_running_loop().create_task(ticker.run())
+    loop = asyncio.get_running_loop()
+    busy_poll = BusyPoll(loop) if scenario.busy_poll else None
+    ticking = loop.create_task(ticker.run())
     try:
         # a cold endpoint, or a connection's first request, would count in the first step
         _, probes = await prober.probe()
@@ -307,7 +310,7 @@ async def drive_capacity(
             engine = Engine(transport, factory, correlator, recorder, ctx.connections)
             ticker.engine = engine
             completed = await run_schedule(
-                executor, engine, step_start_ns, stop, ctx.graceful_stop_s
+                executor, engine, step_start_ns, stop, ctx.graceful_stop_s, busy_poll
             )
             elapsed_s = (time.monotonic_ns() - step_start_ns) / NS_PER_S
             ticker.step_done(engine)
@@ -332,9 +335,7 @@ async def drive_capacity(
     now = time.monotonic_ns()
     recorder.tick(now)
     recorder.flush()
-    wall_s = time.monotonic() - wall_started_s
-    if wall_s > 0:
-        tester.cpu_busy = (time.process_time() - cpu_started_s) / wall_s
+    tester.cpu_busy = cpu_busy(cpu_started_s, wall_started_s, busy_poll)
     summary = CapacitySummary(
         slo=load.slo,
         precision=load.precision,

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from loadgen.correlate import Correlator, TraceIds
+from loadgen.engine.busypoll import BusyPoll
 from loadgen.engine.context import RunContext
 from loadgen.engine.core import Engine, Progress, TesterStats
 from loadgen.engine.executors import Executor
@@ -63,8 +64,9 @@ async def drive(
     gc.freeze()
     cpu_started_s, wall_started_s = time.process_time(), time.monotonic()
     loop = asyncio.get_running_loop()  # the executor waits for `start_ns` itself
+    busy_poll = BusyPoll(loop) if scenario.busy_poll else None
     ticker = loop.create_task(_tick(engine, start_ns, reporting, closed))
-    await run_schedule(executor, engine, start_ns, stop, ctx.graceful_stop_s)
+    await run_schedule(executor, engine, start_ns, stop, ctx.graceful_stop_s, busy_poll)
     ticker.cancel()
     await asyncio.gather(ticker, return_exceptions=True)
     now = time.monotonic_ns()
@@ -72,10 +74,19 @@ async def drive(
     recorder.flush()
     for interval in closed:
         reporting.sink(interval)
-    wall_s = time.monotonic() - wall_started_s
-    if wall_s > 0:
-        engine.tester.cpu_busy = (time.process_time() - cpu_started_s) / wall_s
+    engine.tester.cpu_busy = cpu_busy(cpu_started_s, wall_started_s, busy_poll)
     return Driven(recorder, engine.tester, (now - start_ns) / NS_PER_S)
+
+
+def cpu_busy(cpu_started_s: float, wall_started_s: float, busy_poll: BusyPoll | None) -> float:
+    """This process's CPU time since then over the wall time, less what busy polling idled."""
+    wall_s = time.monotonic() - wall_started_s
+    if wall_s <= 0:
+        return 0.0
+    cpu_s = time.process_time() - cpu_started_s
+    if busy_poll is not None:
+        cpu_s = max(cpu_s - busy_poll.idle_ns / NS_PER_S, 0.0)
+    return cpu_s / wall_s
 
 
 async def _tick(
@@ -102,16 +113,26 @@ async def _tick(
 
 
 async def run_schedule(
-    executor: Executor, engine: Engine, start_ns: int, stop: asyncio.Event, grace_s: float
+    executor: Executor,
+    engine: Engine,
+    start_ns: int,
+    stop: asyncio.Event,
+    grace_s: float,
+    busy_poll: BusyPoll | None = None,
 ) -> bool:
-    """The executor's schedule from `start_ns` until it ends or `stop` is set, then the
-    drain (`grace_s` for requests in flight); False if `stop` cut the schedule short."""
+    """The executor's schedule from `start_ns` until it ends or `stop` is set (the loop
+    polling without sleep meanwhile, with `busy_poll`), then the drain (`grace_s` for
+    requests in flight); False if `stop` cut the schedule short."""
     loop = asyncio.get_running_loop()
     schedule = loop.create_task(executor.run(engine, start_ns))
     stopper = loop.create_task(stop.wait())
+    if busy_poll is not None:
+        busy_poll.start()
     try:
         await asyncio.wait({schedule, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        if busy_poll is not None:
+            busy_poll.stop()
         stopper.cancel()
         schedule.cancel()
         await asyncio.gather(schedule, stopper, return_exceptions=True)

@@ -112,6 +112,7 @@ def summarize(
         load_config=scenario.load,
         correlation_mode=scenario.correlation,
         workers=ctx.shares,
+        busy_poll=scenario.busy_poll,
         target_rate_rps=target_rate(scenario.load),
         achieved_rate_rps=round(tester.achieved_rate(), 3),
         start_delay_ms=LatencyStats(**histogram_summary(tester.start_delay)),
