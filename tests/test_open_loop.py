@@ -10,6 +10,7 @@ import pytest
 
 from loadgen.correlate import Correlator, TraceIds
 from loadgen.engine.arrivals import EARLY_NS, Arrivals
+from loadgen.engine.busypoll import BusyPoll
 from loadgen.engine.callers import OpenCaller
 from loadgen.engine.context import RunContext
 from loadgen.engine.core import Engine
@@ -145,6 +146,31 @@ def test_ticks_come_every_millisecond_while_requests_are_dense_and_sleep_between
 
     assert 450 <= ticks(10_000, 10_000) <= 551  # about one a millisecond
     assert ticks(10, 5) <= 5 + 3  # one for each request, a spare at the end
+
+
+def test_a_busy_polling_loop_releases_each_request_on_its_turn_and_arms_no_timer() -> None:
+    """With busy_poll, Arrivals releases on the poll's turns (here every 10 µs) and arms no
+    timer: at 10,000 req/s a parked caller is resumed for each request within a turn of
+    EARLY_NS before its time, one at a time, where a millisecond timer releases ten at once."""
+    clock = Clock(START_NS - 50 * MS)
+    loop = ManualLoop(clock)
+    poll = BusyPoll(loop, clock)  # type: ignore[arg-type]
+    arrivals = Arrivals(offsets(10_000, 100), START_NS, clock, loop, poll)  # type: ignore[arg-type]
+    assert poll.on_turn == arrivals.release
+    sent: list[tuple[int, int]] = []  # (resumed at, intended)
+
+    def caller() -> None:  # sends what it takes at once, done at once, parks again
+        intended = arrivals.take(clock.now_ns)
+        assert intended is not None
+        sent.append((clock.now_ns, intended))
+        arrivals.park(caller)
+
+    arrivals.park(caller)
+    while poll.on_turn():
+        clock.now_ns += 10_000
+    assert [intended for _, intended in sent] == [START_NS + i * MS // 10 for i in range(100)]
+    assert all(0 <= at - (intended - EARLY_NS) < 10_000 for at, intended in sent)
+    assert not loop.timers  # no tick was ever armed
 
 
 def engine_with(clock: Clock) -> Engine:

@@ -12,6 +12,8 @@ Why batches: a loop turn that sends many requests and reads many responses costs
 less per request than one that handles a single request, as the closed loop's lanes
 show. So requests go out a tick at a time, up to EARLY_NS before their time (then on
 time: latency counts from the send), and no task, future or timer is made per request.
+With busy_poll the loop never sleeps and each of its turns releases (busypoll.py): the
+starts then follow the schedule, not the millisecond timer's bursts.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ import asyncio
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from loadgen.metrics import NS_PER_S
+
+if TYPE_CHECKING:
+    from loadgen.engine.busypoll import BusyPoll
 
 MS_NS = 1_000_000
 # A tick releases what falls due before the next tick (a millisecond away, and the loop's
@@ -57,6 +63,7 @@ class Arrivals:
         start_ns: int,
         clock: Clock,
         loop: asyncio.AbstractEventLoop,
+        busy_poll: BusyPoll | None = None,
     ) -> None:
         self._offsets = offsets
         self._start_ns = start_ns
@@ -72,7 +79,9 @@ class Arrivals:
         self.full_ns = 0  # how long due requests waited with every caller busy
         self._full_since: int | None = None  # since when, as seen by the ticks
         self._pull()
-        if not self.finished:
+        if busy_poll is not None:
+            busy_poll.on_turn = self.release  # every turn of the loop, not a timer
+        elif not self.finished:
             self._arm()
 
     def _pull(self) -> None:
@@ -138,22 +147,29 @@ class Arrivals:
         self._timer = self._loop.call_later(max(delay_ns // MS_NS, 1) / 1000, self.tick)
 
     def tick(self) -> None:
-        """Release the requests due within EARLY_NS, and resume a parked caller for each."""
+        """The timer's: release, and tick again while the schedule lasts."""
         self._timer = None
+        if self.release():
+            self._arm()
+
+    def release(self) -> bool:
+        """Release the requests due within EARLY_NS, and resume a parked caller for each;
+        False once the schedule is spent (every parked caller then resumed, to end)."""
         now_ns = self._clock()
         if self.finished:
             self._note_full(now_ns)
             self._resume_all()
-            return
+            return False
         self._released_ns = now_ns + EARLY_NS
         parked = self._parked
-        for _ in range(self._released(len(parked))):
-            parked.pop()()  # a lane takes its request now; a waiting task when it runs
+        if parked:
+            for _ in range(self._released(len(parked))):
+                parked.pop()()  # a lane takes its request now; a waiting task when it runs
         self._note_full(now_ns)
         if self.finished:
             self._resume_all()
-        else:
-            self._arm()
+            return False
+        return True
 
     def _note_full(self, now_ns: int) -> None:
         """Count the time from a tick that found a due request and no free caller to the

@@ -5,6 +5,10 @@ virtual machine an idle vCPU is descheduled by the host: its wake-ups cost more 
 work they wake for, and come late. A turn of the loop that only polls costs ~1.5 µs here,
 so spinning keeps the tester hot and its timers on time, at the price of a whole core.
 
+An open loop's Arrivals hooks `on_turn` and releases what falls due every turn instead of
+every millisecond: starts follow the schedule to the microsecond, where a millisecond's
+timer releases them in bursts that a server serves in turn (its queue then in the latency).
+
 The CPU it burns polling is not the tester's load: turns shorter than IDLE_TURN_NS did
 nothing but poll, and their time is subtracted from the engine's CPU busy figure.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from loadgen.engine.arrivals import Clock
 
@@ -22,7 +27,7 @@ IDLE_TURN_NS = 10_000  # an idle turn takes ~1.5 µs (p99 ~4 µs); any send or r
 class BusyPoll:
     """Keeps one callback queued, so the loop polls for I/O without blocking."""
 
-    __slots__ = ("_loop", "_clock", "_running", "_last_ns", "idle_ns")
+    __slots__ = ("_loop", "_clock", "_running", "_last_ns", "idle_ns", "on_turn")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, clock: Clock = time.monotonic_ns) -> None:
         self._loop = loop
@@ -30,6 +35,8 @@ class BusyPoll:
         self._running = False
         self._last_ns = 0
         self.idle_ns = 0  # wall time of the turns that only polled
+        # called each turn until it returns False (Arrivals.release: the schedule is spent)
+        self.on_turn: Callable[[], bool] | None = None
 
     def start(self) -> None:
         if not self._running:
@@ -48,4 +55,7 @@ class BusyPoll:
         self._last_ns = now_ns
         if turn_ns < IDLE_TURN_NS:
             self.idle_ns += turn_ns
+        on_turn = self.on_turn
+        if on_turn is not None and not on_turn():
+            self.on_turn = None
         self._loop.call_soon(self._turn)

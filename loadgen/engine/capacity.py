@@ -308,6 +308,7 @@ async def drive_capacity(
             executor = ConstantArrivalRateExecutor(step_config(load, rate, number))
             scheduled = scheduled_rate(executor)
             engine = Engine(transport, factory, correlator, recorder, ctx.connections)
+            engine.busy_poll = busy_poll
             ticker.engine = engine
             completed = await run_schedule(
                 executor, engine, step_start_ns, stop, ctx.graceful_stop_s, busy_poll

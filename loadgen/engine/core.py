@@ -14,6 +14,7 @@ from hdrh.histogram import HdrHistogram
 
 from loadgen.correlate import Correlator, Echo, MismatchSample
 from loadgen.engine.arrivals import Clock
+from loadgen.engine.busypoll import BusyPoll
 from loadgen.engine.requests import RequestSource
 from loadgen.histograms import new_histogram, record_all
 from loadgen.metrics import Recorder
@@ -159,6 +160,7 @@ class Engine:
         # requests left to start, when a closed loop is bounded by count
         self.remaining: int | None = None
         self.stopping = False  # callers start no new request once set
+        self.busy_poll: BusyPoll | None = None  # busy_poll: open loops release on its turns
 
     def start_callers(self, callers: Sequence[EngineCaller]) -> list[asyncio.Task[None]]:
         """One task per caller, which the transport runs until the caller is done."""

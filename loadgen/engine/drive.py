@@ -64,7 +64,7 @@ async def drive(
     gc.freeze()
     cpu_started_s, wall_started_s = time.process_time(), time.monotonic()
     loop = asyncio.get_running_loop()  # the executor waits for `start_ns` itself
-    busy_poll = BusyPoll(loop) if scenario.busy_poll else None
+    busy_poll = engine.busy_poll = BusyPoll(loop) if scenario.busy_poll else None
     ticker = loop.create_task(_tick(engine, start_ns, reporting, closed))
     await run_schedule(executor, engine, start_ns, stop, ctx.graceful_stop_s, busy_poll)
     ticker.cancel()

@@ -71,7 +71,8 @@ class OpenLoop(Executor[ConfigT]):
     async def run(self, engine: Engine, start_ns: int) -> None:
         """Callers start at once and park until the first request is due."""
         offsets = take_share(self.offsets(), self.share, self.shares)
-        arrivals = Arrivals(offsets, start_ns, engine.clock, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        arrivals = Arrivals(offsets, start_ns, engine.clock, loop, engine.busy_poll)
         callers = [OpenCaller(engine, arrivals) for _ in range(engine.max_in_flight)]
         await serve(engine, engine.start_callers(callers), arrivals.stop)
         engine.tester.max_in_flight_full_ns += arrivals.full_ns
