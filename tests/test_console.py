@@ -295,9 +295,10 @@ def test_short_ids_are_tails_long_enough_to_tell_apart() -> None:
 def test_the_cli_passes_verbose_through(tmp_path: Path, verbose: bool) -> None:
     flags = ["--verbose"] if verbose else []
     result = loadgen("run", str(QUICKSTART), "--duration", "1s", "--out", str(tmp_path), *flags)
-    assert result.returncode == 0, result.stderr
     (folder,) = tmp_path.iterdir()
     summary = RunSummary.load(folder / "summary.json")
+    # a stall on a loaded machine can break the quickstart's p99 limit: the verdict says so
+    assert result.returncode == summary.verdict.exit_code in (0, 1), result.stderr
     queries = [stats.slowest_query.query for stats in summary.endpoints.values()]
     markdown, page = (folder / "summary.md").read_text(), (folder / "report.html").read_text()
     for query in queries:

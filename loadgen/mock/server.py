@@ -441,12 +441,13 @@ async def start_mock(
 
 async def serve_until_signalled(config: MockConfig, host: str, port: int, container: bool) -> None:
     server = await start_mock(config, host, port, container=container)
-    print(f"mock endpoint listening on {server.url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     stop_signals = (signal.SIGINT, signal.SIGTERM)
     for stop_signal in stop_signals:
         loop.add_signal_handler(stop_signal, stop.set)
+    # only now: whoever reads the URL may signal at once
+    print(f"mock endpoint listening on {server.url}", flush=True)
     try:
         await stop.wait()
     finally:
