@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from loadgen.correlate import Correlator, TraceIds
-from loadgen.engine.arrivals import EARLY_NS, Arrivals
+from loadgen.engine.arrivals import EARLY_NS, POLL_RELEASE_NS, Arrivals
 from loadgen.engine.busypoll import BusyPoll
 from loadgen.engine.callers import OpenCaller
 from loadgen.engine.context import RunContext
@@ -148,15 +148,16 @@ def test_ticks_come_every_millisecond_while_requests_are_dense_and_sleep_between
     assert ticks(10, 5) <= 5 + 3  # one for each request, a spare at the end
 
 
-def test_a_busy_polling_loop_releases_each_request_on_its_turn_and_arms_no_timer() -> None:
-    """With busy_poll, Arrivals releases on the poll's turns (here every 10 µs) and arms no
-    timer: at 10,000 req/s a parked caller is resumed for each request within a turn of
-    EARLY_NS before its time, one at a time, where a millisecond timer releases ten at once."""
+def test_a_busy_polling_loop_releases_every_100_us_and_arms_no_timer() -> None:
+    """With busy_poll, Arrivals releases on the poll's turns (here every 10 µs), once each
+    POLL_RELEASE_NS, and arms no timer: at 7,000 req/s a parked caller is resumed for each
+    request within 100 µs of its coming within EARLY_NS, one at a time, where a millisecond
+    timer releases seven at once."""
     clock = Clock(START_NS - 50 * MS)
     loop = ManualLoop(clock)
     poll = BusyPoll(loop, clock)  # type: ignore[arg-type]
-    arrivals = Arrivals(offsets(10_000, 100), START_NS, clock, loop, poll)  # type: ignore[arg-type]
-    assert poll.on_turn == arrivals.release
+    arrivals = Arrivals(offsets(7_000, 70), START_NS, clock, loop, poll)  # type: ignore[arg-type]
+    assert poll.on_turn == arrivals.poll
     sent: list[tuple[int, int]] = []  # (resumed at, intended)
 
     def caller() -> None:  # sends what it takes at once, done at once, parks again
@@ -166,10 +167,12 @@ def test_a_busy_polling_loop_releases_each_request_on_its_turn_and_arms_no_timer
         arrivals.park(caller)
 
     arrivals.park(caller)
-    while poll.on_turn():
+    while poll.on_turn(clock.now_ns):
         clock.now_ns += 10_000
-    assert [intended for _, intended in sent] == [START_NS + i * MS // 10 for i in range(100)]
-    assert all(0 <= at - (intended - EARLY_NS) < 10_000 for at, intended in sent)
+    assert [intended for _, intended in sent] == [START_NS + int(i / 7000 * 1e9) for i in range(70)]
+    delays = [at - (intended - EARLY_NS) for at, intended in sent]
+    assert all(0 <= delay < POLL_RELEASE_NS + 10_000 for delay in delays)
+    assert max(delays) >= POLL_RELEASE_NS // 2  # not every turn (each under 10 µs late)
     assert not loop.timers  # no tick was ever armed
 
 

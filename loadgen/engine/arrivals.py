@@ -12,8 +12,8 @@ Why batches: a loop turn that sends many requests and reads many responses costs
 less per request than one that handles a single request, as the closed loop's lanes
 show. So requests go out a tick at a time, up to EARLY_NS before their time (then on
 time: latency counts from the send), and no task, future or timer is made per request.
-With busy_poll the loop never sleeps and each of its turns releases (busypoll.py): the
-starts then follow the schedule, not the millisecond timer's bursts.
+With busy_poll the loop never sleeps, and its turns release every POLL_RELEASE_NS
+(busypoll.py): bursts of a tenth of the millisecond timer's.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ MS_NS = 1_000_000
 # A tick releases what falls due before the next tick (a millisecond away, and the loop's
 # timers fire up to a millisecond late). A request starts at most this much early.
 EARLY_NS = 2 * MS_NS
+
+# With busy polling, what falls due is released this often, not every turn: a turn that
+# sends several requests and then reads their responses together costs less per request than
+# one request a turn (at 50,000 req/s, 0.62 of a core against 0.88), and the burst is a
+# tenth of a millisecond timer's (service time p50 0.035 ms either way, 0.45 in ms batches).
+POLL_RELEASE_NS = 100_000
 
 CHUNK = 256  # intended times read from the schedule at once
 
@@ -55,6 +61,7 @@ class Arrivals:
         "_timer",
         "full_ns",
         "_full_since",
+        "_next_poll_ns",
     )
 
     def __init__(
@@ -78,9 +85,10 @@ class Arrivals:
         self._timer: asyncio.TimerHandle | None = None
         self.full_ns = 0  # how long due requests waited with every caller busy
         self._full_since: int | None = None  # since when, as seen by the ticks
+        self._next_poll_ns = 0  # busy polling: the next turn from which to release
         self._pull()
         if busy_poll is not None:
-            busy_poll.on_turn = self.release  # every turn of the loop, not a timer
+            busy_poll.on_turn = self.poll  # the loop's turns, not a timer
         elif not self.finished:
             self._arm()
 
@@ -151,6 +159,14 @@ class Arrivals:
         self._timer = None
         if self.release():
             self._arm()
+
+    def poll(self, now_ns: int) -> bool:
+        """A busy-polling loop's turn: release once POLL_RELEASE_NS have passed since the
+        last release; False once the schedule is spent."""
+        if now_ns < self._next_poll_ns:
+            return True
+        self._next_poll_ns = now_ns + POLL_RELEASE_NS
+        return self.release()
 
     def release(self) -> bool:
         """Release the requests due within EARLY_NS, and resume a parked caller for each;

@@ -5,9 +5,9 @@ virtual machine an idle vCPU is descheduled by the host: its wake-ups cost more 
 work they wake for, and come late. A turn of the loop that only polls costs ~1.5 µs here,
 so spinning keeps the tester hot and its timers on time, at the price of a whole core.
 
-An open loop's Arrivals hooks `on_turn` and releases what falls due every turn instead of
-every millisecond: starts follow the schedule to the microsecond, where a millisecond's
-timer releases them in bursts that a server serves in turn (its queue then in the latency).
+An open loop's Arrivals hooks `on_turn` and releases what falls due every 100 µs instead of
+every millisecond: a millisecond's timer releases requests in bursts that a server serves in
+turn, and that queue is then in their latency.
 
 The CPU it burns polling is not the tester's load: turns shorter than IDLE_TURN_NS did
 nothing but poll, and their time is subtracted from the engine's CPU busy figure.
@@ -35,8 +35,8 @@ class BusyPoll:
         self._running = False
         self._last_ns = 0
         self.idle_ns = 0  # wall time of the turns that only polled
-        # called each turn until it returns False (Arrivals.release: the schedule is spent)
-        self.on_turn: Callable[[], bool] | None = None
+        # called each turn with the time until it returns False (Arrivals.poll: spent)
+        self.on_turn: Callable[[int], bool] | None = None
 
     def start(self) -> None:
         if not self._running:
@@ -56,6 +56,6 @@ class BusyPoll:
         if turn_ns < IDLE_TURN_NS:
             self.idle_ns += turn_ns
         on_turn = self.on_turn
-        if on_turn is not None and not on_turn():
+        if on_turn is not None and not on_turn(now_ns):
             self.on_turn = None
         self._loop.call_soon(self._turn)
