@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from loadgen.correlate import Correlator, TraceIds
-from loadgen.engine.arrivals import EARLY_NS, POLL_RELEASE_NS, Arrivals
+from loadgen.engine.arrivals import EARLY_NS, RELEASE_EVERY_NS, Arrivals
 from loadgen.engine.busypoll import BusyPoll
 from loadgen.engine.callers import OpenCaller
 from loadgen.engine.context import RunContext
@@ -150,7 +150,7 @@ def test_ticks_come_every_millisecond_while_requests_are_dense_and_sleep_between
 
 def test_a_busy_polling_loop_releases_every_100_us_and_arms_no_timer() -> None:
     """With busy_poll, Arrivals releases on the poll's turns (here every 10 µs), once each
-    POLL_RELEASE_NS, and arms no timer: at 7,000 req/s a parked caller is resumed for each
+    RELEASE_EVERY_NS, and arms no timer: at 7,000 req/s a parked caller is resumed for each
     request within 100 µs of its coming within EARLY_NS, one at a time, where a millisecond
     timer releases seven at once."""
     clock = Clock(START_NS - 50 * MS)
@@ -171,8 +171,8 @@ def test_a_busy_polling_loop_releases_every_100_us_and_arms_no_timer() -> None:
         clock.now_ns += 10_000
     assert [intended for _, intended in sent] == [START_NS + int(i / 7000 * 1e9) for i in range(70)]
     delays = [at - (intended - EARLY_NS) for at, intended in sent]
-    assert all(0 <= delay < POLL_RELEASE_NS + 10_000 for delay in delays)
-    assert max(delays) >= POLL_RELEASE_NS // 2  # not every turn (each under 10 µs late)
+    assert all(0 <= delay < RELEASE_EVERY_NS + 10_000 for delay in delays)
+    assert max(delays) >= RELEASE_EVERY_NS // 2  # not every turn (each under 10 µs late)
     assert not loop.timers  # no tick was ever armed
 
 

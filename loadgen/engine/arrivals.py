@@ -1,9 +1,9 @@
 """The open loop's schedule as due requests, released in batches by one timer.
 
 Request i is due at `start + offset_i`, its offset from schedule.py's arithmetic, never
-from chained sleeps. A timer ticks while the schedule runs (every millisecond at most,
-the loop's timer resolution) and each tick releases every request due before the next
-tick can come (within EARLY_NS). Parked callers are resumed, one per released request;
+from chained sleeps. A timer ticks while the schedule runs (every RELEASE_EVERY_NS at
+most, or every millisecond on the loop's own timers) and each tick releases every request
+due before the next tick can come (within EARLY_NS). Parked callers are resumed, one per released request;
 a caller whose request ended takes the next released one at once. When the tester is
 behind, every overdue request is released and waits for the next free caller: the
 backlog is the schedule's due prefix, oldest first.
@@ -12,8 +12,9 @@ Why batches: a loop turn that sends many requests and reads many responses costs
 less per request than one that handles a single request, as the closed loop's lanes
 show. So requests go out a tick at a time, up to EARLY_NS before their time (then on
 time: latency counts from the send), and no task, future or timer is made per request.
-With busy_poll the loop never sleeps, and its turns release every POLL_RELEASE_NS
-(busypoll.py): bursts of a tenth of the millisecond timer's.
+The loop's timers count whole milliseconds; on Linux a timerfd (finetimer.py) ticks every
+RELEASE_EVERY_NS instead, so a burst is a tenth of the size. With busy_poll the loop never
+sleeps, and its turns release as often (busypoll.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import TYPE_CHECKING
 
+from loadgen.engine.finetimer import FineTimer
 from loadgen.metrics import NS_PER_S
 
 if TYPE_CHECKING:
@@ -34,11 +36,11 @@ MS_NS = 1_000_000
 # timers fire up to a millisecond late). A request starts at most this much early.
 EARLY_NS = 2 * MS_NS
 
-# With busy polling, what falls due is released this often, not every turn: a turn that
-# sends several requests and then reads their responses together costs less per request than
-# one request a turn (at 50,000 req/s, 0.62 of a core against 0.88), and the burst is a
-# tenth of a millisecond timer's (service time p50 0.035 ms either way, 0.45 in ms batches).
-POLL_RELEASE_NS = 100_000
+# Ticks (a timerfd's, or a busy-polling loop's turns) release at most this often: a tenth of
+# the loop timer's millisecond, so a burst is a tenth of its size, and yet a turn sends
+# several requests and reads their responses together, where one request a turn costs more
+# (busy polling at 50,000 req/s: 0.62 of a core against 0.88 releasing every turn).
+RELEASE_EVERY_NS = 100_000
 
 CHUNK = 256  # intended times read from the schedule at once
 
@@ -59,6 +61,7 @@ class Arrivals:
         "_released_ns",
         "_parked",
         "_timer",
+        "_fine",
         "full_ns",
         "_full_since",
         "_next_poll_ns",
@@ -86,10 +89,12 @@ class Arrivals:
         self.full_ns = 0  # how long due requests waited with every caller busy
         self._full_since: int | None = None  # since when, as seen by the ticks
         self._next_poll_ns = 0  # busy polling: the next turn from which to release
+        self._fine: FineTimer | None = None  # ticks to the microsecond, where there are
         self._pull()
         if busy_poll is not None:
             busy_poll.on_turn = self.poll  # the loop's turns, not a timer
         elif not self.finished:
+            self._fine = FineTimer.create(loop, self.tick)
             self._arm()
 
     def _pull(self) -> None:
@@ -140,18 +145,30 @@ class Arrivals:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._fine is not None:
+            self._fine.cancel()
         self._resume_all()
 
+    def close(self) -> None:
+        """Let go of the fine timer's descriptor, once the run is over."""
+        if self._fine is not None:
+            self._fine.close()
+            self._fine = None
+
     def _arm(self) -> None:
-        """Tick when the next unreleased request comes within EARLY_NS of its time: in
-        whole milliseconds, as the loop's timers count, and at least one (a shorter timer
-        fires at once, and would spin). When everything read so far is released (the
-        tester is behind), the next tick comes in a millisecond."""
+        """Tick when the next unreleased request comes within EARLY_NS of its time, and
+        RELEASE_EVERY_NS after this tick at the soonest. On the loop's own timers (no
+        timerfd) that is in whole milliseconds, at least one (a shorter timer fires at
+        once, and would spin). When everything read so far is released (the tester is
+        behind), the next tick comes as soon as it may."""
         ahead = self._ahead
         unreleased = bisect_right(ahead, self._released_ns, self._head)
         delay_ns = 0
         if unreleased < len(ahead):
             delay_ns = ahead[unreleased] - EARLY_NS - self._clock()
+        if self._fine is not None:
+            self._fine.arm(max(delay_ns, RELEASE_EVERY_NS))
+            return
         self._timer = self._loop.call_later(max(delay_ns // MS_NS, 1) / 1000, self.tick)
 
     def tick(self) -> None:
@@ -161,11 +178,11 @@ class Arrivals:
             self._arm()
 
     def poll(self, now_ns: int) -> bool:
-        """A busy-polling loop's turn: release once POLL_RELEASE_NS have passed since the
+        """A busy-polling loop's turn: release once RELEASE_EVERY_NS have passed since the
         last release; False once the schedule is spent."""
         if now_ns < self._next_poll_ns:
             return True
-        self._next_poll_ns = now_ns + POLL_RELEASE_NS
+        self._next_poll_ns = now_ns + RELEASE_EVERY_NS
         return self.release()
 
     def release(self) -> bool:

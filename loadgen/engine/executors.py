@@ -74,7 +74,10 @@ class OpenLoop(Executor[ConfigT]):
         loop = asyncio.get_running_loop()
         arrivals = Arrivals(offsets, start_ns, engine.clock, loop, engine.busy_poll)
         callers = [OpenCaller(engine, arrivals) for _ in range(engine.max_in_flight)]
-        await serve(engine, engine.start_callers(callers), arrivals.stop)
+        try:
+            await serve(engine, engine.start_callers(callers), arrivals.stop)
+        finally:
+            arrivals.close()
         engine.tester.max_in_flight_full_ns += arrivals.full_ns
 
 

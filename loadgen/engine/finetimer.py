@@ -1,0 +1,112 @@
+"""A one-shot timer with microsecond resolution, for the open loop's ticks.
+
+The event loop's timers count whole milliseconds, so a sleeping open loop could only
+release its due requests a millisecond's worth at once, and a server that serves such a
+burst in turn puts its queue into their latency. A Linux timerfd on CLOCK_MONOTONIC (the
+clock of time.monotonic_ns), watched by the loop like any socket, wakes it to the
+microsecond. Elsewhere `create` gives None and the ticks stay on the loop's timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import sys
+from collections.abc import Callable
+
+CLOCK_MONOTONIC = 1
+TFD_NONBLOCK = os.O_NONBLOCK
+TFD_CLOEXEC = 0o2000000  # O_CLOEXEC on Linux
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.timerfd_create.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.timerfd_settime.argtypes = [
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.POINTER(_Itimerspec),
+            ctypes.c_void_p,
+        ]
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _libc()
+
+
+class FineTimer:
+    """Calls `callback` once, `delay_ns` after each `arm`; `close` when done with it."""
+
+    __slots__ = ("_loop", "_fd", "_spec", "_spec_ref", "_callback", "_settime")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, fd: int, callback: Callable[[], None]
+    ) -> None:
+        assert _LIBC is not None
+        self._loop = loop
+        self._fd = fd
+        self._spec = _Itimerspec()
+        self._spec_ref = ctypes.byref(self._spec)
+        self._callback = callback
+        self._settime = _LIBC.timerfd_settime
+        loop.add_reader(fd, self._ready)
+
+    @classmethod
+    def create(
+        cls, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]
+    ) -> FineTimer | None:
+        """A timer on `loop`, or None where there is no timerfd (or the loop watches no fd)."""
+        if _LIBC is None or not hasattr(loop, "add_reader"):
+            return None
+        fd = _LIBC.timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)
+        if fd < 0:
+            return None
+        try:
+            return cls(loop, fd, callback)
+        except (NotImplementedError, OSError):
+            os.close(fd)
+            return None
+
+    def arm(self, delay_ns: int) -> None:
+        """Fire once, `delay_ns` from now (at least 1 ns: 0 would disarm it)."""
+        value = self._spec.it_value
+        value.tv_sec, value.tv_nsec = divmod(max(delay_ns, 1), 1_000_000_000)
+        self._settime(self._fd, 0, self._spec_ref, None)
+
+    def cancel(self) -> None:
+        value = self._spec.it_value
+        value.tv_sec = value.tv_nsec = 0
+        self._settime(self._fd, 0, self._spec_ref, None)
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        self._loop.remove_reader(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+
+    def _ready(self) -> None:
+        try:
+            os.read(self._fd, 8)  # the expiry count; reading it clears readiness
+        except BlockingIOError:  # disarmed or re-armed since it became readable
+            return
+        except OSError:
+            with contextlib.suppress(OSError):
+                self.close()
+            return
+        self._callback()

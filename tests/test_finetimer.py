@@ -1,0 +1,93 @@
+"""The open loop's microsecond ticks: a timerfd on the real event loop, and Arrivals ticking
+every RELEASE_EVERY_NS with it where the loop's own timers would tick every millisecond."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from loadgen.engine.arrivals import EARLY_NS, RELEASE_EVERY_NS, Arrivals
+from loadgen.engine.finetimer import FineTimer
+from loadgen.engine.schedule import constant_offsets
+
+
+def fine_timer(loop: asyncio.AbstractEventLoop, fired: list[int]) -> FineTimer:
+    timer = FineTimer.create(loop, lambda: fired.append(time.monotonic_ns()))
+    assert timer is not None, "Linux has timerfd: the suite runs there"
+    return timer
+
+
+async def test_it_fires_once_after_its_delay_and_not_when_cancelled() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[int] = []
+    timer = fine_timer(loop, fired)
+    try:
+        armed = time.monotonic_ns()
+        timer.arm(300_000)
+        await asyncio.sleep(0.03)
+        (at,) = fired  # once, not again
+        assert at - armed >= 300_000
+        timer.arm(5_000_000)
+        timer.arm(200_000)  # re-armed: the later time is gone
+        timer.arm(1_000_000)
+        timer.cancel()
+        await asyncio.sleep(0.01)
+        assert len(fired) == 1
+    finally:
+        timer.close()
+
+
+async def test_its_descriptor_is_closed_and_unwatched() -> None:
+    loop = asyncio.get_running_loop()
+    timer = fine_timer(loop, [])
+    fd = timer._fd
+    os.fstat(fd)
+    timer.close()
+    timer.close()  # twice is fine
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_a_loop_without_descriptors_keeps_the_loops_own_timers() -> None:
+    class TimersOnly:
+        pass
+
+    assert FineTimer.create(TimersOnly(), lambda: None) is None  # type: ignore[arg-type]
+
+
+async def test_arrivals_tick_every_100_us_while_requests_are_dense() -> None:
+    """20,000 req/s for 0.2 s with one caller taking what each tick releases: about a
+    tick per 100 µs (the loop's millisecond timers: at most 201), and the median request
+    taken within 3 ticks of its coming within EARLY_NS (at 1 ms a tick: 0.5 ms after)."""
+    loop = asyncio.get_running_loop()
+    start_ns = time.monotonic_ns() + 20_000_000
+    arrivals = Arrivals(constant_offsets(20_000, None, 4_000), start_ns, time.monotonic_ns, loop)
+    ticks = 0
+
+    def counted() -> None:
+        nonlocal ticks
+        ticks += 1
+        arrivals.tick()
+
+    assert arrivals._fine is not None
+    arrivals._fine._callback = counted
+    taken: list[tuple[int, int]] = []
+    done = loop.create_future()
+
+    def caller() -> None:
+        while (intended := arrivals.take(now := time.monotonic_ns())) is not None:
+            taken.append((now, intended))
+        if not arrivals.park(caller):
+            done.set_result(None)
+
+    caller()
+    await asyncio.wait_for(done, 10)
+    arrivals.close()
+    assert arrivals._fine is None
+    assert len(taken) == 4_000
+    assert ticks >= 400  # at 1 ms a tick: about 200
+    early = sorted(intended - now for now, intended in taken)
+    assert early[len(early) // 2] >= EARLY_NS - 3 * RELEASE_EVERY_NS
