@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 CLOCK_MONOTONIC = 1
 TFD_NONBLOCK = os.O_NONBLOCK
-TFD_CLOEXEC = 0o2000000  # O_CLOEXEC on Linux
+TFD_CLOEXEC = os.O_CLOEXEC
 
 
 class _Timespec(ctypes.Structure):
