@@ -392,7 +392,9 @@ def open_loop_ceiling(
         )
         probes.append(
             f"{rate:,.0f}: {summary.achieved_rate_rps:,.0f} achieved, {late:.1%} late, "
-            f"start delay p99 {summary.start_delay_ms.p99:.2f} ms {'held' if ok else 'missed'}"
+            f"start delay p99 {summary.start_delay_ms.p99:.2f} ms, all {settings.connections} "
+            f"in flight {summary.max_in_flight_full_s:.1f} s, tester CPU "
+            f"{summary.tester_cpu:.2f} {'held' if ok else 'missed'}"
         )
         if ok:
             held = rate
