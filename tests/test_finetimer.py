@@ -91,3 +91,24 @@ async def test_arrivals_tick_every_100_us_while_requests_are_dense() -> None:
     assert ticks >= 400  # at 1 ms a tick: about 200
     early = sorted(intended - now for now, intended in taken)
     assert early[len(early) // 2] >= EARLY_NS - 3 * RELEASE_EVERY_NS
+
+
+async def test_behind_the_ticks_only_keep_count_every_millisecond() -> None:
+    """Every request overdue and every caller busy (none takes): a free caller would take
+    what is overdue without a tick, so ticks come every millisecond, not every 100 µs."""
+    loop = asyncio.get_running_loop()
+    start_ns = time.monotonic_ns() - 50_000_000
+    arrivals = Arrivals(constant_offsets(20_000, None, 4_000), start_ns, time.monotonic_ns, loop)
+    ticks = 0
+
+    def counted() -> None:
+        nonlocal ticks
+        ticks += 1
+        arrivals.tick()
+
+    assert arrivals._fine is not None
+    arrivals._fine._callback = counted
+    await asyncio.sleep(0.1)
+    arrivals.stop()
+    arrivals.close()
+    assert 20 <= ticks <= 110  # at 100 µs: about 1,000

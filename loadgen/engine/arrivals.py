@@ -3,8 +3,8 @@
 Request i is due at `start + offset_i`, its offset from schedule.py's arithmetic, never
 from chained sleeps. A timer ticks while the schedule runs (every RELEASE_EVERY_NS at
 most, or every millisecond on the loop's own timers) and each tick releases every request
-due before the next tick can come (within EARLY_NS). Parked callers are resumed, one per released request;
-a caller whose request ended takes the next released one at once. When the tester is
+due before the next tick can come (within EARLY_NS). Parked callers are resumed, one per
+released request; a caller whose request ended takes the next released one at once. When the tester is
 behind, every overdue request is released and waits for the next free caller: the
 backlog is the schedule's due prefix, oldest first.
 
@@ -159,13 +159,18 @@ class Arrivals:
         """Tick when the next unreleased request comes within EARLY_NS of its time, and
         RELEASE_EVERY_NS after this tick at the soonest. On the loop's own timers (no
         timerfd) that is in whole milliseconds, at least one (a shorter timer fires at
-        once, and would spin). When everything read so far is released (the tester is
-        behind), the next tick comes as soon as it may."""
+        once, and would spin). When the tester is behind, a free caller takes an overdue
+        request without a tick, so ticks, which then only keep count, come every
+        millisecond."""
         ahead = self._ahead
-        unreleased = bisect_right(ahead, self._released_ns, self._head)
+        head = self._head
+        now_ns = self._clock()
+        unreleased = bisect_right(ahead, self._released_ns, head)
         delay_ns = 0
-        if unreleased < len(ahead):
-            delay_ns = ahead[unreleased] - EARLY_NS - self._clock()
+        if head < len(ahead) and ahead[head] <= now_ns:
+            delay_ns = MS_NS
+        elif unreleased < len(ahead):
+            delay_ns = ahead[unreleased] - EARLY_NS - now_ns
         if self._fine is not None:
             self._fine.arm(max(delay_ns, RELEASE_EVERY_NS))
             return
