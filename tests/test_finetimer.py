@@ -10,7 +10,7 @@ import time
 import pytest
 
 from loadgen.engine.arrivals import EARLY_NS, RELEASE_EVERY_NS, Arrivals
-from loadgen.engine.finetimer import FineTimer
+from loadgen.engine.finetimer import FineSleeper, FineTimer
 from loadgen.engine.schedule import constant_offsets
 
 
@@ -112,3 +112,33 @@ async def test_behind_the_ticks_only_keep_count_every_millisecond() -> None:
     arrivals.stop()
     arrivals.close()
     assert 20 <= ticks <= 110  # at 100 µs: about 1,000
+
+
+async def test_the_sleeper_sleeps_to_the_microsecond_where_the_loop_rounds() -> None:
+    """The loop's own sleep of 0.4 ms returns at once and 1.4 ms takes 1.1; the sleeper's
+    take what they ask, each sleeper waking in time order, a cancelled one in no one's way."""
+    sleeper = FineSleeper()
+    try:
+        for delay_ms in (0.4, 1.4):
+            taken = []
+            for _ in range(20):
+                started = time.perf_counter()
+                await sleeper.sleep(delay_ms / 1000)
+                taken.append((time.perf_counter() - started) * 1000)
+            assert sorted(taken)[10] >= delay_ms
+        woke: list[int] = []
+
+        async def sleep(index: int) -> None:
+            await sleeper.sleep(index / 10_000)
+            woke.append(index)
+
+        cancelled = asyncio.ensure_future(sleeper.sleep(0.0015))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.gather(*(sleep(index) for index in (30, 10, 20, 5)))
+        assert woke == [5, 10, 20, 30]
+        pending = asyncio.ensure_future(sleeper.sleep(60))
+        await asyncio.sleep(0)
+    finally:
+        sleeper.close()
+    await asyncio.wait_for(pending, 1)  # closing wakes whoever still sleeps

@@ -1,4 +1,5 @@
-"""A one-shot timer with microsecond resolution, for the open loop's ticks.
+"""A one-shot timer with microsecond resolution, for the open loop's ticks and the mock's
+sleeps.
 
 The event loop's timers count whole milliseconds, so a sleeping open loop could only
 release its due requests a millisecond's worth at once, and a server that serves such a
@@ -12,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import heapq
+import itertools
 import os
 import sys
+import time
 from collections.abc import Callable
 
 CLOCK_MONOTONIC = 1
@@ -52,13 +56,13 @@ _LIBC = _libc()
 class FineTimer:
     """Calls `callback` once, `delay_ns` after each `arm`; `close` when done with it."""
 
-    __slots__ = ("_loop", "_fd", "_spec", "_spec_ref", "_callback", "_settime")
+    __slots__ = ("loop", "_fd", "_spec", "_spec_ref", "_callback", "_settime")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, fd: int, callback: Callable[[], None]
     ) -> None:
         assert _LIBC is not None
-        self._loop = loop
+        self.loop = loop
         self._fd = fd
         self._spec = _Itimerspec()
         self._spec_ref = ctypes.byref(self._spec)
@@ -96,7 +100,7 @@ class FineTimer:
     def close(self) -> None:
         if self._fd < 0:
             return
-        self._loop.remove_reader(self._fd)
+        self.loop.remove_reader(self._fd)
         os.close(self._fd)
         self._fd = -1
 
@@ -110,3 +114,56 @@ class FineTimer:
                 self.close()
             return
         self._callback()
+
+
+class FineSleeper:
+    """asyncio.sleep to the microsecond, for the mock's service times and token gaps: the
+    loop's own sleep rounds to whole milliseconds (0.4 ms sleeps 0, 1.4 ms sleeps 1.1).
+    One FineTimer, made on the first sleep's loop, wakes the sleepers in time order."""
+
+    __slots__ = ("_timer", "_heap", "_count", "_fine")
+
+    def __init__(self) -> None:
+        self._timer: FineTimer | None = None
+        self._heap: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._count = itertools.count()  # ties in time wake in the order they slept
+        self._fine = True  # until a timer could not be made: then the loop's sleep
+
+    async def sleep(self, delay_s: float) -> None:
+        if delay_s <= 0:
+            return
+        timer = self._timer
+        if timer is None and self._fine:
+            timer = self._timer = FineTimer.create(asyncio.get_running_loop(), self._wake)
+            self._fine = timer is not None
+        if timer is None:
+            await asyncio.sleep(delay_s)
+            return
+        now_ns = time.monotonic_ns()
+        wake_ns = now_ns + int(delay_s * 1e9)
+        future: asyncio.Future[None] = timer.loop.create_future()
+        heap = self._heap
+        heapq.heappush(heap, (wake_ns, next(self._count), future))
+        if heap[0][2] is future:  # the soonest now
+            timer.arm(wake_ns - now_ns)
+        await future
+
+    def _wake(self) -> None:
+        heap = self._heap
+        now_ns = time.monotonic_ns()
+        while heap and heap[0][0] <= now_ns:
+            future = heapq.heappop(heap)[2]
+            if not future.done():  # a cancelled sleeper's
+                future.set_result(None)
+        if heap and self._timer is not None:
+            self._timer.arm(heap[0][0] - now_ns)
+
+    def close(self) -> None:
+        """Wake every sleeper, and let go of the timer."""
+        for _, _, future in self._heap:
+            if not future.done():
+                future.set_result(None)
+        self._heap.clear()
+        if self._timer is not None:
+            self._timer.close()
+            self._timer = None

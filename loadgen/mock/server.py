@@ -24,6 +24,7 @@ import uvloop
 from aiohttp import web
 
 from loadgen import api
+from loadgen.engine.finetimer import FineSleeper
 from loadgen.errors import CannotRunError
 from loadgen.mock.capacity import Copies
 from loadgen.mock.config import LatencySpec, MockConfig, MockEndpoint, MockVariant
@@ -237,7 +238,8 @@ class MockHandlers:
         self._stats = stats
         self._region = config.region
         self._dice = Dice(config.seed)
-        self._streamer = Streamer(config.stream, config.seed, stats)
+        self.sleeper = FineSleeper()  # service times to the microsecond, not the loop's ms
+        self._streamer = Streamer(config.stream, config.seed, stats, self.sleeper.sleep)
         self._default_plan = plan_endpoint(config, None)
         self._plans = {name: plan_endpoint(config, o) for name, o in config.endpoints.items()}
         self._capacity = config.capacity
@@ -377,8 +379,7 @@ class MockHandlers:
         delay = self._dice.delay_s(behaviour)
         if copies is not None:
             delay = copies.admit(delay)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await self.sleeper.sleep(delay)
 
 
 def build_app(config: MockConfig, *, container: bool = False) -> web.Application:
@@ -395,6 +396,11 @@ def build_app(config: MockConfig, *, container: bool = False) -> web.Application
     else:
         app.router.add_post("/endpoints/{name}/invocations", handlers.invoke)
         app.router.add_post("/endpoints/{name}/invocations-response-stream", handlers.invoke_stream)
+
+    async def close_sleeper(app: web.Application) -> None:
+        handlers.sleeper.close()
+
+    app.on_cleanup.append(close_sleeper)
     return app
 
 

@@ -9,10 +9,10 @@ assumed one event per part would miscount. The last token's event carries TGI's
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import random
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -32,8 +32,15 @@ H_STREAM_CONTENT_TYPE = "X-Amzn-SageMaker-Content-Type"
 class Streamer:
     """Serves stream calls by `config`; counts them in `stats`."""
 
-    def __init__(self, config: MockStream, seed: int | None, stats: MockStats) -> None:
+    def __init__(
+        self,
+        config: MockStream,
+        seed: int | None,
+        stats: MockStats,
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
         self._config = config
+        self._sleep = sleep  # the mock's FineSleeper: token gaps to the microsecond
         self._stats = stats
         self._random = random.Random(None if seed is None else f"{seed}:stream")
         self._ttft = config.ttft_ms.lognormal()
@@ -56,7 +63,7 @@ class Streamer:
             delays = [self._delay_s(self._ttft)]
             delays += [self._delay_s(self._itl) for _ in range(config.tokens - 1)]
             busy_s = sum(delays)
-            await _sleep(copies.admit(busy_s) - busy_s)
+            await self._sleep(copies.admit(busy_s) - busy_s)
         headers = {
             "Content-Type": api.EVENT_STREAM_CONTENT_TYPE,
             H_STREAM_CONTENT_TYPE: CONTENT_TYPES[config.format],
@@ -73,10 +80,10 @@ class Streamer:
         fail_after = None
         if config.stream_error_rate and self._random.random() < config.stream_error_rate:
             fail_after = self._random.randrange(tokens)  # tokens sent before the error
-        await _sleep(delays[0] if delays else self._delay_s(self._ttft))
+        await self._sleep(delays[0] if delays else self._delay_s(self._ttft))
         for index in range(tokens):
             if index:
-                await _sleep(delays[index] if delays else self._delay_s(self._itl))
+                await self._sleep(delays[index] if delays else self._delay_s(self._itl))
             if index == fail_after:
                 stats.stream_errors += 1
                 await response.write(
@@ -114,8 +121,3 @@ def token_event(stream_format: str, index: int, last: bool, tokens: int) -> byte
         event["details"] = {"finish_reason": "length", "generated_tokens": tokens}
     line = json.dumps(event, separators=(",", ":")).encode()
     return b"data:" + line + b"\n\n" if stream_format == "sse" else line + b"\n"
-
-
-async def _sleep(delay_s: float) -> None:
-    if delay_s > 0:
-        await asyncio.sleep(delay_s)
