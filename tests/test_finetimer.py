@@ -10,8 +10,8 @@ import time
 import pytest
 
 from loadgen.engine.arrivals import EARLY_NS, RELEASE_EVERY_NS, Arrivals
-from loadgen.engine.finetimer import FineSleeper, FineTimer
 from loadgen.engine.schedule import constant_offsets
+from loadgen.finetimer import FineSleeper, FineTimer
 
 
 def fine_timer(loop: asyncio.AbstractEventLoop, fired: list[int]) -> FineTimer:

@@ -24,8 +24,8 @@ import uvloop
 from aiohttp import web
 
 from loadgen import api
-from loadgen.engine.finetimer import FineSleeper
 from loadgen.errors import CannotRunError
+from loadgen.finetimer import FineSleeper
 from loadgen.mock.capacity import Copies
 from loadgen.mock.config import LatencySpec, MockConfig, MockEndpoint, MockVariant
 from loadgen.mock.streaming import Streamer
