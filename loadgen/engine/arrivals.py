@@ -12,9 +12,9 @@ Why batches: a loop turn that sends many requests and reads many responses costs
 less per request than one that handles a single request, as the closed loop's lanes
 show. So requests go out a tick at a time, up to EARLY_NS before their time (then on
 time: latency counts from the send), and no task, future or timer is made per request.
-The loop's timers count whole milliseconds; on Linux a timerfd (loadgen/finetimer.py) ticks every
-RELEASE_EVERY_NS instead, so a burst is a tenth of the size. With busy_poll the loop never
-sleeps, and its turns release as often (busypoll.py).
+The loop's timers count whole milliseconds; on Linux a timerfd (loadgen/finetimer.py)
+ticks every RELEASE_EVERY_NS instead, so a burst is a tenth of the size. With busy_poll the
+loop never sleeps, and its turns release as often (busypoll.py).
 """
 
 from __future__ import annotations
