@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,39 +15,56 @@ from loadgen.engine.schedule import constant_offsets
 from loadgen.finetimer import FineSleeper, FineTimer
 
 
-def fine_timer(loop: asyncio.AbstractEventLoop, fired: list[int]) -> FineTimer:
-    timer = FineTimer.create(loop, lambda: fired.append(time.monotonic_ns()))
-    assert timer is not None, "Linux has timerfd: the suite runs there"
-    return timer
-
-
-async def test_it_fires_once_after_its_delay_and_not_when_cancelled() -> None:
-    loop = asyncio.get_running_loop()
+@pytest.fixture
+async def timer() -> AsyncIterator[tuple[FineTimer, list[int]]]:
+    """A timer on the running loop, and the times it fired at."""
     fired: list[int] = []
-    timer = fine_timer(loop, fired)
-    try:
-        armed = time.monotonic_ns()
-        timer.arm(300_000)
-        await asyncio.sleep(0.03)
-        (at,) = fired  # once, not again
-        assert at - armed >= 300_000
-        timer.arm(5_000_000)
-        timer.arm(200_000)  # re-armed: the later time is gone
-        timer.arm(1_000_000)
-        timer.cancel()
-        await asyncio.sleep(0.01)
-        assert len(fired) == 1
-    finally:
-        timer.close()
+    made = FineTimer.create(asyncio.get_running_loop(), lambda: fired.append(time.monotonic_ns()))
+    assert made is not None, "Linux has timerfd: the suite runs there"
+    yield made, fired
+    made.close()
 
 
-async def test_its_descriptor_is_closed_and_unwatched() -> None:
-    loop = asyncio.get_running_loop()
-    timer = fine_timer(loop, [])
-    fd = timer._fd
+async def test_it_fires_once_after_its_delay_and_not_when_cancelled(
+    timer: tuple[FineTimer, list[int]],
+) -> None:
+    fine, fired = timer
+    armed = time.monotonic_ns()
+    fine.arm(300_000)
+    await asyncio.sleep(0.03)
+    (at,) = fired  # once, not again
+    assert at - armed >= 300_000
+    fine.arm(5_000_000)
+    fine.arm(200_000)  # re-armed: the later time is gone
+    fine.arm(1_000_000)
+    fine.cancel()
+    await asyncio.sleep(0.01)
+    assert len(fired) == 1
+
+
+async def test_it_repeats_every_period_until_cancelled(
+    timer: tuple[FineTimer, list[int]],
+) -> None:
+    fine, fired = timer
+    armed = time.monotonic_ns()
+    fine.arm(200_000, 1_000_000)
+    await asyncio.sleep(0.03)
+    assert fired[0] - armed >= 200_000
+    assert 15 <= len(fired) <= 31  # once at 0.2 ms, then every ms (a busy loop's merge)
+    fine.cancel()
+    stopped = len(fired)
+    await asyncio.sleep(0.01)
+    assert len(fired) == stopped
+
+
+async def test_its_descriptor_is_closed_and_unwatched(
+    timer: tuple[FineTimer, list[int]],
+) -> None:
+    fine, _ = timer
+    fd = fine._fd
     os.fstat(fd)
-    timer.close()
-    timer.close()  # twice is fine
+    fine.close()
+    fine.close()  # twice is fine
     with pytest.raises(OSError):
         os.fstat(fd)
 
@@ -94,6 +112,9 @@ async def test_arrivals_tick_every_100_us_while_requests_are_dense() -> None:
 
     caller()
     await asyncio.wait_for(done, 10)
+    spent = len(ticks)
+    await asyncio.sleep(0.01)
+    assert len(ticks) == spent  # the repeating timer stops with the schedule
     arrivals.close()
     assert arrivals._fine is None
     assert len(taken) == 4_000

@@ -62,6 +62,7 @@ class Arrivals:
         "_parked",
         "_timer",
         "_fine",
+        "_every_ns",
         "full_ns",
         "_full_since",
         "_next_poll_ns",
@@ -90,6 +91,7 @@ class Arrivals:
         self._full_since: int | None = None  # since when, as seen by the ticks
         self._next_poll_ns = 0  # busy polling: the next turn from which to release
         self._fine: FineTimer | None = None  # ticks to the microsecond, where there are
+        self._every_ns = 0  # the fine timer's period while it repeats (0: once, or idle)
         self._pull()
         if busy_poll is not None:
             busy_poll.on_turn = self.poll  # the loop's turns, not a timer
@@ -145,8 +147,7 @@ class Arrivals:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._fine is not None:
-            self._fine.cancel()
+        self._cancel_fine()
         self._resume_all()
 
     def close(self) -> None:
@@ -155,24 +156,37 @@ class Arrivals:
             self._fine.close()
             self._fine = None
 
+    def _cancel_fine(self) -> None:
+        if self._fine is not None:
+            self._fine.cancel()
+            self._every_ns = 0
+
     def _arm(self) -> None:
         """Tick when the next unreleased request comes within EARLY_NS of its time, and
         RELEASE_EVERY_NS after this tick at the soonest. On the loop's own timers (no
         timerfd) that is in whole milliseconds, at least one (a shorter timer fires at
         once, and would spin). When the tester is behind, a free caller takes an overdue
         request without a tick, so ticks, which then only keep count, come every
-        millisecond."""
+        millisecond. While ticks are that regular (dense requests, or behind), the fine
+        timer repeats by itself: re-arming it is a syscall, 5 µs of a 12 µs tick."""
         ahead = self._ahead
         head = self._head
         now_ns = self._clock()
         unreleased = bisect_right(ahead, self._released_ns, head)
+        behind = head < len(ahead) and ahead[head] <= now_ns
         delay_ns = 0
-        if head < len(ahead) and ahead[head] <= now_ns:
+        if behind:
             delay_ns = MS_NS
         elif unreleased < len(ahead):
             delay_ns = ahead[unreleased] - EARLY_NS - now_ns
-        if self._fine is not None:
-            self._fine.arm(max(delay_ns, RELEASE_EVERY_NS))
+        fine = self._fine
+        if fine is not None:
+            every_ns = MS_NS if behind else RELEASE_EVERY_NS if delay_ns <= RELEASE_EVERY_NS else 0
+            if not every_ns:
+                fine.arm(delay_ns)
+            elif every_ns != self._every_ns:
+                fine.arm(every_ns, every_ns)
+            self._every_ns = every_ns
             return
         self._timer = self._loop.call_later(max(delay_ns // MS_NS, 1) / 1000, self.tick)
 
@@ -181,6 +195,8 @@ class Arrivals:
         self._timer = None
         if self.release():
             self._arm()
+        else:
+            self._cancel_fine()
 
     def poll(self, now_ns: int) -> bool:
         """A busy-polling loop's turn: release once RELEASE_EVERY_NS have passed since the
