@@ -22,7 +22,8 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from itertools import islice
+from itertools import islice, repeat
+from operator import add, mul
 from typing import TYPE_CHECKING
 
 from loadgen.finetimer import FineTimer
@@ -52,8 +53,7 @@ class Arrivals:
     """Intended start times, released a tick at a time, taken in order by one run's callers."""
 
     __slots__ = (
-        "_offsets",
-        "_start_ns",
+        "_times",
         "_clock",
         "_loop",
         "_ahead",
@@ -76,8 +76,10 @@ class Arrivals:
         loop: asyncio.AbstractEventLoop,
         busy_poll: BusyPoll | None = None,
     ) -> None:
-        self._offsets = offsets
-        self._start_ns = start_ns
+        # start_ns + int(offset * NS_PER_S), by C-level iterators: no bytecode per request
+        self._times: Iterator[int] = map(
+            add, repeat(start_ns), map(int, map(mul, offsets, repeat(NS_PER_S)))
+        )
         self._clock = clock
         self._loop = loop
         # intended times read from the schedule, in order; those from `_head` on are not
@@ -101,8 +103,7 @@ class Arrivals:
 
     def _pull(self) -> None:
         """Read the schedule's next intended times, a chunk at once, dropping the taken ones."""
-        start_ns = self._start_ns
-        chunk = [start_ns + int(offset * NS_PER_S) for offset in islice(self._offsets, CHUNK)]
+        chunk = list(islice(self._times, CHUNK))
         self._ahead = self._ahead[self._head :] + chunk
         self._head = 0
 
