@@ -132,6 +132,8 @@ class BudgetCaller:
         self.budget -= 1
         return Request(Target("ep", "ep"), b"{}", "t", "trace=t")
 
+    due = None
+
     def park(self, resume: Callable[[], None]) -> bool:
         return False  # a closed loop with nothing to take is done
 

@@ -93,10 +93,16 @@ def arrivals_at(start_ns: int, schedule: Iterator[float]) -> tuple[Arrivals, Man
 
 
 def take_all(arrivals: Arrivals, now_ns: int) -> list[int]:
+    """Take every request due by `now_ns`, checking that `due` (on which a lane parks
+    without taking) agrees with each take."""
     taken = []
-    while (intended := arrivals.take(now_ns)) is not None:
+    while True:
+        due = arrivals.due(now_ns)
+        intended = arrivals.take(now_ns)
+        assert due == (intended is not None)
+        if intended is None:
+            return taken
         taken.append(intended)
-    return taken
 
 
 @pytest.mark.parametrize("shares", [1, 2, 3])

@@ -131,6 +131,12 @@ class Arrivals:
                 self._loop.call_soon(self._resume_all)
         return ahead[head]
 
+    def due(self, now_ns: int) -> bool:
+        """`take(now_ns)` would give a request."""
+        head = self._head
+        ahead = self._ahead
+        return head < len(ahead) and (ahead[head] <= self._released_ns or ahead[head] <= now_ns)
+
     def park(self, resume: Resume) -> bool:
         """Call `resume` once a request is released; False if none ever will be."""
         if self.finished:

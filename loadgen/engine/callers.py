@@ -83,6 +83,8 @@ class ClosedCaller(_Failing):
         self.sent_ns = sent_ns
         return request
 
+    due = None  # a request is ready until the closed loop is done
+
     def park(self, resume: Callable[[], None]) -> bool:
         return False  # nothing to take: the closed loop is done
 
@@ -137,6 +139,7 @@ class OpenCaller(_Failing):
         "request",
         "intended_ns",
         "sent_ns",
+        "due",
     )
 
     def __init__(self, engine: Engine, arrivals: Arrivals) -> None:
@@ -152,6 +155,10 @@ class OpenCaller(_Failing):
         self.request: Request | None = None  # taken and not yet done
         self.intended_ns = 0
         self.sent_ns = 0
+        self.due: Callable[[], bool] | None = self._due
+
+    def _due(self) -> bool:
+        return not self.engine.stopping and self.arrivals.due(self.clock())
 
     def take(self) -> Request | None:
         if self.engine.stopping:

@@ -86,8 +86,13 @@ class Caller(Protocol):
         """The next request, to be sent now (its send time is taken), or None: none now."""
 
     def park(self, resume: Callable[[], None]) -> bool:
-        """After `take` gave None: True if a request will be due later, and then `resume`
-        is called, once; False if the caller is done."""
+        """After `take` gave None (or `due` gave False): True if a request will be due later,
+        and then `resume` is called, once; False if the caller is done."""
+
+    @property
+    def due(self) -> Callable[[], bool] | None:
+        """None if `take` has a request until the caller is done (a closed loop); else a
+        check that `take` would give one now, so a transport can park without taking."""
 
     def done(self, outcome: Outcome) -> None:
         """The request taken last ended with `outcome`."""

@@ -46,6 +46,7 @@ class Lane:
         "future",
         "pending",
         "resume",
+        "due",
     )
 
     def __init__(
@@ -67,6 +68,7 @@ class Lane:
         self.future: asyncio.Future[LaneResult] = conn.loop.create_future()
         self.pending: Encoded | None = None  # sent, not yet ended
         self.resume = self._resume  # bound once: the caller keeps it while the lane is parked
+        self.due = caller.due
 
     def run(self) -> asyncio.Future[LaneResult]:
         self._next()
@@ -108,7 +110,13 @@ class Lane:
         """The usual response: recorded, and this lane queued to send its next request."""
         try:
             self.pending = None
-            self.caller.ok(simple.status, simple.variant, simple.echoed)
+            caller = self.caller
+            caller.ok(simple.status, simple.variant, simple.echoed)
+            due = self.due
+            if due is not None and not due():  # an open loop, on time: park now, not next turn
+                if not caller.park(self.resume):
+                    self._end(LaneEnd.STOPPED)
+                return
             batch = self.batch  # SendBatch.add, inlined: this runs once per request
             lanes = batch.lanes
             lanes.append(self)
