@@ -64,6 +64,8 @@ class Settings:
     tmp: Path
     # the latest closed-loop rate of loadgen fast (1 worker): where an open-loop search starts
     closed_rps: list[float] = field(default_factory=list)
+    # per repeat with an open row: the machine's slowest 1% of 100 ms slices, over its median
+    speed_floors: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -368,6 +370,28 @@ SEARCH_STEPS = 5
 PROBE_S = 3
 
 
+STEADY_S = 5.0
+SLICE_S = 0.1
+
+
+def speed_floor(seconds: float = STEADY_S) -> float:
+    """How steady this machine is: the same pure-Python work counted in SLICE_S slices for
+    `seconds`, and the 1st-percentile slice over the median one. A shared VM's speed swings
+    from slice to slice; an open loop must keep its schedule through the slow ones (few late
+    starts), while a closed loop's rate is its mean speed, so this roughly bounds the
+    open/closed ratio the machine allows."""
+    counts = []
+    end = time.perf_counter() + seconds
+    while (started := time.perf_counter()) < end:
+        done = 0
+        while time.perf_counter() - started < SLICE_S:
+            sum(i * i % 7 for i in range(500))
+            done += 1
+        counts.append(done)
+    counts.sort()
+    return counts[len(counts) // 100] / statistics.median(counts)
+
+
 def open_loop_ceiling(
     settings: Settings, scratch: Path, workers: int | str, busy_poll: bool = False
 ) -> Measurement:
@@ -585,6 +609,14 @@ def main() -> int:
         + f", Python {info['python']}; 1-min load average {load_before:.2f} before, "
         f"{os.getloadavg()[0]:.2f} after"
     )
+    if settings.speed_floors:
+        floors = " / ".join(f"{floor:.2f}" for floor in settings.speed_floors)
+        notes.append(
+            f"Machine speed floor (the slowest 1% of {SLICE_S * 1000:.0f} ms slices of fixed "
+            f"work, over the median slice; before each repeat's open rows): {floors}. An open "
+            "loop holds its rate only through the slow slices, so its ratio to the closed "
+            "loop cannot be much above this here."
+        )
     if load_before > 0.5:
         notes.append(
             f"The machine was busy before the run (load average {load_before:.2f}): "
@@ -615,6 +647,7 @@ def main() -> int:
                 }
                 for row in selected
             ],
+            "speed_floors": settings.speed_floors,
             "notes": notes,
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -625,6 +658,12 @@ def measure(selected: list[Row], settings: Settings, repeats: int) -> None:
     """Every client once per repeat, in order, so drift hits all alike."""
     for repeat in range(1, repeats + 1):
         for row in selected:
+            if row.key.startswith("open") and len(settings.speed_floors) < repeat:
+                settings.speed_floors.append(speed_floor())
+                print(
+                    f"[{repeat}/{repeats}] machine speed floor: {settings.speed_floors[-1]:.2f}",
+                    file=sys.stderr,
+                )
             scratch = settings.tmp / f"{row.key}-{repeat}"
             scratch.mkdir()
             try:
