@@ -155,7 +155,7 @@ class OpenCaller(_Failing):
         self.request: Request | None = None  # taken and not yet done
         self.intended_ns = 0
         self.sent_ns = 0
-        self.due: Callable[[], bool] | None = self._due
+        self.due = self._due  # bound once: each lane keeps it
 
     def _due(self) -> bool:
         return not self.engine.stopping and self.arrivals.due(self.clock())

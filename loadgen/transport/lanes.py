@@ -107,7 +107,8 @@ class Lane:
             self._end(exc)
 
     def ok(self, simple: Simple) -> None:
-        """The usual response: recorded, and this lane queued to send its next request."""
+        """The usual response: recorded, and this lane queued to send its next request (or,
+        with nothing due, parked until something is)."""
         try:
             self.pending = None
             caller = self.caller
